@@ -1,0 +1,132 @@
+//! Error replies, worded in Redis' own style: the first word is the error code.
+//!
+//! Whole-call errors abort the command before anything is written; per-entry
+//! errors fill that entry's slot in the reply array and leave it untouched.
+
+use std::fmt;
+
+// ---- whole-call errors -------------------------------------------------------
+
+pub const SYNTAX: &str = "ERR syntax error";
+pub const NO_EFFECT: &str = "ERR syntax error, XPROCESS needs at least one effect before IDS";
+pub const NO_IDS: &str = "ERR syntax error, XPROCESS needs IDS numids id [id ...] after the effects";
+pub const BAD_NUMIDS: &str = "ERR numids must be a positive integer";
+pub const NUMIDS_MISMATCH: &str = "ERR numids does not match the number of IDs given";
+pub const BAD_NUMPAIRS: &str = "ERR numpairs must be a positive integer";
+pub const NUMPAIRS_MISMATCH: &str = "ERR numpairs does not match the field/value pairs given";
+pub const BAD_TTL: &str = "ERR invalid TTL, must be a non-negative integer of milliseconds";
+pub const BAD_MAXLEN: &str = "ERR The MAXLEN argument must be a non-negative integer";
+pub const BAD_STREAM_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+pub const UNKNOWN_METADATA: &str =
+    "ERR unknown entry metadata template, only $@id is supported (use $$ for a literal $)";
+pub const NEED_DEDUPE: &str =
+    "ERR cannot derive a dedupe key from a key name with '}' but no hash tag, use DEDUPE";
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const INTERNAL: &str = "ERR xprocess internal error, see the server log";
+
+// ---- per-entry errors --------------------------------------------------------
+
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
+pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
+pub const STREAM_EXHAUSTED: &str =
+    "ERR The stream has exhausted the last possible ID, unable to add more items";
+
+/// An error reply whose text is built at run time (names a key, field or ID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyError(String);
+
+impl ReplyError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        ReplyError(msg.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn nogroup(key: &[u8], group: &[u8]) -> Self {
+        Self::new(format!(
+            "NOGROUP No such key '{}' or consumer group '{}'",
+            printable(key),
+            printable(group)
+        ))
+    }
+
+    pub fn noperm_dedupe(key: &[u8]) -> Self {
+        Self::new(format!(
+            "NOPERM this user has no permissions to write the dedupe key '{}'",
+            printable(key)
+        ))
+    }
+
+    pub fn entry_not_found(id: &str) -> Self {
+        Self::new(format!("ERR entry {id} not found in the stream"))
+    }
+
+    pub fn missing_field(id: &str, field: &[u8]) -> Self {
+        Self::new(format!("ERR entry {id} has no field '{}'", printable(field)))
+    }
+
+    pub fn not_owner(id: &str, consumer: &[u8], owner: Option<&[u8]>) -> Self {
+        let why = match owner {
+            Some(o) => format!("is pending for consumer '{}'", printable(o)),
+            None => "is not pending in the group".to_string(),
+        };
+        Self::new(format!(
+            "NOTOWNER entry {id} {why}, not for consumer '{}'",
+            printable(consumer)
+        ))
+    }
+}
+
+impl From<&str> for ReplyError {
+    fn from(s: &str) -> Self {
+        ReplyError::new(s)
+    }
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// User bytes quoted inside an error line: a RESP error must stay one line,
+/// so control bytes and invalid UTF-8 are escaped.
+pub fn printable(bytes: &[u8]) -> String {
+    const MAX: usize = 128;
+    let shown = &bytes[..bytes.len().min(MAX)];
+    let mut out: String = String::from_utf8_lossy(shown)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if bytes.len() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_control_bytes_and_truncates() {
+        assert_eq!(printable(b"a\r\nb"), "a??b");
+        let long = vec![b'x'; 200];
+        assert_eq!(printable(&long).len(), 131);
+    }
+
+    #[test]
+    fn not_owner_names_both_consumers() {
+        let e = ReplyError::not_owner("1-1", b"alice", Some(b"bob"));
+        assert_eq!(
+            e.as_str(),
+            "NOTOWNER entry 1-1 is pending for consumer 'bob', not for consumer 'alice'"
+        );
+    }
+}
