@@ -1,0 +1,107 @@
+# xprocess: build, run and test the Redis module.
+#
+# `make` (or `make help`) lists the targets. Every target that has a `## comment`
+# on its rule line shows up in the help.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+REDIS_SERVER ?= redis-server
+
+# `make run` settings: the server listens on 127.0.0.1:$(PORT) and keeps its
+# AOF under $(RUN_DIR)/data, so data survives restarts until `make clean`.
+PORT ?= 6379
+RUN_DIR := $(CURDIR)/target/run
+RUN_CONF := $(RUN_DIR)/redis.conf
+RELEASE_MODULE := $(CURDIR)/target/release/libxprocess.so
+DEBUG_MODULE := $(CURDIR)/target/debug/libxprocess.so
+
+# Extra arguments for `cargo test`, e.g. `make test TEST_ARGS='--test xprocess dedupe'`.
+TEST_ARGS ?=
+# Set NO_DEPS=1 to skip the package check/installation in `make deps`.
+NO_DEPS ?=
+
+# Debian packages needed to build (bindgen needs libclang, cc links) and to run
+# the module and its tests (redis-server).
+DEB_PACKAGES := redis-server libclang-dev clang build-essential
+
+.PHONY: help build debug run test lint fmt clean deps
+
+help: ## Show this help (the default goal)
+	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
+	@echo
+	@echo "Usage: make <target> [PORT=6379] [TEST_ARGS=...] [NO_DEPS=1]"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## Install missing Debian packages (redis-server, libclang-dev, clang, build-essential) via apt-get
+	@if [ -n "$(NO_DEPS)" ]; then echo "deps: NO_DEPS set, skipping package check"; exit 0; fi; \
+	if ! command -v $(CARGO) >/dev/null 2>&1; then \
+		echo "deps: '$(CARGO)' not found. Install Rust with rustup: https://rustup.rs" >&2; exit 1; \
+	fi; \
+	if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then \
+		missing=""; \
+		command -v $(REDIS_SERVER) >/dev/null 2>&1 || missing="$$missing redis-server"; \
+		command -v cc >/dev/null 2>&1 || missing="$$missing a-C-compiler(cc)"; \
+		if [ -z "$${LIBCLANG_PATH:-}" ] && ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib*/libclang*.so* \
+			/usr/lib/*/libclang*.so* /usr/local/lib/libclang*.so* /opt/homebrew/opt/llvm/lib/libclang* \
+			/usr/local/opt/llvm/lib/libclang* >/dev/null 2>&1; then missing="$$missing libclang"; fi; \
+		if [ -n "$$missing" ]; then \
+			echo "deps: not a Debian system, install these yourself:$$missing" >&2; \
+			echo "deps: (set LIBCLANG_PATH if libclang is installed somewhere unusual)" >&2; \
+		fi; \
+		exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "deps: missing packages:$$missing; not root and no sudo, install them yourself" >&2; exit 1; fi; \
+	echo "deps: installing missing packages:$$missing"; \
+	set -x; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+build: deps ## Build the release module: target/release/libxprocess.so
+	$(CARGO) build --release
+	@echo "built $(RELEASE_MODULE)"
+
+debug: deps ## Build the debug module: target/debug/libxprocess.so
+	$(CARGO) build
+
+run: build ## Build, then run redis-server with the module on 127.0.0.1:6379 (PORT=...) in the foreground, config redis.conf.example
+	@if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
+		echo "run: something already listens on 127.0.0.1:$(PORT) (a system redis-server? try" >&2; \
+		echo "     'systemctl stop redis-server' or 'service redis-server stop'), or use 'make run PORT=6380'" >&2; \
+		exit 1; \
+	fi
+	@mkdir -p $(RUN_DIR)/data
+	@# Same file as redis.conf.example, with the module path made absolute:
+	@# redis-server resolves a relative loadmodule path against its `dir`.
+	@sed -e 's|^loadmodule[[:space:]].*|loadmodule $(RELEASE_MODULE)|' redis.conf.example > $(RUN_CONF)
+	@grep -q '^loadmodule $(RELEASE_MODULE)$$' $(RUN_CONF) || { echo "run: no loadmodule line in redis.conf.example" >&2; exit 1; }
+	@echo "run: starting redis-server with $(RUN_CONF) (from redis.conf.example), data in $(RUN_DIR)/data"
+	@echo "run: connect with 'redis-cli -p $(PORT)', stop with Ctrl-C"
+	cd $(RUN_DIR) && exec $(REDIS_SERVER) $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)/data
+
+test: deps ## Build the debug module, then run all unit and integration tests (what CI runs)
+	$(CARGO) build
+	$(CARGO) test $(TEST_ARGS)
+
+lint: ## Check formatting (cargo fmt --check) and run clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## Format the code with cargo fmt
+	$(CARGO) fmt --all
+
+clean: ## Remove build artifacts and the `make run` data (target/)
+	$(CARGO) clean
+
+# Later: `bench` (throughput vs. the Lua script) and `chaos` (kill -9 / failover runs).
