@@ -9,7 +9,8 @@ use std::fmt;
 
 pub const SYNTAX: &str = "ERR syntax error";
 pub const NO_EFFECT: &str = "ERR syntax error, XPROCESS needs at least one effect before IDS";
-pub const NO_IDS: &str = "ERR syntax error, XPROCESS needs IDS numids id [id ...] after the effects";
+pub const NO_IDS: &str =
+    "ERR syntax error, XPROCESS needs IDS numids id [id ...] after the effects";
 pub const BAD_NUMIDS: &str = "ERR numids must be a positive integer";
 pub const NUMIDS_MISMATCH: &str = "ERR numids does not match the number of IDs given";
 pub const BAD_NUMPAIRS: &str = "ERR numpairs must be a positive integer";
@@ -28,6 +29,7 @@ pub const INTERNAL: &str = "ERR xprocess internal error, see the server log";
 
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const FLOAT_NAN_OR_INF: &str = "ERR value is NaN or Infinity";
 pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
 pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
@@ -68,7 +70,10 @@ impl ReplyError {
     }
 
     pub fn missing_field(id: &str, field: &[u8]) -> Self {
-        Self::new(format!("ERR entry {id} has no field '{}'", printable(field)))
+        Self::new(format!(
+            "ERR entry {id} has no field '{}'",
+            printable(field)
+        ))
     }
 
     pub fn not_owner(id: &str, consumer: &[u8], owner: Option<&[u8]>) -> Self {

@@ -1,0 +1,103 @@
+//! Dedupe stores: where processed entry IDs are remembered.
+//!
+//! A store answers "was this ID processed?" and records newly processed IDs.
+//! Records are buffered during a call and written once by `commit`, which
+//! runs in the same atomic command as the effects and the XACK.
+
+use crate::errors::ReplyError;
+use crate::parse::StreamId;
+use crate::replication::Redis;
+use redis_module::CallReply;
+use std::collections::HashSet;
+
+pub trait DedupeStore {
+    /// Whether `id` was processed, by an earlier call or earlier in this one.
+    fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError>;
+    /// Remember `id` as processed (written by `commit`).
+    fn insert(&mut self, id: StreamId);
+    /// Write what `insert` buffered.
+    fn commit(&mut self) -> Result<(), ReplyError>;
+}
+
+/// A plain Redis Set of `ms-seq` IDs, so `SISMEMBER` works on it, with an
+/// optional expiry refreshed on every write.
+pub struct SetStore<'r, 'c> {
+    redis: &'r Redis<'c>,
+    key: &'r [u8],
+    ttl_ms: u64,
+    pending: Vec<StreamId>,
+    pending_set: HashSet<StreamId>,
+}
+
+impl<'r, 'c> SetStore<'r, 'c> {
+    pub fn new(redis: &'r Redis<'c>, key: &'r [u8], ttl_ms: u64) -> Self {
+        SetStore {
+            redis,
+            key,
+            ttl_ms,
+            pending: Vec::new(),
+            pending_set: HashSet::new(),
+        }
+    }
+}
+
+impl DedupeStore for SetStore<'_, '_> {
+    fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError> {
+        if self.pending_set.contains(&id) {
+            return Ok(true);
+        }
+        let id = id.to_string();
+        match self.redis.read("SISMEMBER", &[self.key, id.as_bytes()])? {
+            CallReply::I64(n) => Ok(n.to_i64() == 1),
+            other => Err(ReplyError::new(format!(
+                "ERR unexpected SISMEMBER reply {other:?}"
+            ))),
+        }
+    }
+
+    fn insert(&mut self, id: StreamId) {
+        if self.pending_set.insert(id) {
+            self.pending.push(id);
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), ReplyError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = self.pending.iter().map(StreamId::to_string).collect();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 1);
+        args.push(self.key);
+        args.extend(ids.iter().map(|s| s.as_bytes()));
+        self.redis.write("SADD", &args)?;
+        if self.ttl_ms > 0 {
+            let ttl = self.ttl_ms.to_string();
+            self.redis.write("PEXPIRE", &[self.key, ttl.as_bytes()])?;
+        }
+        self.pending.clear();
+        self.pending_set.clear();
+        Ok(())
+    }
+}
+
+/// An in-process store, for tests of the processing logic.
+#[derive(Default)]
+pub struct MemoryStore {
+    pub committed: HashSet<StreamId>,
+    pending: HashSet<StreamId>,
+}
+
+impl DedupeStore for MemoryStore {
+    fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError> {
+        Ok(self.committed.contains(&id) || self.pending.contains(&id))
+    }
+
+    fn insert(&mut self, id: StreamId) {
+        self.pending.insert(id);
+    }
+
+    fn commit(&mut self) -> Result<(), ReplyError> {
+        self.committed.extend(self.pending.drain());
+        Ok(())
+    }
+}

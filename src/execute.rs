@@ -1,0 +1,248 @@
+//! Execution against Redis: whole-call checks, then [`process`] with the
+//! Redis backend and the Set dedupe store.
+
+use crate::config;
+use crate::dedupe::SetStore;
+use crate::errors::{self, ReplyError};
+use crate::keys::derived_dedupe_key;
+use crate::parse::{Request, StreamId};
+use crate::plan::{KeyKind, Op, State};
+use crate::process::{process, Backend, Outcome};
+use crate::replication::Redis;
+use redis_module::{raw, AclPermissions, CallReply, Context, RedisString};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::raw::c_void;
+use std::ptr;
+
+/// Run one parsed XPROCESS call.
+pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
+    let derived;
+    let dedupe_key: &[u8] = match req.dedupe {
+        Some(key) => key,
+        None => {
+            derived = derived_dedupe_key(req.stream, req.group)?;
+            check_write_permission(ctx, &derived)?;
+            &derived
+        }
+    };
+    let redis = Redis::new(ctx);
+    let mut backend = RedisBackend::new(&redis, req);
+    match backend.kind(req.stream) {
+        KeyKind::Missing => return Err(ReplyError::nogroup(req.stream, req.group)),
+        KeyKind::Stream => {}
+        _ => return Err(errors::WRONGTYPE.into()),
+    }
+    if !matches!(backend.kind(dedupe_key), KeyKind::Missing | KeyKind::Set) {
+        return Err(errors::WRONGTYPE.into());
+    }
+    // XPENDING with count 0 checks that the group exists and returns nothing.
+    redis.read("XPENDING", &[req.stream, req.group, b"-", b"+", b"0"])?;
+
+    let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
+    let mut store = SetStore::new(&redis, dedupe_key, ttl);
+    let reserved = [(dedupe_key, KeyKind::Set)];
+    Ok(process(req, &mut backend, &mut store, &reserved))
+}
+
+/// The derived dedupe key is not in argv, so Redis' own ACL check (which
+/// uses the keys we report) does not cover it: check it here.
+fn check_write_permission(ctx: &Context, key: &[u8]) -> Result<(), ReplyError> {
+    let user = unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) };
+    if user.is_null() {
+        return Ok(()); // no client: replication or AOF loading
+    }
+    let user = RedisString::from_redis_module_string(ptr::null_mut(), user);
+    let key_name = RedisString::create_from_slice(ptr::null_mut(), key);
+    let perms = AclPermissions::ACCESS | AclPermissions::INSERT | AclPermissions::UPDATE;
+    ctx.acl_check_key_permission(&user, &key_name, &perms)
+        .map_err(|_| ReplyError::noperm_dedupe(key))
+}
+
+/// The server, as seen by one XPROCESS call.
+struct RedisBackend<'r, 'c> {
+    redis: &'r Redis<'c>,
+    stream: &'r [u8],
+    group: &'r [u8],
+    /// Last generated ID of each XADD target, read once per call.
+    last_ids: RefCell<HashMap<Vec<u8>, StreamId>>,
+}
+
+impl<'r, 'c> RedisBackend<'r, 'c> {
+    fn new(redis: &'r Redis<'c>, req: &Request<'r>) -> Self {
+        RedisBackend {
+            redis,
+            stream: req.stream,
+            group: req.group,
+            last_ids: RefCell::default(),
+        }
+    }
+
+    fn key(&self, name: &[u8]) -> redis_module::key::RedisKey {
+        let name = RedisString::create_from_slice(self.redis.ctx.ctx, name);
+        self.redis.ctx.open_key(&name)
+    }
+
+    fn xadd(
+        &self,
+        key: &[u8],
+        trim: Option<crate::parse::Trim>,
+        pairs: &[(&[u8], &[u8])],
+    ) -> Result<(), ReplyError> {
+        let count;
+        let mut args: Vec<&[u8]> = Vec::with_capacity(5 + 2 * pairs.len());
+        args.push(key);
+        if let Some(trim) = trim {
+            count = trim.count.to_string();
+            args.extend_from_slice(&[b"MAXLEN", if trim.approx { b"~" } else { b"=" }]);
+            args.push(count.as_bytes());
+        }
+        args.push(b"*");
+        for (f, v) in pairs {
+            args.extend_from_slice(&[f, v]);
+        }
+        let reply = self.redis.write("XADD", &args)?;
+        if let Some(id) = reply_bytes(&reply).and_then(StreamId::parse) {
+            self.last_ids.borrow_mut().insert(key.to_vec(), id);
+        }
+        Ok(())
+    }
+}
+
+impl State for RedisBackend<'_, '_> {
+    fn kind(&self, key: &[u8]) -> KeyKind {
+        match self.key(key).key_type() {
+            raw::KeyType::Empty => KeyKind::Missing,
+            raw::KeyType::Hash => KeyKind::Hash,
+            raw::KeyType::Set => KeyKind::Set,
+            raw::KeyType::Stream => KeyKind::Stream,
+            _ => KeyKind::Other,
+        }
+    }
+
+    fn hash_field(&self, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+        let ctx = self.redis.ctx.ctx;
+        let name = RedisString::create_from_slice(ctx, key);
+        let field = RedisString::create_from_slice(ctx, field);
+        // SAFETY: the key is opened, read and closed here; the returned
+        // value string is owned by us and freed by RedisString's Drop.
+        unsafe {
+            let handle =
+                raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_READ as i32)
+                    .cast::<raw::RedisModuleKey>();
+            if handle.is_null() {
+                return None; // READ mode opens a missing key as NULL
+            }
+            let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+            raw::RedisModule_HashGet.unwrap()(
+                handle,
+                raw::REDISMODULE_HASH_NONE as i32,
+                field.inner,
+                &mut value as *mut *mut raw::RedisModuleString,
+                ptr::null_mut::<c_void>(),
+            );
+            raw::RedisModule_CloseKey.unwrap()(handle);
+            (!value.is_null()).then(|| {
+                let value = RedisString::from_redis_module_string(ptr::null_mut(), value);
+                value.as_slice().to_vec()
+            })
+        }
+    }
+
+    fn stream_last_id(&self, key: &[u8]) -> StreamId {
+        if let Some(id) = self.last_ids.borrow().get(key) {
+            return *id;
+        }
+        let id = self
+            .redis
+            .read("XINFO", &[b"STREAM", key])
+            .ok()
+            .and_then(|reply| last_generated_id(&reply))
+            .unwrap_or(StreamId::MAX); // unreadable: refuse rather than guess
+        self.last_ids.borrow_mut().insert(key.to_vec(), id);
+        id
+    }
+}
+
+impl Backend for RedisBackend<'_, '_> {
+    fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
+        let id = id.to_string();
+        let id = id.as_bytes();
+        let reply = self
+            .redis
+            .read("XPENDING", &[self.stream, self.group, id, id, b"1"])?;
+        // [[id, consumer, idle, deliveries]] or []
+        let CallReply::Array(rows) = reply else {
+            return Ok(None);
+        };
+        let owner = rows.get(0).and_then(|row| match row.ok()? {
+            CallReply::Array(row) => reply_bytes(&row.get(1)?.ok()?).map(<[u8]>::to_vec),
+            _ => None,
+        });
+        Ok(owner)
+    }
+
+    fn read_entry(&mut self, id: StreamId) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let key = self.key(self.stream);
+        let id = raw::RedisModuleStreamID {
+            ms: id.ms,
+            seq: id.seq,
+        };
+        let mut records = key
+            .get_stream_range_iterator(Some(id), Some(id), false, false)
+            .ok()?;
+        let record = records.next()?;
+        let fields = record
+            .fields
+            .iter()
+            .map(|(f, v)| (f.as_slice().to_vec(), v.as_slice().to_vec()))
+            .collect();
+        Some(fields)
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {
+        match op {
+            Op::HIncrBy { key, field, incr } => self.redis.write("HINCRBY", &[key, field, incr]),
+            Op::HIncrByFloat { key, field, incr } => {
+                self.redis.write("HINCRBYFLOAT", &[key, field, incr])
+            }
+            Op::SAdd { key, member } => self.redis.write("SADD", &[key, member]),
+            Op::XAdd { key, trim, pairs } => return self.xadd(key, *trim, pairs),
+        }
+        .map(drop)
+    }
+
+    fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {
+        let ids: Vec<String> = ids.iter().map(StreamId::to_string).collect();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 2);
+        args.extend_from_slice(&[self.stream, self.group]);
+        args.extend(ids.iter().map(|s| s.as_bytes()));
+        self.redis.write("XACK", &args).map(drop)
+    }
+
+    fn warn(&mut self, message: &str) {
+        self.redis.ctx.log_warning(&format!("xprocess: {message}"));
+    }
+}
+
+fn reply_bytes<'a>(reply: &'a CallReply<'_>) -> Option<&'a [u8]> {
+    match reply {
+        CallReply::String(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// `last-generated-id` from an XINFO STREAM reply (a flat RESP2 array).
+fn last_generated_id(reply: &CallReply<'_>) -> Option<StreamId> {
+    let CallReply::Array(items) = reply else {
+        return None;
+    };
+    let items: Vec<_> = items.iter().collect();
+    items.windows(2).find_map(|pair| {
+        let name = reply_bytes(pair[0].as_ref().ok()?)?;
+        if name != b"last-generated-id" {
+            return None;
+        }
+        StreamId::parse(reply_bytes(pair[1].as_ref().ok()?)?)
+    })
+}

@@ -1,0 +1,105 @@
+//! Number parsing that accepts exactly what Redis accepts, or less.
+//!
+//! Effects are validated before any is applied, so a value this module
+//! accepts must never be one Redis then rejects half-way through an entry.
+
+/// Redis' `string2ll`: optional `-`, digits, no `+`, no leading zeros, no `-0`.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return (!neg).then_some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let magnitude = parse_u64_digits(digits)?;
+    if neg {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// Plain decimal digits (leading zeros allowed), as in stream IDs.
+pub fn parse_u64_digits(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        acc.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// Redis caps long double strings at this many bytes (MAX_LONG_DOUBLE_CHARS).
+const MAX_FLOAT_CHARS: usize = 5 * 1024;
+
+/// A float as Redis' `string2ld` reads it, through an `f64`.
+///
+/// Redis computes in `long double`, whose range is wider than `f64`'s, so an
+/// `f64` that is finite here is finite there. Values `f64` cannot hold
+/// (hex floats, magnitudes past 1e308) are refused: stricter, never looser.
+/// `inf` is returned as is (callers decide); `nan` is refused.
+pub fn parse_float(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > MAX_FLOAT_CHARS || s[0].is_ascii_whitespace() {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let value: f64 = text.parse().ok()?;
+    if value.is_nan() || (value == 0.0 && underflows(text)) {
+        return None;
+    }
+    Some(value)
+}
+
+/// A non-zero mantissa that parsed to zero: strtold may report ERANGE on it.
+fn underflows(text: &str) -> bool {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn i64_matches_string2ll() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-5"), Some(-5));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            "",
+            "-",
+            "+5",
+            "05",
+            "-0",
+            " 5",
+            "5 ",
+            "1.0",
+            "9223372036854775808",
+            "0x10",
+            "-9223372036854775809",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_i64(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn float_is_never_looser_than_string2ld() {
+        assert_eq!(parse_float(b"1.5"), Some(1.5));
+        assert_eq!(parse_float(b"-3"), Some(-3.0));
+        assert_eq!(parse_float(b"1e3"), Some(1000.0));
+        assert_eq!(parse_float(b"0"), Some(0.0));
+        assert_eq!(parse_float(b"0.000e-999"), Some(0.0));
+        assert_eq!(parse_float(b"inf"), Some(f64::INFINITY));
+        for bad in ["", " 1", "1 ", "nan", "abc", "1e-5000", "0x1p3", "1,5"] {
+            assert_eq!(parse_float(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(parse_float(&vec![b'1'; 6000]), None);
+    }
+}

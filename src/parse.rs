@@ -1,0 +1,439 @@
+//! Parsing: XPROCESS argv -> [`Request`], without touching Redis.
+//!
+//! ```text
+//! XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key] [TTL milliseconds]
+//!          effect [effect ...] IDS numids id [id ...]
+//! ```
+//! Positional arguments first, then a case-insensitive option loop, then the
+//! effects, then IDS. Everything borrows from argv: parsing allocates only the
+//! vectors of effects and IDs.
+
+use crate::errors::{self, ReplyError};
+use crate::numbers::{parse_i64, parse_u64_digits};
+use crate::template::Arg;
+use std::fmt;
+
+/// A stream entry ID (`ms-seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    /// Strict form accepted by XACK: `ms-seq` or `ms` (seq 0); no `-`, `+`, `$`.
+    pub fn parse(s: &[u8]) -> Option<StreamId> {
+        let (ms, seq) = match s.iter().position(|&b| b == b'-') {
+            Some(dash) => (&s[..dash], Some(&s[dash + 1..])),
+            None => (s, None),
+        };
+        let ms = parse_u64_digits(ms)?;
+        let seq = match seq {
+            Some(seq) => parse_u64_digits(seq)?,
+            None => 0,
+        };
+        Some(StreamId { ms, seq })
+    }
+
+    /// The next ID an auto-generated XADD could take at the earliest.
+    pub fn next(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (u64::MAX, u64::MAX) => None,
+            (ms, u64::MAX) => Some(StreamId { ms: ms + 1, seq: 0 }),
+            (ms, seq) => Some(StreamId { ms, seq: seq + 1 }),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// XADD trimming: `MAXLEN [~|=] count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trim {
+    pub approx: bool,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XAddBody<'a> {
+    Fields(Vec<(Arg<'a>, Arg<'a>)>),
+    /// Copy every field/value pair of the source entry.
+    Entry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect<'a> {
+    HIncrBy {
+        key: &'a [u8],
+        field: Arg<'a>,
+        incr: Arg<'a>,
+    },
+    HIncrByFloat {
+        key: &'a [u8],
+        field: Arg<'a>,
+        incr: Arg<'a>,
+    },
+    SAdd {
+        key: &'a [u8],
+        member: Arg<'a>,
+    },
+    XAdd {
+        key: &'a [u8],
+        trim: Option<Trim>,
+        body: XAddBody<'a>,
+    },
+}
+
+impl<'a> Effect<'a> {
+    pub fn key(&self) -> &'a [u8] {
+        match self {
+            Effect::HIncrBy { key, .. }
+            | Effect::HIncrByFloat { key, .. }
+            | Effect::SAdd { key, .. }
+            | Effect::XAdd { key, .. } => key,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub stream: &'a [u8],
+    pub group: &'a [u8],
+    pub consumer: Option<&'a [u8]>,
+    pub dedupe: Option<&'a [u8]>,
+    /// Milliseconds; `None` means "use the module default".
+    pub ttl: Option<u64>,
+    pub effects: Vec<Effect<'a>>,
+    pub ids: Vec<StreamId>,
+    /// argv positions of every key, in order (for getkeys and ACLs).
+    pub key_positions: Vec<usize>,
+}
+
+/// A cursor over argv; positions count the command name as 0.
+struct Args<'a, 'v> {
+    argv: &'v [&'a [u8]],
+    pos: usize,
+}
+
+impl<'a> Args<'a, '_> {
+    fn next(&mut self) -> Result<&'a [u8], ReplyError> {
+        let arg = self.argv.get(self.pos).ok_or(errors::SYNTAX)?;
+        self.pos += 1;
+        Ok(arg)
+    }
+
+    fn peek(&self) -> Option<&'a [u8]> {
+        self.argv.get(self.pos).copied()
+    }
+
+    fn remaining(&self) -> usize {
+        self.argv.len() - self.pos
+    }
+
+    fn next_template(&mut self) -> Result<Arg<'a>, ReplyError> {
+        Arg::parse(self.next()?)
+    }
+
+    /// A positive count (numids, numpairs).
+    fn next_count(&mut self, err: &'static str) -> Result<usize, ReplyError> {
+        match parse_i64(self.next()?) {
+            Some(n) if n > 0 => Ok(n as usize),
+            _ => Err(err.into()),
+        }
+    }
+}
+
+fn is(arg: &[u8], token: &str) -> bool {
+    arg.eq_ignore_ascii_case(token.as_bytes())
+}
+
+/// Parse a whole XPROCESS argv (argv[0] is the command name).
+pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
+    let mut args = Args { argv, pos: 1 };
+    let stream = args.next()?;
+    let group = args.next()?;
+    let mut req = Request {
+        stream,
+        group,
+        consumer: None,
+        dedupe: None,
+        ttl: None,
+        effects: Vec::new(),
+        ids: Vec::new(),
+        key_positions: vec![1],
+    };
+    parse_options(&mut args, &mut req)?;
+    parse_effects(&mut args, &mut req)?;
+    parse_ids(&mut args, &mut req)?;
+    Ok(req)
+}
+
+fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(), ReplyError> {
+    while let Some(token) = args.peek() {
+        if is(token, "CONSUMER") && req.consumer.is_none() {
+            args.pos += 1;
+            req.consumer = Some(args.next()?);
+        } else if is(token, "DEDUPE") && req.dedupe.is_none() {
+            args.pos += 1;
+            req.key_positions.push(args.pos);
+            req.dedupe = Some(args.next()?);
+        } else if is(token, "TTL") && req.ttl.is_none() {
+            args.pos += 1;
+            let ttl = parse_i64(args.next()?).filter(|t| *t >= 0);
+            req.ttl = Some(ttl.ok_or(errors::BAD_TTL)? as u64);
+        } else {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(), ReplyError> {
+    loop {
+        let token = args.peek().ok_or(if req.effects.is_empty() {
+            errors::NO_EFFECT
+        } else {
+            errors::NO_IDS
+        })?;
+        if is(token, "IDS") {
+            return match req.effects.is_empty() {
+                true => Err(errors::NO_EFFECT.into()),
+                false => Ok(()),
+            };
+        }
+        args.pos += 1;
+        let key_pos = args.pos;
+        let effect = if is(token, "HINCRBY") {
+            Effect::HIncrBy {
+                key: args.next()?,
+                field: args.next_template()?,
+                incr: args.next_template()?,
+            }
+        } else if is(token, "HINCRBYFLOAT") {
+            Effect::HIncrByFloat {
+                key: args.next()?,
+                field: args.next_template()?,
+                incr: args.next_template()?,
+            }
+        } else if is(token, "SADD") {
+            Effect::SAdd {
+                key: args.next()?,
+                member: args.next_template()?,
+            }
+        } else if is(token, "XADD") {
+            parse_xadd(args)?
+        } else {
+            return Err(errors::SYNTAX.into());
+        };
+        req.key_positions.push(key_pos);
+        req.effects.push(effect);
+    }
+}
+
+/// `XADD key [MAXLEN [~|=] count] (FIELDS numpairs field value ... | ENTRY)`
+fn parse_xadd<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
+    let key = args.next()?;
+    let mut trim = None;
+    if args.peek().is_some_and(|t| is(t, "MAXLEN")) {
+        args.pos += 1;
+        let mut approx = false;
+        if let Some(op @ (b"~" | b"=")) = args.peek() {
+            approx = op == b"~";
+            args.pos += 1;
+        }
+        let count = parse_i64(args.next()?).filter(|c| *c >= 0);
+        trim = Some(Trim {
+            approx,
+            count: count.ok_or(errors::BAD_MAXLEN)?,
+        });
+    }
+    let token = args.next()?;
+    let body = if is(token, "ENTRY") {
+        XAddBody::Entry
+    } else if is(token, "FIELDS") {
+        let numpairs = args.next_count(errors::BAD_NUMPAIRS)?;
+        if numpairs > args.remaining() / 2 {
+            return Err(errors::NUMPAIRS_MISMATCH.into());
+        }
+        let mut pairs = Vec::with_capacity(numpairs);
+        for _ in 0..numpairs {
+            pairs.push((args.next_template()?, args.next_template()?));
+        }
+        XAddBody::Fields(pairs)
+    } else {
+        return Err(errors::SYNTAX.into());
+    };
+    Ok(Effect::XAdd { key, trim, body })
+}
+
+fn parse_ids(args: &mut Args<'_, '_>, req: &mut Request<'_>) -> Result<(), ReplyError> {
+    args.pos += 1; // the IDS token, checked by parse_effects
+    let numids = args.next_count(errors::BAD_NUMIDS)?;
+    if numids != args.remaining() {
+        return Err(errors::NUMIDS_MISMATCH.into());
+    }
+    req.ids.reserve_exact(numids);
+    while let Some(id) = args.peek() {
+        args.pos += 1;
+        req.ids
+            .push(StreamId::parse(id).ok_or(errors::BAD_STREAM_ID)?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<&[u8]> {
+        s.split(' ').map(str::as_bytes).collect()
+    }
+
+    fn err(s: &str) -> String {
+        parse(&argv(s)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_effect_and_option() {
+        let a = argv(
+            "XPROCESS s g consumer c DEDUPE d ttl 500 \
+             HINCRBY h $cust $amount HINCRBYFLOAT h f 1.5 SADD st $@id \
+             XADD out MAXLEN ~ 10 FIELDS 2 a $a b $$b XADD out2 ENTRY IDS 2 1-1 7",
+        );
+        let r = parse(&a).unwrap();
+        assert_eq!(r.stream, b"s");
+        assert_eq!(r.consumer, Some(&b"c"[..]));
+        assert_eq!(r.dedupe, Some(&b"d"[..]));
+        assert_eq!(r.ttl, Some(500));
+        assert_eq!(r.effects.len(), 5);
+        assert_eq!(
+            r.effects[0],
+            Effect::HIncrBy {
+                key: b"h",
+                field: Arg::Field(b"cust"),
+                incr: Arg::Field(b"amount")
+            }
+        );
+        assert_eq!(
+            r.effects[2],
+            Effect::SAdd {
+                key: b"st",
+                member: Arg::EntryId
+            }
+        );
+        assert_eq!(
+            r.effects[3],
+            Effect::XAdd {
+                key: b"out",
+                trim: Some(Trim {
+                    approx: true,
+                    count: 10
+                }),
+                body: XAddBody::Fields(vec![
+                    (Arg::Literal(b"a"), Arg::Field(b"a")),
+                    (Arg::Literal(b"b"), Arg::Literal(b"$b")),
+                ])
+            }
+        );
+        assert_eq!(
+            r.ids,
+            vec![StreamId { ms: 1, seq: 1 }, StreamId { ms: 7, seq: 0 }]
+        );
+        // s, d, then the key of each effect.
+        assert_eq!(r.key_positions, vec![1, 6, 10, 14, 18, 21, 32]);
+    }
+
+    #[test]
+    fn whole_call_errors() {
+        assert_eq!(err("XPROCESS s g IDS 1 1-1"), errors::NO_EFFECT);
+        assert_eq!(err("XPROCESS s g SADD k m"), errors::NO_IDS);
+        assert_eq!(err("XPROCESS s g BOGUS SADD k m IDS 1 1-1"), errors::SYNTAX);
+        assert_eq!(err("XPROCESS s g SADD k m IDS 0"), errors::BAD_NUMIDS);
+        assert_eq!(err("XPROCESS s g SADD k m IDS -1 1-1"), errors::BAD_NUMIDS);
+        assert_eq!(err("XPROCESS s g SADD k m IDS x 1-1"), errors::BAD_NUMIDS);
+        assert_eq!(
+            err("XPROCESS s g SADD k m IDS 2 1-1"),
+            errors::NUMIDS_MISMATCH
+        );
+        assert_eq!(
+            err("XPROCESS s g SADD k m IDS 1 1-1 2"),
+            errors::NUMIDS_MISMATCH
+        );
+        assert_eq!(err("XPROCESS s g SADD k m IDS 1 +"), errors::BAD_STREAM_ID);
+        assert_eq!(
+            err("XPROCESS s g SADD k m IDS 1 1-x"),
+            errors::BAD_STREAM_ID
+        );
+        assert_eq!(err("XPROCESS s g TTL -1 SADD k m IDS 1 1"), errors::BAD_TTL);
+        assert_eq!(
+            err("XPROCESS s g TTL 1 TTL 2 SADD k m IDS 1 1"),
+            errors::SYNTAX
+        );
+        assert_eq!(
+            err("XPROCESS s g SADD k $@ts IDS 1 1"),
+            errors::UNKNOWN_METADATA
+        );
+        assert_eq!(
+            err("XPROCESS s g XADD o MAXLEN -1 ENTRY IDS 1 1"),
+            errors::BAD_MAXLEN
+        );
+        assert_eq!(
+            err("XPROCESS s g XADD o FIELDS 0 IDS 1 1"),
+            errors::BAD_NUMPAIRS
+        );
+        assert_eq!(
+            err("XPROCESS s g XADD o FIELDS 9 a b IDS 1 1"),
+            errors::NUMPAIRS_MISMATCH
+        );
+        assert_eq!(err("XPROCESS s g XADD o BODY IDS 1 1"), errors::SYNTAX);
+        assert_eq!(err("XPROCESS s g HINCRBY h f"), errors::SYNTAX);
+        assert_eq!(err("XPROCESS s"), errors::SYNTAX);
+    }
+
+    #[test]
+    fn options_after_effects_are_syntax_errors() {
+        assert_eq!(err("XPROCESS s g SADD k m TTL 5 IDS 1 1"), errors::SYNTAX);
+    }
+
+    #[test]
+    fn stream_ids_are_strict_and_canonical() {
+        assert_eq!(StreamId::parse(b"0-0"), Some(StreamId { ms: 0, seq: 0 }));
+        assert_eq!(
+            StreamId::parse(b"18446744073709551615-18446744073709551615"),
+            Some(StreamId::MAX)
+        );
+        for bad in [
+            "",
+            "-",
+            "+",
+            "$",
+            ">",
+            "1-",
+            "-1",
+            "1-2-3",
+            "18446744073709551616",
+            " 1",
+        ] {
+            assert_eq!(StreamId::parse(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(StreamId::parse(b"007-01").unwrap().to_string(), "7-1");
+        assert_eq!(StreamId::MAX.next(), None);
+        assert_eq!(
+            StreamId {
+                ms: 3,
+                seq: u64::MAX
+            }
+            .next(),
+            Some(StreamId { ms: 4, seq: 0 })
+        );
+    }
+}
