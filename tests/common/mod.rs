@@ -1,0 +1,646 @@
+//! Test harness: real `redis-server` processes with the built module loaded.
+//!
+//! Every test starts its own [`Server`] on a free port, in its own temp dir;
+//! the server is killed (SIGKILL) and its dir removed when the guard drops.
+//! Helpers are free functions over a `redis::Connection`: `call` returns the
+//! raw reply (per-entry errors stay nested in the array), `q` a typed one.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use redis::{Connection, ConnectionLike, FromRedisValue, Value};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer PING (startup or AOF load).
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound for every polling helper.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The module under test: `$XPROCESS_MODULE`, else the debug build.
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("XPROCESS_MODULE") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("debug").join("libxprocess.so")
+}
+
+fn checked_module_path() -> PathBuf {
+    let path = module_path();
+    assert!(
+        path.is_file(),
+        "xprocess module not found at {}: run `cargo build` first (or set XPROCESS_MODULE)",
+        path.display()
+    );
+    path
+}
+
+fn unique_dir() -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("xprocess-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create server temp dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().unwrap().port()
+}
+
+/// A running `redis-server` with the module loaded; killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// A plain server with the module loaded without arguments.
+    pub fn start() -> Server {
+        Server::with(&[], &[])
+    }
+
+    /// `module_args` follow the module path on the `--loadmodule` line;
+    /// `config` is extra redis-server argv, e.g. `["--appendonly", "yes"]`.
+    pub fn with(module_args: &[&str], config: &[&str]) -> Server {
+        let module = checked_module_path();
+        let dir = unique_dir();
+        let mut last_log = String::new();
+        // The port may be taken between probing and binding: retry.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut args: Vec<String> = vec![
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--dir".into(),
+                dir.display().to_string(),
+                "--logfile".into(),
+                "redis.log".into(),
+                "--save".into(),
+                String::new(),
+                "--enable-debug-command".into(),
+                "yes".into(),
+                "--loadmodule".into(),
+                module.display().to_string(),
+            ];
+            args.extend(module_args.iter().map(|s| s.to_string()));
+            args.extend(config.iter().map(|s| s.to_string()));
+            let mut server = Server {
+                child: None,
+                port,
+                dir: dir.clone(),
+                args,
+            };
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("redis-server did not start; last log:\n{last_log}");
+    }
+
+    /// Spawn with the stored argv, wait until PING answers. `Err(log tail)`
+    /// when the process exited (e.g. the port was taken).
+    fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&bin)
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!("exited with {status}\n{}", self.log_tail(40)));
+            }
+            if self.ping_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                panic!(
+                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}\n{}",
+                    self.port,
+                    self.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ping_ok(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+            return false;
+        };
+        // While loading the AOF the server answers -LOADING.
+        matches!(redis::cmd("PING").query::<String>(&mut con), Ok(s) if s == "PONG")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The last `n` lines of the server log (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// SIGKILL the server and reap it; the dir is kept for `restart`.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again with the same argv, dir and port (e.g. to reload the AOF).
+    pub fn restart(&mut self) {
+        self.kill9();
+        // The port was just released by a killed process we own: retry
+        // briefly in case the kernel has not let go of it yet.
+        let mut last = String::new();
+        for _ in 0..20 {
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(log) => last = log,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "redis-server did not restart on port {}:\n{last}",
+            self.port
+        );
+    }
+
+    fn client(&self, url: String) -> Connection {
+        let con = redis::Client::open(url)
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to port {}: {e}", self.port));
+        con.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        con
+    }
+
+    /// A RESP2 connection as the default user.
+    pub fn conn(&self) -> Connection {
+        self.client(self.url())
+    }
+
+    /// A RESP3 connection (the client sends `HELLO 3`).
+    pub fn conn_resp3(&self) -> Connection {
+        self.client(format!("{}?protocol=resp3", self.url()))
+    }
+
+    /// A connection authenticated as an ACL user.
+    pub fn conn_as(&self, user: &str, pass: &str) -> Connection {
+        self.client(format!("redis://{user}:{pass}@127.0.0.1:{}/", self.port))
+    }
+
+    /// A raw TCP socket to the server, for wire-format checks.
+    pub fn tcp(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- redis-server log (port {}, {}) ---\n{}",
+                self.port,
+                self.dir.display(),
+                self.log_tail(30)
+            );
+        }
+        self.kill9();
+        if std::env::var_os("XPROCESS_KEEP_TMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+// ---- commands and replies ----------------------------------------------------
+
+fn build(args: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd
+}
+
+/// Run a command and return the raw reply: a whole-call error comes back as
+/// `Value::ServerError`, per-entry errors stay nested in the array.
+pub fn call(con: &mut Connection, args: &[&str]) -> Value {
+    con.req_command(&build(args))
+        .unwrap_or_else(|e| panic!("{args:?}: connection error {e}"))
+}
+
+/// Run a command that must succeed, converting its reply.
+pub fn q<T: FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
+    build(args)
+        .query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+/// `XPROCESS args...`, raw reply.
+pub fn xprocess(con: &mut Connection, args: &[&str]) -> Value {
+    let mut full = vec!["XPROCESS"];
+    full.extend_from_slice(args);
+    call(con, &full)
+}
+
+/// The full error line as the server sent it (`CODE detail`), if `v` is an
+/// error.
+pub fn error_text(v: &Value) -> Option<String> {
+    let Value::ServerError(e) = v else {
+        return None;
+    };
+    Some(match e.details() {
+        Some(d) => format!("{} {d}", e.code()),
+        None => e.code().to_string(),
+    })
+}
+
+/// A per-ID reply as strings: `"1"`, `"0"`, or the error line.
+pub fn slots(v: &Value) -> Vec<String> {
+    let Value::Array(items) = v else {
+        panic!("expected an array reply, got {v:?}");
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Int(i) => i.to_string(),
+            Value::ServerError(_) => error_text(item).unwrap(),
+            other => panic!("unexpected element {other:?} in {v:?}"),
+        })
+        .collect()
+}
+
+/// The whole-call error line of a reply that must be an error.
+pub fn err(v: &Value) -> String {
+    error_text(v).unwrap_or_else(|| panic!("expected an error reply, got {v:?}"))
+}
+
+// ---- streams -----------------------------------------------------------------
+
+/// `XADD stream id field value ...`, returns the entry ID.
+pub fn xadd_id(con: &mut Connection, stream: &str, id: &str, fields: &[(&str, &str)]) -> String {
+    let mut args = vec!["XADD", stream, id];
+    for (f, v) in fields {
+        args.push(f);
+        args.push(v);
+    }
+    q(con, &args)
+}
+
+/// Create `group` at `$` (MKSTREAM) unless it exists, add `entries` and read
+/// them with XREADGROUP as `consumer`, so they are pending for it.
+/// Returns their IDs in order.
+pub fn pending(
+    con: &mut Connection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    entries: &[&[(&str, &str)]],
+) -> Vec<String> {
+    let created = call(con, &["XGROUP", "CREATE", stream, group, "$", "MKSTREAM"]);
+    if let Some(e) = error_text(&created) {
+        assert!(e.starts_with("BUSYGROUP"), "XGROUP CREATE: {e}");
+    }
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|fields| xadd_id(con, stream, "*", fields))
+        .collect();
+    let n = ids.len().to_string();
+    let read: Value = q(
+        con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            group,
+            consumer,
+            "COUNT",
+            &n,
+            "STREAMS",
+            stream,
+            ">",
+        ],
+    );
+    assert_eq!(
+        read_ids(&read),
+        ids,
+        "XREADGROUP did not read the new entries"
+    );
+    ids
+}
+
+/// A stream entry: (id, [field, value, ...]).
+pub type Entry = (String, Vec<String>);
+
+fn read_ids(v: &Value) -> Vec<String> {
+    // [[stream, [entry, ...]]]
+    let streams: Vec<(String, Vec<Entry>)> = redis::from_redis_value(v).unwrap_or_default();
+    streams
+        .into_iter()
+        .flat_map(|(_, es)| es.into_iter().map(|(id, _)| id))
+        .collect()
+}
+
+/// The group's PEL as (id, consumer) pairs.
+pub fn pel(con: &mut Connection, stream: &str, group: &str) -> Vec<(String, String)> {
+    let rows: Vec<(String, String, i64, i64)> =
+        q(con, &["XPENDING", stream, group, "-", "+", "1000"]);
+    rows.into_iter().map(|(id, c, _, _)| (id, c)).collect()
+}
+
+/// The consumer that `id` is pending for, if it is pending.
+pub fn owner(con: &mut Connection, stream: &str, group: &str, id: &str) -> Option<String> {
+    pel(con, stream, group)
+        .into_iter()
+        .find(|(i, _)| i == id)
+        .map(|(_, c)| c)
+}
+
+/// `XRANGE key - +` as (id, [field, value, ...]).
+pub fn xrange(con: &mut Connection, key: &str) -> Vec<Entry> {
+    q(con, &["XRANGE", key, "-", "+"])
+}
+
+pub fn sismember(con: &mut Connection, key: &str, member: &str) -> bool {
+    q::<i64>(con, &["SISMEMBER", key, member]) == 1
+}
+
+pub fn hget(con: &mut Connection, key: &str, field: &str) -> Option<String> {
+    q(con, &["HGET", key, field])
+}
+
+pub fn exists(con: &mut Connection, key: &str) -> bool {
+    q::<i64>(con, &["EXISTS", key]) == 1
+}
+
+// ---- digests, INFO, polling --------------------------------------------------
+
+pub fn digest(con: &mut Connection) -> String {
+    q(con, &["DEBUG", "DIGEST"])
+}
+
+pub fn digest_value(con: &mut Connection, keys: &[&str]) -> Vec<String> {
+    let mut args = vec!["DEBUG", "DIGEST-VALUE"];
+    args.extend_from_slice(keys);
+    q(con, &args)
+}
+
+/// One `field:value` line of `INFO section`.
+pub fn info_field(con: &mut Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = q(con, &["INFO", section]);
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+}
+
+/// Poll `cond` every 10 ms until it holds; panic after `POLL_TIMEOUT`.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + POLL_TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait until the replica's link is up and it has everything the primary
+/// sent (replication offsets equal).
+pub fn wait_replica_synced(primary: &mut Connection, replica: &mut Connection) {
+    wait_until("master_link_status:up", || {
+        info_field(replica, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    wait_until("replica offset to reach the primary's", || {
+        let p = info_field(primary, "replication", "master_repl_offset");
+        let r = info_field(replica, "replication", "slave_repl_offset");
+        p.is_some() && p == r
+    });
+}
+
+// ---- raw RESP ------------------------------------------------------------------
+
+/// Encode a command as a RESP array of bulk strings.
+pub fn resp_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+/// Length of the first complete RESP2/RESP3 value in `buf`, if complete.
+pub fn resp_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(&buf[1..line_end]).ok()?;
+    let after = line_end + 2;
+    match buf.first()? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + n as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n: i64 = head.parse().ok()?;
+            let count = if matches!(buf[0], b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
+            let mut pos = after;
+            for _ in 0..count.max(0) {
+                pos += resp_len(&buf[pos..])?;
+            }
+            Some(pos)
+        }
+        other => panic!("unknown RESP type byte {:?}", *other as char),
+    }
+}
+
+/// Send one command over a raw socket and return the exact reply bytes.
+pub fn raw_roundtrip(sock: &mut TcpStream, args: &[&str]) -> Vec<u8> {
+    sock.write_all(&resp_command(args)).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(n) = resp_len(&buf) {
+            assert_eq!(n, buf.len(), "trailing bytes after the reply");
+            return buf;
+        }
+        let n = sock.read(&mut chunk).expect("read reply");
+        assert!(n > 0, "connection closed mid-reply: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+// ---- a mixed workload for replication / AOF checks -----------------------------
+
+/// Run a workload touching every effect kind, duplicates, per-entry errors,
+/// fencing, TTL and an explicit DEDUPE key. Returns the keys it touched.
+pub fn mixed_workload(con: &mut Connection) -> Vec<&'static str> {
+    let ids = pending(
+        con,
+        "orders",
+        "g",
+        "A",
+        &[
+            &[("user", "u1"), ("amount", "5"), ("price", "1.25")],
+            &[("user", "u2"), ("amount", "7"), ("price", "0.1")],
+            &[("user", "u3"), ("amount", "x"), ("price", "2")],
+            &[("user", "u1"), ("amount", "1"), ("price", "3.5")],
+        ],
+    );
+    let effects = [
+        "HINCRBY",
+        "totals",
+        "$user",
+        "$amount",
+        "HINCRBYFLOAT",
+        "revenue",
+        "$user",
+        "$price",
+        "SADD",
+        "buyers",
+        "$user",
+        "XADD",
+        "audit",
+        "MAXLEN",
+        "~",
+        "100",
+        "FIELDS",
+        "2",
+        "src",
+        "$@id",
+        "user",
+        "$user",
+        "XADD",
+        "copy",
+        "MAXLEN",
+        "2",
+        "ENTRY",
+    ];
+    let run = |con: &mut Connection, opts: &[&str], ids: &[&str]| {
+        let n = ids.len().to_string();
+        let mut args = vec!["orders", "g"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&effects);
+        args.extend_from_slice(&["IDS", &n]);
+        args.extend_from_slice(ids);
+        slots(&xprocess(con, &args))
+    };
+    let first = [ids[0].as_str(), &ids[1], &ids[2]];
+    let r = run(con, &["TTL", "600000"], &first);
+    assert_eq!(r[..2], ["1", "1"], "{r:?}");
+    assert!(r[2].starts_with("ERR"), "{r:?}");
+    // Retry: duplicates and the same error.
+    let r = run(con, &["TTL", "600000"], &first);
+    assert_eq!(r[..2], ["0", "0"], "{r:?}");
+    // Fencing: the last entry is claimed by B; A is refused, B applies it.
+    q::<Value>(con, &["XCLAIM", "orders", "g", "B", "0", &ids[3], "JUSTID"]);
+    let r = run(con, &["CONSUMER", "A", "TTL", "600000"], &[&ids[3]]);
+    assert!(r[0].starts_with("NOTOWNER"), "{r:?}");
+    let r = run(con, &["CONSUMER", "B", "TTL", "600000"], &[&ids[3]]);
+    assert_eq!(r, ["1"]);
+    // A second group with an explicit dedupe set and no TTL.
+    q::<String>(con, &["XGROUP", "CREATE", "orders", "g2", "0"]);
+    let r = slots(&xprocess(
+        con,
+        &[
+            "orders", "g2", "DEDUPE", "done", "HINCRBY", "g2totals", "$user", "1", "XADD", "audit",
+            "FIELDS", "1", "g2", "$@id", "IDS", "2", &ids[0], &ids[1],
+        ],
+    ));
+    assert_eq!(r, ["1", "1"]);
+    vec![
+        "orders",
+        "totals",
+        "revenue",
+        "buyers",
+        "audit",
+        "copy",
+        "g2totals",
+        "done",
+        "{orders}:xprocess:g",
+    ]
+}
+
+/// A comparable picture of `keys`: type, content, stream groups and PEL,
+/// whether a TTL is set, and DEBUG DIGEST-VALUE.
+pub fn snapshot(con: &mut Connection, keys: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &key in keys {
+        let kind: String = q(con, &["TYPE", key]);
+        let content = match kind.as_str() {
+            "hash" => {
+                let flat: Vec<String> = q(con, &["HGETALL", key]);
+                let mut pairs: Vec<String> = flat.chunks(2).map(|c| c.join("=")).collect();
+                pairs.sort();
+                format!("{pairs:?}")
+            }
+            "set" => {
+                let mut m: Vec<String> = q(con, &["SMEMBERS", key]);
+                m.sort();
+                format!("{m:?}")
+            }
+            "stream" => {
+                let groups: Value = q(con, &["XINFO", "GROUPS", key]);
+                // The PEL without idle times, for the groups that exist.
+                let pels: Vec<String> = ["g", "g2"]
+                    .iter()
+                    .filter_map(|g| {
+                        let rows = call(con, &["XPENDING", key, g, "-", "+", "100"]);
+                        let rows: Vec<(String, String, i64, i64)> =
+                            redis::from_redis_value(&rows).ok()?;
+                        let rows: Vec<_> = rows.into_iter().map(|(i, c, _, n)| (i, c, n)).collect();
+                        Some(format!("{g}:{rows:?}"))
+                    })
+                    .collect();
+                format!("{:?} {groups:?} {pels:?}", xrange(con, key))
+            }
+            other => other.to_string(),
+        };
+        let has_ttl = q::<i64>(con, &["PTTL", key]) > 0;
+        out.push(format!("{key}: {kind} ttl={has_ttl} {content}"));
+    }
+    out.extend(digest_value(con, keys));
+    out
+}
