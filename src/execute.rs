@@ -7,7 +7,7 @@ use crate::errors::{self, ReplyError};
 use crate::keys::derived_dedupe_key;
 use crate::parse::{Request, StreamId};
 use crate::plan::{KeyKind, Op, State};
-use crate::process::{process, Backend, Outcome};
+use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
 use redis_module::{raw, AclPermissions, CallReply, Context, RedisString};
 use std::cell::RefCell;
@@ -182,7 +182,7 @@ impl Backend for RedisBackend<'_, '_> {
         Ok(owner)
     }
 
-    fn read_entry(&mut self, id: StreamId) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
         let key = self.key(self.stream);
         let id = raw::RedisModuleStreamID {
             ms: id.ms,

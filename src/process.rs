@@ -12,12 +12,15 @@ use crate::parse::{Request, StreamId};
 use crate::plan::{plan_entry, KeyKind, Op, State};
 use crate::template::Entry;
 
+/// An entry's field/value pairs, owned.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What the command needs from the server, beyond the planning view.
 pub trait Backend: State {
     /// The consumer that entry `id` is pending for, `None` if not pending.
     fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError>;
     /// The field/value pairs of entry `id`, `None` if it is not in the stream.
-    fn read_entry(&mut self, id: StreamId) -> Option<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn read_entry(&mut self, id: StreamId) -> Option<Fields>;
     /// Perform one planned write.
     fn apply(&mut self, op: &Op) -> Result<(), ReplyError>;
     /// Acknowledge `ids` in the group.
@@ -130,7 +133,7 @@ mod tests {
     /// A stream with one group, and hashes, in memory.
     #[derive(Default)]
     struct Mem {
-        entries: HashMap<StreamId, Vec<(Vec<u8>, Vec<u8>)>>,
+        entries: HashMap<StreamId, Fields>,
         pel: HashMap<StreamId, Vec<u8>>,
         hashes: HashMap<(Vec<u8>, Vec<u8>), i64>,
         acked: Vec<StreamId>,
@@ -157,7 +160,7 @@ mod tests {
         fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
             Ok(self.pel.get(&id).cloned())
         }
-        fn read_entry(&mut self, id: StreamId) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
             self.entries.get(&id).cloned()
         }
         fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {
