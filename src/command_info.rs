@@ -1,0 +1,43 @@
+//! What `COMMAND INFO` / `COMMAND DOCS` say about XPROCESS (Redis 7.0+).
+//!
+//! Keys are reported through the getkeys-api (effects put keys at variable
+//! positions that key specs cannot describe), so only arity and docs are set.
+
+use redis_module::raw;
+use std::ffi::CStr;
+use std::mem::size_of;
+use std::ptr;
+
+/// `XPROCESS key group effect-token key arg IDS numids id`: 8 at the least.
+pub const ARITY: i32 = -8;
+
+const SUMMARY: &CStr = c"Applies effects of stream entries exactly once: dedupe by entry ID, apply, record and XACK, atomically";
+const COMPLEXITY: &CStr = c"O(N*E) where N is the number of IDs and E the number of effects";
+const SINCE: &CStr = c"0.1.0";
+
+static VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfoVersion {
+    version: 1,
+    sizeof_historyentry: size_of::<raw::RedisModuleCommandHistoryEntry>(),
+    sizeof_keyspec: size_of::<raw::RedisModuleCommandKeySpec>(),
+    sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
+};
+
+/// Set arity and docs; false when the server refuses them.
+pub fn set(command: *mut raw::RedisModuleCommand) -> bool {
+    // SAFETY: the API table is written once, at load, before this runs.
+    let Some(set_info) = (unsafe { raw::RedisModule_SetCommandInfo }) else {
+        return false;
+    };
+    let mut info = raw::RedisModuleCommandInfo {
+        version: &VERSION,
+        summary: SUMMARY.as_ptr(),
+        complexity: COMPLEXITY.as_ptr(),
+        since: SINCE.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: ARITY,
+        key_specs: ptr::null_mut(),
+        args: ptr::null_mut(),
+    };
+    unsafe { set_info(command, &mut info) == raw::REDISMODULE_OK as i32 }
+}
