@@ -3,7 +3,7 @@
 //! Keys are reported through the getkeys-api (effects put keys at variable
 //! positions that key specs cannot describe), so only arity and docs are set.
 
-use redis_module::raw;
+use redis_module::{raw, Context};
 use std::ffi::CStr;
 use std::mem::size_of;
 use std::ptr;
@@ -22,13 +22,17 @@ static VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfo
     sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
 };
 
-/// Set arity and docs; false when the server refuses them.
-pub fn set(command: *mut raw::RedisModuleCommand) -> bool {
+/// Set arity and docs of the command `name`; false when the server refuses.
+pub fn set(ctx: &Context, name: &CStr) -> bool {
+    let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
+    if command.is_null() {
+        return false;
+    }
     // SAFETY: the API table is written once, at load, before this runs.
     let Some(set_info) = (unsafe { raw::RedisModule_SetCommandInfo }) else {
         return false;
     };
-    let mut info = raw::RedisModuleCommandInfo {
+    let info = raw::RedisModuleCommandInfo {
         version: &VERSION,
         summary: SUMMARY.as_ptr(),
         complexity: COMPLEXITY.as_ptr(),
@@ -39,5 +43,5 @@ pub fn set(command: *mut raw::RedisModuleCommand) -> bool {
         key_specs: ptr::null_mut(),
         args: ptr::null_mut(),
     };
-    unsafe { set_info(command, &mut info) == raw::REDISMODULE_OK as i32 }
+    unsafe { set_info(command, &info as *const _ as *mut _) == raw::REDISMODULE_OK as i32 }
 }

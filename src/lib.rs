@@ -94,14 +94,14 @@ fn register_command(ctx: &Context) -> Status {
         ctx.log_warning("xprocess: failed to create the XPROCESS command");
         return Status::Err;
     }
-    let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
-    if command.is_null() || !command_info::set(command) {
+    if !command_info::set(ctx, &name) {
         ctx.log_warning("xprocess: failed to set the arity and docs of XPROCESS");
         return Status::Err;
     }
     // ACL categories are a Redis 7.2 API: optional, so the module loads on 7.0.
     // SAFETY: the API table is written once, at load, before this runs.
     if let Some(set_categories) = unsafe { raw::RedisModule_SetCommandACLCategories } {
+        let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
         let categories = CString::new("write stream").unwrap();
         if unsafe { set_categories(command, categories.as_ptr()) } != 0 {
             ctx.log_warning("xprocess: could not set ACL categories of XPROCESS");
