@@ -755,3 +755,78 @@ fn command_info_reports_write_flags() {
     assert!(text.contains("write"), "flags missing write: {text}");
     assert!(text.contains("denyoom"), "flags missing denyoom: {text}");
 }
+
+#[test]
+fn command_info_reports_arity() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    // [[name, arity, flags, first, last, step, ...]]
+    let info: Vec<Vec<redis::Value>> = q(&mut con, &["COMMAND", "INFO", "xprocess"]);
+    let arity: i64 = redis::from_redis_value(&info[0][1]).unwrap();
+    // The shortest valid call: XPROCESS key group SADD k m IDS 1 id.
+    assert_eq!(arity, -9);
+}
+
+#[test]
+fn ttl_zero_sets_no_expiry() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    let ids = orders(&mut con, &[&[("user", "a")]]);
+    let r = xprocess(
+        &mut con,
+        &[
+            "orders", "g", "TTL", "0", "SADD", "s", "$user", "IDS", "1", &ids[0],
+        ],
+    );
+    assert_eq!(slots(&r), ["1"]);
+    assert_eq!(q::<i64>(&mut con, &["PTTL", DEDUPE]), -1);
+}
+
+#[test]
+fn duplicates_only_do_not_refresh_ttl() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    let ids = orders(&mut con, &[&[("user", "a")]]);
+    let args = [
+        "orders", "g", "TTL", "60000", "SADD", "s", "$user", "IDS", "1", &ids[0],
+    ];
+    assert_eq!(slots(&xprocess(&mut con, &args)), ["1"]);
+    q::<i64>(&mut con, &["PEXPIRE", DEDUPE, "5000"]);
+    assert_eq!(slots(&xprocess(&mut con, &args)), ["0"]);
+    let pttl: i64 = q(&mut con, &["PTTL", DEDUPE]);
+    assert!(pttl > 0 && pttl <= 5000, "PTTL {pttl}");
+}
+
+#[test]
+fn default_ttl_module_config() {
+    let srv = Server::with(&["default-ttl", "60000"], &[]);
+    let mut con = srv.conn();
+    let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "xprocess.default-ttl"]);
+    assert_eq!(got, ["xprocess.default-ttl", "60000"]);
+    let ids = orders(&mut con, &[&[("user", "a")], &[("user", "b")]]);
+    let one = |con: &mut redis::Connection, opts: &[&str], id: &str| {
+        let mut args = vec!["orders", "g"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["SADD", "s", "$user", "IDS", "1", id]);
+        slots(&xprocess(con, &args))
+    };
+    // No TTL option: the configured default applies.
+    assert_eq!(one(&mut con, &[], &ids[0]), ["1"]);
+    let pttl: i64 = q(&mut con, &["PTTL", DEDUPE]);
+    assert!(pttl > 5000 && pttl <= 60000, "PTTL {pttl}");
+    // An explicit TTL wins over the default.
+    assert_eq!(one(&mut con, &["TTL", "5000"], &ids[1]), ["1"]);
+    let pttl: i64 = q(&mut con, &["PTTL", DEDUPE]);
+    assert!(pttl > 0 && pttl <= 5000, "PTTL {pttl}");
+    // Changed at run time; 0 means no expiry for new sets.
+    q::<String>(&mut con, &["CONFIG", "SET", "xprocess.default-ttl", "0"]);
+    let more = pending(&mut con, "orders", "g2", "c1", &[&[("user", "c")]]);
+    let r = xprocess(
+        &mut con,
+        &["orders", "g2", "SADD", "s", "$user", "IDS", "1", &more[0]],
+    );
+    assert_eq!(slots(&r), ["1"]);
+    assert_eq!(q::<i64>(&mut con, &["PTTL", "{orders}:xprocess:g2"]), -1);
+    let bad = call(&mut con, &["CONFIG", "SET", "xprocess.default-ttl", "-1"]);
+    assert!(error_text(&bad).is_some(), "negative default TTL accepted");
+}

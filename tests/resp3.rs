@@ -18,6 +18,12 @@ fn resp3_reply_matches_resp2() {
     let srv = Server::start();
     let mut c2 = srv.conn();
     let mut c3 = srv.conn_resp3();
+    // Really RESP3: a hash comes back as a map.
+    q::<i64>(&mut c2, &["HSET", "h", "f", "v"]);
+    assert!(matches!(
+        q::<Value>(&mut c3, &["HGETALL", "h"]),
+        Value::Map(_)
+    ));
     two_streams(&mut c2);
     let args = |s: &'static str| {
         [

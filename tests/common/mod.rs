@@ -622,7 +622,20 @@ pub fn snapshot(con: &mut Connection, keys: &[&str]) -> Vec<String> {
                 format!("{m:?}")
             }
             "stream" => {
-                let groups: Value = q(con, &["XINFO", "GROUPS", key]);
+                // Group state without `entries-read` / `lag`: Redis itself does
+                // not restore those exactly from XREADGROUP's propagation.
+                let groups: Vec<Vec<Value>> = q(con, &["XINFO", "GROUPS", key]);
+                let groups: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        let keep = ["name", "consumers", "pending", "last-delivered-id"];
+                        let pairs = g.chunks(2).filter(|kv| {
+                            let k: String = redis::from_redis_value(&kv[0]).unwrap_or_default();
+                            keep.contains(&k.as_str())
+                        });
+                        format!("{:?}", pairs.collect::<Vec<_>>())
+                    })
+                    .collect();
                 // The PEL without idle times, for the groups that exist.
                 let pels: Vec<String> = ["g", "g2"]
                     .iter()
