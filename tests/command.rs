@@ -830,3 +830,35 @@ fn default_ttl_module_config() {
     let bad = call(&mut con, &["CONFIG", "SET", "xprocess.default-ttl", "-1"]);
     assert!(error_text(&bad).is_some(), "negative default TTL accepted");
 }
+
+#[test]
+fn deny_oom_refuses_over_maxmemory() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    let ids = orders(&mut con, &[&[("user", "a")]]);
+    let before = digest(&mut con);
+    q::<String>(&mut con, &["CONFIG", "SET", "maxmemory", "1"]);
+    let r = xprocess(
+        &mut con,
+        &["orders", "g", "SADD", "s", "$user", "IDS", "1", &ids[0]],
+    );
+    q::<String>(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
+    assert!(err(&r).starts_with("OOM"), "{r:?}");
+    assert_eq!(digest(&mut con), before);
+}
+
+#[test]
+fn module_load_at_run_time() {
+    let srv = Server::without_module(&["--enable-module-command", "yes"]);
+    let mut con = srv.conn();
+    let path = module_path().display().to_string();
+    assert_eq!(q::<String>(&mut con, &["MODULE", "LOAD", &path]), "OK");
+    let list: redis::Value = q(&mut con, &["MODULE", "LIST"]);
+    assert!(format!("{list:?}").contains("xprocess"), "{list:?}");
+    let ids = orders(&mut con, &[&[("user", "a")]]);
+    let r = xprocess(
+        &mut con,
+        &["orders", "g", "SADD", "s", "$user", "IDS", "1", &ids[0]],
+    );
+    assert_eq!(slots(&r), ["1"]);
+}

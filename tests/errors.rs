@@ -202,15 +202,19 @@ fn effect_target_of_wrong_type_is_a_per_entry_error() {
         "orders",
         "g",
         "c1",
-        &[&[("user", "a")], &[("user", "b")]],
+        &[&[("user", "a")], &[("user", "b")], &[("user", "c")]],
     );
+    // The third entry is a duplicate: its slot is still 0, so the error is
+    // per entry and not a whole-call one.
+    q::<i64>(&mut con, &["SADD", DEDUPE, &ids[2]]);
+    q::<i64>(&mut con, &["XACK", "orders", "g", &ids[2]]);
     for effect in cases {
         let before = digest(&mut con);
         let mut args = vec!["orders", "g"];
         args.extend_from_slice(effect);
-        args.extend_from_slice(&["IDS", "2", &ids[0], &ids[1]]);
+        args.extend_from_slice(&["IDS", "3", &ids[0], &ids[1], &ids[2]]);
         let r = xprocess(&mut con, &args);
-        assert_eq!(slots(&r), [WRONGTYPE, WRONGTYPE], "{effect:?}");
+        assert_eq!(slots(&r), [WRONGTYPE, WRONGTYPE, "0"], "{effect:?}");
         assert_eq!(digest(&mut con), before, "{effect:?} changed something");
     }
     // A valid first effect is not applied when the second is of wrong type.
@@ -588,4 +592,97 @@ fn key_with_brace_but_no_hash_tag_needs_dedupe() {
         assert_eq!(err(&r), NEED_DEDUPE, "{key}");
         assert_eq!(digest(&mut con), before);
     }
+}
+
+#[test]
+fn non_finite_float_increment_matches_redis_errors() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    // The module answers what HINCRBYFLOAT itself would.
+    for bad in ["inf", "-inf", "nan"] {
+        let redis_says = err(&call(&mut con, &["HINCRBYFLOAT", "probe", "f", bad]));
+        bad_then_good(
+            &mut con,
+            &[("amount", bad)],
+            &[("amount", "1")],
+            &["HINCRBYFLOAT", "t", "f", "$amount"],
+            |_| redis_says.clone(),
+        );
+    }
+    assert_eq!(hget(&mut con, "t", "f").as_deref(), Some("3"));
+    assert!(!exists(&mut con, "probe"));
+}
+
+#[test]
+fn effects_see_earlier_effects_of_the_same_entry() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    // Each entry: the first effect alone is valid, the second is only invalid
+    // on top of the first; nothing of the entry may be applied.
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["HINCRBYFLOAT", "k", "f", "0.5", "HINCRBY", "k", "f", "1"],
+            HASH_NOT_INTEGER,
+        ),
+        (&["SADD", "k", "m", "HINCRBY", "k", "f", "1"], WRONGTYPE),
+        (&["XADD", "k", "ENTRY", "SADD", "k", "m"], WRONGTYPE),
+    ];
+    for (effects, want) in cases {
+        let ids = pending(&mut con, "orders", "g", "c1", &[&[("user", "a")]]);
+        let before = digest(&mut con);
+        let mut args = vec!["orders", "g"];
+        args.extend_from_slice(effects);
+        args.extend_from_slice(&["IDS", "1", &ids[0]]);
+        assert_eq!(slots(&xprocess(&mut con, &args)), [want], "{effects:?}");
+        assert_eq!(digest(&mut con), before, "{effects:?} partially applied");
+        assert!(!exists(&mut con, "k"));
+    }
+    // And valid chains are applied in order.
+    let ids = pending(&mut con, "orders", "g", "c1", &[&[("user", "a")]]);
+    let r = xprocess(
+        &mut con,
+        &[
+            "orders",
+            "g",
+            "HINCRBY",
+            "k",
+            "f",
+            "1",
+            "HINCRBYFLOAT",
+            "k",
+            "f",
+            "0.5",
+            "IDS",
+            "1",
+            &ids[0],
+        ],
+    );
+    assert_eq!(slots(&r), ["1"]);
+    assert_eq!(hget(&mut con, "k", "f").as_deref(), Some("1.5"));
+}
+
+#[test]
+fn xadd_to_an_exhausted_stream() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    let max = "18446744073709551615-18446744073709551615";
+    xadd_id(&mut con, "full", max, &[("f", "v")]);
+    let ids = pending(
+        &mut con,
+        "orders",
+        "g",
+        "c1",
+        &[&[("user", "a")], &[("user", "b")]],
+    );
+    let before = digest(&mut con);
+    let r = xprocess(
+        &mut con,
+        &[
+            "orders", "g", "SADD", "s", "$user", "XADD", "full", "ENTRY", "IDS", "2", &ids[0],
+            &ids[1],
+        ],
+    );
+    let exhausted = "ERR The stream has exhausted the last possible ID, unable to add more items";
+    assert_eq!(slots(&r), [exhausted, exhausted]);
+    assert_eq!(digest(&mut con), before);
 }

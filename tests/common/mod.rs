@@ -8,7 +8,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use redis::{Connection, ConnectionLike, FromRedisValue, Value};
+use redis::{Connection, ConnectionLike, FromRedisValue, RedisResult, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -73,7 +73,16 @@ impl Server {
     /// `module_args` follow the module path on the `--loadmodule` line;
     /// `config` is extra redis-server argv, e.g. `["--appendonly", "yes"]`.
     pub fn with(module_args: &[&str], config: &[&str]) -> Server {
-        let module = checked_module_path();
+        Server::launch(Some(&checked_module_path()), module_args, config)
+    }
+
+    /// A server without the module (to test `MODULE LOAD`).
+    pub fn without_module(config: &[&str]) -> Server {
+        checked_module_path();
+        Server::launch(None, &[], config)
+    }
+
+    fn launch(module: Option<&Path>, module_args: &[&str], config: &[&str]) -> Server {
         let dir = unique_dir();
         let mut last_log = String::new();
         // The port may be taken between probing and binding: retry.
@@ -92,10 +101,11 @@ impl Server {
                 String::new(),
                 "--enable-debug-command".into(),
                 "yes".into(),
-                "--loadmodule".into(),
-                module.display().to_string(),
             ];
-            args.extend(module_args.iter().map(|s| s.to_string()));
+            if let Some(module) = module {
+                args.extend(["--loadmodule".into(), module.display().to_string()]);
+                args.extend(module_args.iter().map(|s| s.to_string()));
+            }
             args.extend(config.iter().map(|s| s.to_string()));
             let mut server = Server {
                 child: None,
@@ -153,7 +163,14 @@ impl Server {
             return false;
         };
         // While loading the AOF the server answers -LOADING.
-        matches!(redis::cmd("PING").query::<String>(&mut con), Ok(s) if s == "PONG")
+        if !matches!(redis::cmd("PING").query::<String>(&mut con), Ok(s) if s == "PONG") {
+            return false;
+        }
+        // Make sure it is our server, not another test's that took the port.
+        let dir: RedisResult<Vec<String>> =
+            redis::cmd("CONFIG").arg("GET").arg("dir").query(&mut con);
+        let ours = self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone());
+        matches!(dir, Ok(d) if d.len() == 2 && Path::new(&d[1]) == ours)
     }
 
     pub fn port(&self) -> u16 {
