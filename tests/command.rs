@@ -862,3 +862,54 @@ fn module_load_at_run_time() {
     );
     assert_eq!(slots(&r), ["1"]);
 }
+
+#[test]
+fn arguments_that_look_like_keywords_are_positional() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    let ids = pending(&mut con, "CONSUMER", "TTL", "c1", &[&[("user", "a")]]);
+    let r = xprocess(
+        &mut con,
+        &[
+            "CONSUMER", "TTL", "DEDUPE", "SADD", "SADD", "IDS", "IDS", "HINCRBY", "XADD",
+            "HINCRBY", "1", "XADD", "ENTRY", "FIELDS", "1", "IDS", "TTL", "IDS", "1", &ids[0],
+        ],
+    );
+    assert_eq!(slots(&r), ["1"]);
+    assert!(sismember(&mut con, "IDS", "IDS"));
+    assert!(sismember(&mut con, "SADD", &ids[0]), "DEDUPE key not used");
+    assert_eq!(hget(&mut con, "XADD", "HINCRBY").as_deref(), Some("1"));
+    assert_eq!(xrange(&mut con, "ENTRY")[0].1, ["IDS", "TTL"]);
+    let keys: Vec<String> = q(
+        &mut con,
+        &[
+            "COMMAND", "GETKEYS", "XPROCESS", "CONSUMER", "TTL", "DEDUPE", "SADD", "SADD", "IDS",
+            "IDS", "HINCRBY", "XADD", "HINCRBY", "1", "XADD", "ENTRY", "FIELDS", "1", "IDS", "TTL",
+            "IDS", "1", "1-1",
+        ],
+    );
+    assert_eq!(keys, ["CONSUMER", "SADD", "IDS", "XADD", "ENTRY"]);
+}
+
+#[test]
+fn large_batch() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    let amounts: Vec<String> = (1..=500).map(|i| i.to_string()).collect();
+    let entries: Vec<[(&str, &str); 1]> =
+        amounts.iter().map(|a| [("amount", a.as_str())]).collect();
+    let entries: Vec<&[(&str, &str)]> = entries.iter().map(|e| &e[..]).collect();
+    let ids = orders(&mut con, &entries);
+    let mut args = vec![
+        "orders", "g", "HINCRBY", "t", "sum", "$amount", "IDS", "500",
+    ];
+    args.extend(ids.iter().map(String::as_str));
+    let r = slots(&xprocess(&mut con, &args));
+    assert_eq!(r.len(), 500);
+    assert!(r.iter().all(|s| s == "1"), "{r:?}");
+    assert_eq!(hget(&mut con, "t", "sum").as_deref(), Some("125250"));
+    assert_eq!(q::<i64>(&mut con, &["SCARD", DEDUPE]), 500);
+    assert!(pel(&mut con, "orders", "g").is_empty());
+    let r = slots(&xprocess(&mut con, &args));
+    assert!(r.iter().all(|s| s == "0"), "{r:?}");
+}

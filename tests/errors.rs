@@ -686,3 +686,31 @@ fn xadd_to_an_exhausted_stream() {
     assert_eq!(slots(&r), [exhausted, exhausted]);
     assert_eq!(digest(&mut con), before);
 }
+
+#[test]
+fn duplicates_are_not_validated_again() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    let ids = pending(
+        &mut con,
+        "orders",
+        "g",
+        "c1",
+        &[
+            &[("user", "a"), ("amount", "1")],
+            &[("user", "b"), ("amount", "2")],
+        ],
+    );
+    let args = [
+        "orders", "g", "HINCRBY", "totals", "$user", "$amount", "IDS", "2", &ids[0], &ids[1],
+    ];
+    assert_eq!(slots(&xprocess(&mut con, &args)), ["1", "1"]);
+    // The target is now of another type and one entry is gone from the
+    // stream: both IDs are in the dedupe set, so they are just duplicates.
+    q::<i64>(&mut con, &["DEL", "totals"]);
+    q::<String>(&mut con, &["SET", "totals", "x"]);
+    q::<i64>(&mut con, &["XDEL", "orders", &ids[1]]);
+    let before = digest(&mut con);
+    assert_eq!(slots(&xprocess(&mut con, &args)), ["0", "0"]);
+    assert_eq!(digest(&mut con), before);
+}

@@ -72,6 +72,17 @@ fn resp3_wire_format() {
         String::from_utf8_lossy(&reply),
         "*3\r\n:1\r\n:0\r\n-ERR entry 1-2 has no field 'amount'\r\n"
     );
+    // A field name with CR LF is escaped: the error stays one line.
+    let reply = raw_roundtrip(
+        &mut sock,
+        &[
+            "XPROCESS", "s", "g", "SADD", "x", "$a\r\nb", "IDS", "1", "1-2",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "*1\r\n-ERR entry 1-2 has no field 'a??b'\r\n"
+    );
     let reply = raw_roundtrip(
         &mut sock,
         &["XPROCESS", "nope", "g", "SADD", "x", "m", "IDS", "1", "1-1"],
