@@ -83,18 +83,23 @@ impl Server {
     }
 
     fn launch(module: Option<&Path>, module_args: &[&str], config: &[&str]) -> Server {
-        let dir = unique_dir();
+        let mut server = Server {
+            child: None,
+            port: 0,
+            dir: unique_dir(),
+            args: Vec::new(),
+        };
         let mut last_log = String::new();
         // The port may be taken between probing and binding: retry.
         for _ in 0..5 {
-            let port = free_port();
+            server.port = free_port();
             let mut args: Vec<String> = vec![
                 "--port".into(),
-                port.to_string(),
+                server.port.to_string(),
                 "--bind".into(),
                 "127.0.0.1".into(),
                 "--dir".into(),
-                dir.display().to_string(),
+                server.dir.display().to_string(),
                 "--logfile".into(),
                 "redis.log".into(),
                 "--save".into(),
@@ -107,12 +112,7 @@ impl Server {
                 args.extend(module_args.iter().map(|s| s.to_string()));
             }
             args.extend(config.iter().map(|s| s.to_string()));
-            let mut server = Server {
-                child: None,
-                port,
-                dir: dir.clone(),
-                args,
-            };
+            server.args = args;
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(log) => last_log = log,
@@ -130,7 +130,8 @@ impl Server {
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Config errors are printed before the logfile is opened.
+            .stderr(std::fs::File::create(self.dir.join("stderr.log")).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
         self.child = Some(child);
@@ -187,7 +188,8 @@ impl Server {
 
     /// The last `n` lines of the server log (for failure messages).
     pub fn log_tail(&self, n: usize) -> String {
-        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        let log = read("stderr.log") + &read("redis.log");
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
