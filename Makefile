@@ -18,7 +18,9 @@ RUN_CONF := $(RUN_DIR)/redis.conf
 RELEASE_MODULE := $(CURDIR)/target/release/libxprocess.so
 DEBUG_MODULE := $(CURDIR)/target/debug/libxprocess.so
 
-# Extra arguments for `cargo test`, e.g. `make test TEST_ARGS='--test xprocess dedupe'`.
+# Extra arguments for `cargo test`, e.g. `make test TEST_ARGS='--test command'`.
+# --no-fail-fast: every test binary runs and all failures are listed; any
+# failure still fails `make test`.
 TEST_ARGS ?=
 # Set NO_DEPS=1 to skip the package check/installation in `make deps`.
 NO_DEPS ?=
@@ -92,7 +94,7 @@ run: build ## Build, then run redis-server with the module on 127.0.0.1:6379 (PO
 
 test: deps ## Build the debug module, then run all unit and integration tests (what CI runs)
 	$(CARGO) build
-	$(CARGO) test $(TEST_ARGS)
+	$(CARGO) test --no-fail-fast $(TEST_ARGS)
 
 lint: ## Check formatting (cargo fmt --check) and run clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
