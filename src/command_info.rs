@@ -8,8 +8,8 @@ use std::ffi::CStr;
 use std::mem::size_of;
 use std::ptr;
 
-/// `XPROCESS key group effect-token key arg IDS numids id`: 8 at the least.
-pub const ARITY: i32 = -8;
+/// `XPROCESS key group SADD key member IDS numids id`: 9 at the least.
+pub const ARITY: i32 = -9;
 
 const SUMMARY: &CStr = c"Applies effects of stream entries exactly once: dedupe by entry ID, apply, record and XACK, atomically";
 const COMPLEXITY: &CStr = c"O(N*E) where N is the number of IDs and E the number of effects";

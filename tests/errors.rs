@@ -430,7 +430,7 @@ fn syntax_errors() {
     // XADD without FIELDS or ENTRY
     whole_call_error(
         &mut con,
-        &["orders", "g", "XADD", "out", "IDS", "1", id],
+        &["orders", "g", "XADD", "out", "BODY", "x", "IDS", "1", id],
         syntax,
     );
     whole_call_error(
