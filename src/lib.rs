@@ -110,14 +110,16 @@ fn register_command(ctx: &Context) -> Status {
     Status::Ok
 }
 
-#[cfg(not(test))]
+// Inside Redis, Rust allocates through Redis (so INFO memory and maxmemory see
+// it). Unit tests and fuzz targets run without Redis: the system allocator.
+#[cfg(not(any(test, fuzzing)))]
 macro_rules! allocator {
     () => {
         redis_module::alloc::RedisAlloc
     };
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 macro_rules! allocator {
     () => {
         std::alloc::System
