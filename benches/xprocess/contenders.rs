@@ -1,0 +1,163 @@
+//! The ways to process pending entries that are compared, and the commands
+//! each one sends per entry (or per batch of entries).
+
+use crate::wire::encode;
+use crate::workload::{Entry, DEDUPE, GROUP, STREAM, TOTALS};
+
+/// The script from README.md ("The Lua script it replaces").
+pub const LUA_SCRIPT: &str = r#"
+local stream, dedupe, charged = KEYS[1], KEYS[2], KEYS[3]
+local group, id = ARGV[1], ARGV[2]
+if redis.call('SISMEMBER', dedupe, id) == 1 then
+  redis.call('XACK', stream, group, id)
+  return 0
+end
+local found = redis.call('XRANGE', stream, id, id)
+if #found == 0 then
+  return redis.error_reply('ERR entry ' .. id .. ' not found in the stream')
+end
+local entry, kv = {}, found[1][2]
+for i = 1, #kv, 2 do entry[kv[i]] = kv[i + 1] end
+redis.call('HINCRBY', charged, entry['customer'], entry['amount'])
+redis.call('SADD', dedupe, id)
+redis.call('XACK', stream, group, id)
+return 1
+"#;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Contender {
+    /// XPROCESS with this many IDs per call.
+    XProcess(usize),
+    /// EVALSHA of [`LUA_SCRIPT`], one entry per call.
+    Lua,
+    /// HINCRBY + SADD + XACK per entry, not atomic.
+    Naive,
+    /// XACK of one ID per call: the floor.
+    Xack,
+}
+
+pub const ALL: [Contender; 6] = [
+    Contender::XProcess(1),
+    Contender::XProcess(10),
+    Contender::XProcess(100),
+    Contender::Lua,
+    Contender::Naive,
+    Contender::Xack,
+];
+
+impl Contender {
+    pub fn name(self) -> String {
+        match self {
+            Contender::XProcess(k) => format!("XPROCESS, {k} ID{} per call", plural(k)),
+            Contender::Lua => "Lua script (EVALSHA), 1 entry per call".into(),
+            Contender::Naive => "naive pipeline HINCRBY+SADD+XACK (not atomic)".into(),
+            Contender::Xack => "bare XACK, 1 ID per call (floor)".into(),
+        }
+    }
+
+    /// Short name for BENCH_ONLY and progress lines.
+    pub fn tag(self) -> String {
+        match self {
+            Contender::XProcess(k) => format!("xprocess{k}"),
+            Contender::Lua => "lua".into(),
+            Contender::Naive => "naive".into(),
+            Contender::Xack => "xack".into(),
+        }
+    }
+
+    /// Entries handled by one call (one latency sample).
+    pub fn batch(self) -> usize {
+        match self {
+            Contender::XProcess(k) => k,
+            _ => 1,
+        }
+    }
+
+    /// The commands whose INFO commandstats usec is this contender's server
+    /// time (top-level commands only).
+    pub fn top_level(self) -> &'static [&'static str] {
+        match self {
+            Contender::XProcess(_) => &["xprocess"],
+            Contender::Lua => &["evalsha"],
+            Contender::Naive => &["hincrby", "sadd", "xack"],
+            Contender::Xack => &["xack"],
+        }
+    }
+
+    pub fn applies_effects(self) -> bool {
+        self != Contender::Xack
+    }
+
+    pub fn has_dedupe(self) -> bool {
+        self != Contender::Xack
+    }
+
+    /// Commands sent for one batch of entries.
+    pub fn commands_per_batch(self) -> u64 {
+        match self {
+            Contender::Naive => 3,
+            _ => 1,
+        }
+    }
+
+    /// Sum of the integer replies for `n` fresh entries, where it is
+    /// meaningful (each entry replies 1); the naive HINCRBY returns totals.
+    pub fn expected_int_sum(self, n: usize) -> Option<i64> {
+        (self != Contender::Naive).then_some(n as i64)
+    }
+
+    /// Append the commands for one batch (`entries.len() <= batch()`).
+    pub fn encode_batch(self, out: &mut Vec<u8>, entries: &[Entry], sha: &str) {
+        match self {
+            Contender::XProcess(_) => encode_xprocess(out, entries),
+            Contender::Lua => {
+                let id = &entries[0].id;
+                let args = ["EVALSHA", sha, "3", STREAM, DEDUPE, TOTALS, GROUP, id];
+                encode(out, &args.map(str::as_bytes));
+            }
+            Contender::Naive => {
+                let e = &entries[0];
+                encode(
+                    out,
+                    &["HINCRBY", TOTALS, &e.customer, &e.amount].map(str::as_bytes),
+                );
+                encode(out, &["SADD", DEDUPE, &e.id].map(str::as_bytes));
+                encode(out, &["XACK", STREAM, GROUP, &e.id].map(str::as_bytes));
+            }
+            Contender::Xack => {
+                encode(
+                    out,
+                    &["XACK", STREAM, GROUP, &entries[0].id].map(str::as_bytes),
+                );
+            }
+        }
+    }
+}
+
+fn encode_xprocess(out: &mut Vec<u8>, entries: &[Entry]) {
+    let n = entries.len().to_string();
+    let mut args: Vec<&[u8]> = [
+        STREAM,
+        GROUP,
+        "HINCRBY",
+        TOTALS,
+        "$customer",
+        "$amount",
+        "IDS",
+        &n,
+    ]
+    .iter()
+    .map(|s| s.as_bytes())
+    .collect();
+    args.insert(0, b"XPROCESS");
+    args.extend(entries.iter().map(|e| e.id.as_bytes()));
+    encode(out, &args);
+}
+
+fn plural(k: usize) -> &'static str {
+    if k == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

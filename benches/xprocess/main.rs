@@ -1,0 +1,219 @@
+//! `cargo bench --bench xprocess`: XPROCESS against the Lua script it
+//! replaces, the naive (non-atomic) pipeline and bare XACK, on real
+//! redis-server processes. Build the module first: `cargo build --release`.
+//!
+//! Every round runs every contender on a fresh server (the order rotates
+//! from round to round): N pending entries are processed through one
+//! pipelined connection (timed: entries/s; INFO commandstats: server µs per
+//! entry), the end state is checked (totals, empty PEL, dedupe set), the
+//! dedupe set is measured, and then sequential single calls on fresh entries
+//! give p50/p99 latency. Prints Markdown tables and writes BENCHMARKS.md.
+//!
+//! Environment: BENCH_N (default 100000), BENCH_ROUNDS (5),
+//! BENCH_LATENCY_CALLS (2000), BENCH_ONLY (comma-separated tags, e.g.
+//! `xprocess1,lua`; then BENCHMARKS.md is only written if BENCH_OUT is set),
+//! BENCH_OUT (default BENCHMARKS.md in the repo), XPROCESS_MODULE (default
+//! target/release/libxprocess.so), REDIS_SERVER (default redis-server),
+//! BENCH_PROFILE (a profiler command run during each timed phase, see
+//! profile.rs).
+
+mod contenders;
+mod machine;
+mod profile;
+mod report;
+mod run;
+mod server;
+mod wire;
+mod workload;
+
+use contenders::Contender;
+use report::Results;
+use run::Settings;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+struct Config {
+    settings: Settings,
+    rounds: usize,
+    only: Option<Vec<String>>,
+    out: Option<PathBuf>,
+    module: PathBuf,
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Err(_) => default,
+    }
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config() -> Config {
+    let only = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let out = match std::env::var_os("BENCH_OUT") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if only.is_some() => None,
+        None => Some(repo().join("BENCHMARKS.md")),
+    };
+    let module = std::env::var_os("XPROCESS_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/release/libxprocess.so"));
+    Config {
+        settings: Settings {
+            n: env_num("BENCH_N", 100_000).max(1),
+            latency_calls: env_num("BENCH_LATENCY_CALLS", 2_000).max(1),
+        },
+        rounds: env_num("BENCH_ROUNDS", 5).max(1),
+        only,
+        out,
+        module,
+    }
+}
+
+/// A private copy of the module, so a rebuild during the run cannot mix
+/// versions across rounds. Removed on drop.
+struct ModuleCopy(PathBuf);
+
+impl ModuleCopy {
+    fn new(module: &Path) -> ModuleCopy {
+        assert!(
+            module.is_file(),
+            "module not found at {}: run `cargo build --release` first (or set XPROCESS_MODULE)",
+            module.display()
+        );
+        let dir =
+            std::env::temp_dir().join(format!("xprocess-bench-{}-module", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create module copy dir");
+        let copy = dir.join("libxprocess.so");
+        std::fs::copy(module, &copy).expect("copy the module");
+        ModuleCopy(copy)
+    }
+}
+
+impl Drop for ModuleCopy {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn contenders(cfg: &Config) -> Vec<Contender> {
+    let chosen: Vec<Contender> = contenders::ALL
+        .into_iter()
+        .filter(|c| cfg.only.as_ref().is_none_or(|o| o.contains(&c.tag())))
+        .collect();
+    assert!(!chosen.is_empty(), "BENCH_ONLY matches no contender");
+    chosen
+}
+
+/// All rounds; round r starts at contender r (rotation), each on a fresh server.
+fn measure_all(cfg: &Config, module: &Path, chosen: &[Contender]) -> Vec<Results> {
+    let mut all: Vec<Results> = chosen
+        .iter()
+        .map(|&who| Results {
+            who,
+            samples: Vec::new(),
+        })
+        .collect();
+    for round in 0..cfg.rounds {
+        for i in 0..all.len() {
+            let r = &mut all[(round + i) % chosen.len()];
+            let start = Instant::now();
+            let s = run::measure(module, r.who, &cfg.settings);
+            eprintln!(
+                "round {}/{} {:<12} {:>10.0} entries/s {:>6.2} server-us/entry p50 {:>7.1} us  ({:.1}s)",
+                round + 1,
+                cfg.rounds,
+                r.who.tag(),
+                s.entries_per_s,
+                s.server_us_per_entry,
+                s.p50_us,
+                start.elapsed().as_secs_f64()
+            );
+            r.samples.push(s);
+        }
+    }
+    all
+}
+
+fn setup_text(cfg: &Config, all: &[Results]) -> String {
+    let mut s: String = machine::describe(&cfg.module, repo())
+        .into_iter()
+        .map(|(k, v)| format!("- {k}: {v}\n"))
+        .collect();
+    let lat: Vec<String> = all
+        .iter()
+        .map(|r| format!("{} for {}", r.samples[0].latency_calls, r.who.tag()))
+        .collect();
+    s += &format!(
+        "- Workload: N = {} pending entries per contender and round (fields `customer`, one of \
+         100, and `amount`), all delivered to one consumer by XREADGROUP; effect \
+         `HINCRBY totals $customer $amount`, dedupe set `{}`.\n\
+         - Rounds: {}; each contender runs on a fresh redis-server (`--save \"\" --appendonly no`) \
+         in every round, the order rotating from round to round. Tables show the median and \
+         (min–max) over rounds.\n\
+         - Client: raw RESP over one TCP connection; one thread writes all commands while another \
+         reads the replies (like `redis-cli --pipe`). entries/s is N over the wall time of that \
+         phase. Server µs/entry is INFO commandstats usec of the top-level command(s) only \
+         (xprocess; evalsha; hincrby+sadd+xack; xack) over N, reset right before the phase.\n\
+         - Dedupe bytes/entry: `MEMORY USAGE <set> SAMPLES 0` / SCARD after the phase.\n\
+         - Latency: sequential calls, one in flight, on fresh pending entries, per call (a call \
+         covers k entries for XPROCESS with k IDs; for the naive pipeline a call is the three \
+         commands of one entry in one write). Calls: {}.\n\
+         - Every phase is checked: no error replies, every entry replied 1, totals per customer \
+         equal the sums of the amounts, PEL empty, one dedupe member per entry.\n",
+        cfg.settings.n,
+        workload::DEDUPE,
+        cfg.rounds,
+        lat.join(", ")
+    );
+    s
+}
+
+fn document(cfg: &Config, all: &[Results]) -> String {
+    format!(
+        "# Benchmarks\n\n\
+         Generated by `cargo bench --bench xprocess` (benches/xprocess/); regenerate with \
+         `cargo build --release && cargo bench --bench xprocess`.\n\n\
+         ## Setup\n\n{}\n\
+         ## Results\n\n{}\n\
+         ## Ratios\n\n\
+         Per round (contenders of one round ran back to back), median (min–max) over rounds. \
+         Higher is better for XPROCESS everywhere.\n\n{}\n\
+         ## Commands run inside the top-level command\n\n\
+         From INFO commandstats during the pipelined phase: RedisModule_Call (XPROCESS) or \
+         redis.call (Lua) invocations per entry and their own µs per entry. The rest of the \
+         top-level µs is the command's own overhead.\n\n{}\n",
+        setup_text(cfg, all),
+        report::results_table(all),
+        report::ratio_table(all),
+        report::inner_table(all),
+    )
+}
+
+fn main() {
+    let cfg = config();
+    for stale in machine::stale_sources(&cfg.module, repo()) {
+        eprintln!("warning: {stale} is newer than the module: run `cargo build --release`?");
+    }
+    let module = ModuleCopy::new(&cfg.module);
+    let chosen = contenders(&cfg);
+    let started = Instant::now();
+    let all = measure_all(&cfg, &module.0, &chosen);
+    let doc = document(&cfg, &all);
+    println!("{doc}");
+    eprintln!("total {:.0}s", started.elapsed().as_secs_f64());
+    if let Some(out) = &cfg.out {
+        let text = format!("{doc}{}", report::kept_tail(out));
+        std::fs::write(out, text).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
+        eprintln!("wrote {}", out.display());
+    }
+}

@@ -1,0 +1,122 @@
+//! The data: N stream entries `customer <one of 100> amount <1..=1000>`, all
+//! delivered to one consumer so they are pending, and the end-state checks.
+
+use crate::wire;
+use redis::Connection;
+use std::collections::HashMap;
+
+pub const STREAM: &str = "payments";
+pub const GROUP: &str = "billing";
+pub const CONSUMER: &str = "worker-1";
+pub const TOTALS: &str = "totals";
+/// The name XPROCESS derives from STREAM and GROUP; the Lua script and the
+/// naive pipeline use the same set.
+pub const DEDUPE: &str = "{payments}:xprocess:billing";
+
+const CUSTOMERS: u64 = 100;
+/// Entry `i` gets the ID `BASE_MS + i` (milliseconds) `-0`.
+const BASE_MS: u64 = 1_700_000_000_000;
+/// Entries per XREADGROUP call when making them pending.
+const READ_CHUNK: u64 = 10_000;
+
+pub struct Entry {
+    pub id: String,
+    pub customer: String,
+    pub amount: String,
+}
+
+/// Entries `first .. first + count`, deterministic.
+pub fn entries(first: u64, count: u64) -> Vec<Entry> {
+    (first..first + count)
+        .map(|i| Entry {
+            id: format!("{}-0", BASE_MS + i),
+            customer: format!("customer-{:03}", i.wrapping_mul(7919) % CUSTOMERS),
+            amount: (i.wrapping_mul(104_729) % 1000 + 1).to_string(),
+        })
+        .collect()
+}
+
+/// XADD the entries, then XREADGROUP them all as CONSUMER, pipelined.
+pub fn make_pending(con: &mut Connection, port: u16, entries: &[Entry]) {
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg(&["CREATE", STREAM, GROUP, "$", "MKSTREAM"])
+        .query(con)
+        .unwrap_or(redis::Value::Nil); // BUSYGROUP on the second batch
+    let mut out = Vec::with_capacity(entries.len() * 96);
+    for e in entries {
+        let args = [
+            "XADD",
+            STREAM,
+            &e.id,
+            "customer",
+            &e.customer,
+            "amount",
+            &e.amount,
+        ];
+        wire::encode(&mut out, &args.map(str::as_bytes));
+    }
+    let reads = (entries.len() as u64).div_ceil(READ_CHUNK);
+    let chunk = READ_CHUNK.to_string();
+    for _ in 0..reads {
+        let args = [
+            "XREADGROUP",
+            "GROUP",
+            GROUP,
+            CONSUMER,
+            "COUNT",
+            &chunk,
+            "STREAMS",
+            STREAM,
+            ">",
+        ];
+        wire::encode(&mut out, &args.map(str::as_bytes));
+    }
+    let (_, summary) = wire::pipeline(port, &out, entries.len() as u64 + reads);
+    assert_eq!(summary.errors, 0, "preparing the stream failed");
+}
+
+pub fn pending_count(con: &mut Connection) -> u64 {
+    let summary: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(&[STREAM, GROUP])
+        .query(con)
+        .expect("XPENDING");
+    summary.0
+}
+
+/// The state after processing `done` (with effects or not): per-customer
+/// totals, empty PEL, one dedupe member per entry.
+pub fn verify(con: &mut Connection, done: &[Entry], effects: bool, dedupe: bool, who: &str) {
+    let pending = pending_count(con);
+    assert_eq!(pending, 0, "{who}: {pending} entries still pending");
+    let totals: HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(TOTALS)
+        .query(con)
+        .expect("HGETALL");
+    let expected = if effects {
+        expected_totals(done)
+    } else {
+        HashMap::new()
+    };
+    assert!(totals == expected, "{who}: wrong totals");
+    let members: u64 = redis::cmd("SCARD").arg(DEDUPE).query(con).unwrap();
+    let want = if dedupe { done.len() as u64 } else { 0 };
+    assert_eq!(members, want, "{who}: dedupe set cardinality");
+}
+
+fn expected_totals(done: &[Entry]) -> HashMap<String, i64> {
+    let mut totals = HashMap::new();
+    for e in done {
+        *totals.entry(e.customer.clone()).or_insert(0) += e.amount.parse::<i64>().unwrap();
+    }
+    totals
+}
+
+/// MEMORY USAGE of the dedupe set (SAMPLES 0: exact) per member.
+pub fn dedupe_bytes_per_entry(con: &mut Connection) -> f64 {
+    let bytes: u64 = redis::cmd("MEMORY")
+        .arg(&["USAGE", DEDUPE, "SAMPLES", "0"])
+        .query(con)
+        .expect("MEMORY USAGE");
+    let members: u64 = redis::cmd("SCARD").arg(DEDUPE).query(con).unwrap();
+    bytes as f64 / members as f64
+}
