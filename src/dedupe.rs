@@ -17,7 +17,15 @@ pub trait DedupeStore {
     fn insert(&mut self, id: StreamId);
     /// Write what `insert` buffered.
     fn commit(&mut self) -> Result<(), ReplyError>;
+    /// A hint that `ids` are about to be looked up: a store may do it in bulk.
+    fn prefetch(&mut self, _ids: &[StreamId]) {}
 }
+
+/// Hash sets and maps keyed by IDs and key names: xxh3 is several times
+/// faster than the default SipHash, and these keys are not attacker-chosen
+/// in a way that matters (a collision costs time within one call only).
+pub type FastSet<T> = HashSet<T, xxhash_rust::xxh3::Xxh3Builder>;
+pub type FastMap<K, V> = std::collections::HashMap<K, V, xxhash_rust::xxh3::Xxh3Builder>;
 
 /// A plain Redis Set of `ms-seq` IDs, so `SISMEMBER` works on it, with an
 /// optional expiry refreshed on every write.
@@ -26,7 +34,9 @@ pub struct SetStore<'r, 'c> {
     key: &'r [u8],
     ttl_ms: u64,
     pending: Vec<StreamId>,
-    pending_set: HashSet<StreamId>,
+    pending_set: FastSet<StreamId>,
+    /// IDs found in the set by `prefetch`; `None` until it ran.
+    known: Option<FastSet<StreamId>>,
 }
 
 impl<'r, 'c> SetStore<'r, 'c> {
@@ -36,7 +46,8 @@ impl<'r, 'c> SetStore<'r, 'c> {
             key,
             ttl_ms,
             pending: Vec::new(),
-            pending_set: HashSet::new(),
+            pending_set: FastSet::default(),
+            known: None,
         }
     }
 }
@@ -45,6 +56,9 @@ impl DedupeStore for SetStore<'_, '_> {
     fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError> {
         if self.pending_set.contains(&id) {
             return Ok(true);
+        }
+        if let Some(known) = &self.known {
+            return Ok(known.contains(&id));
         }
         let id = id.to_string();
         match self.redis.read("SISMEMBER", &[self.key, id.as_bytes()])? {
@@ -78,13 +92,31 @@ impl DedupeStore for SetStore<'_, '_> {
         self.pending_set.clear();
         Ok(())
     }
+
+    /// One SMISMEMBER for the whole call instead of a SISMEMBER per ID.
+    fn prefetch(&mut self, ids: &[StreamId]) {
+        let texts: Vec<String> = ids.iter().map(StreamId::to_string).collect();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 1);
+        args.push(self.key);
+        args.extend(texts.iter().map(|s| s.as_bytes()));
+        let Ok(CallReply::Array(flags)) = self.redis.read("SMISMEMBER", &args) else {
+            return; // keep looking IDs up one by one
+        };
+        let mut known = FastSet::default();
+        for (id, flag) in ids.iter().zip(flags.iter()) {
+            if matches!(flag, Ok(CallReply::I64(n)) if n.to_i64() == 1) {
+                known.insert(*id);
+            }
+        }
+        self.known = Some(known);
+    }
 }
 
 /// An in-process store, for tests of the processing logic.
 #[derive(Default)]
 pub struct MemoryStore {
-    pub committed: HashSet<StreamId>,
-    pending: HashSet<StreamId>,
+    pub committed: FastSet<StreamId>,
+    pending: FastSet<StreamId>,
 }
 
 impl DedupeStore for MemoryStore {

@@ -2,13 +2,14 @@
 //! Redis backend and the Set dedupe store.
 
 use crate::config;
-use crate::dedupe::SetStore;
+use crate::dedupe::{FastMap, SetStore};
 use crate::errors::{self, ReplyError};
 use crate::keys::derived_dedupe_key;
 use crate::parse::{Request, StreamId};
 use crate::plan::{KeyKind, Op, State};
 use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
+use crate::stream_reader;
 use redis_module::{raw, AclPermissions, CallReply, Context, RedisString};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ struct RedisBackend<'r, 'c> {
     group: &'r [u8],
     /// Last generated ID of each XADD target, read once per call.
     last_ids: RefCell<HashMap<Vec<u8>, StreamId>>,
+    /// Entries read ahead by `prefetch`, taken by `read_entry`.
+    prefetched: FastMap<StreamId, Fields>,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -75,6 +78,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             stream: req.stream,
             group: req.group,
             last_ids: RefCell::default(),
+            prefetched: FastMap::default(),
         }
     }
 
@@ -183,33 +187,43 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
-        let key = self.key(self.stream);
-        let id = raw::RedisModuleStreamID {
-            ms: id.ms,
-            seq: id.seq,
-        };
-        let mut records = key
-            .get_stream_range_iterator(Some(id), Some(id), false, false)
-            .ok()?;
-        let record = records.next()?;
-        let fields = record
-            .fields
-            .iter()
-            .map(|(f, v)| (f.as_slice().to_vec(), v.as_slice().to_vec()))
+        if let Some(fields) = self.prefetched.remove(&id) {
+            return Some(fields);
+        }
+        let ctx = self.redis.ctx.ctx;
+        stream_reader::read_sorted(ctx, self.stream, &[id]).pop()?
+    }
+
+    fn prefetch(&mut self, ids: &[StreamId]) {
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let entries = stream_reader::read_sorted(self.redis.ctx.ctx, self.stream, &sorted);
+        self.prefetched = sorted
+            .into_iter()
+            .zip(entries)
+            .filter_map(|(id, fields)| Some((id, fields?)))
             .collect();
-        Some(fields)
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {
         match op {
-            Op::HIncrBy { key, field, incr } => self.redis.write("HINCRBY", &[key, field, incr]),
-            Op::HIncrByFloat { key, field, incr } => {
-                self.redis.write("HINCRBYFLOAT", &[key, field, incr])
+            Op::HIncrBy {
+                key,
+                field,
+                incr,
+                result,
+            } => {
+                self.redis.hincrby(key, field, incr, *result);
+                Ok(())
             }
-            Op::SAdd { key, member } => self.redis.write("SADD", &[key, member]),
-            Op::XAdd { key, trim, pairs } => return self.xadd(key, *trim, pairs),
+            Op::HIncrByFloat { key, field, incr } => self
+                .redis
+                .write("HINCRBYFLOAT", &[key, field, incr])
+                .map(drop),
+            Op::SAdd { key, member } => self.redis.write("SADD", &[key, member]).map(drop),
+            Op::XAdd { key, trim, pairs } => self.xadd(key, *trim, pairs),
         }
-        .map(drop)
     }
 
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod process;
 pub mod replication;
 pub mod reply;
+pub mod stream_reader;
 pub mod template;
 
 use redis_module::configuration::ConfigurationFlags;

@@ -35,6 +35,8 @@ pub enum Op<'r> {
         key: &'r [u8],
         field: &'r [u8],
         incr: &'r [u8],
+        /// The field's value afterwards, computed while validating.
+        result: i64,
     },
     HIncrByFloat {
         key: &'r [u8],
@@ -188,7 +190,12 @@ fn plan_hincrby<'r>(
     };
     let sum = current.checked_add(by).ok_or(errors::OVERFLOW)?;
     overlay.set_field(key, field, Num::Int(sum));
-    Ok(Op::HIncrBy { key, field, incr })
+    Ok(Op::HIncrBy {
+        key,
+        field,
+        incr,
+        result: sum,
+    })
 }
 
 fn plan_hincrbyfloat<'r>(

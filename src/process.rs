@@ -27,6 +27,8 @@ pub trait Backend: State {
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError>;
     /// Report a broken invariant (a write failing after validation).
     fn warn(&mut self, message: &str);
+    /// A hint that `ids` are about to be read: a backend may read them in bulk.
+    fn prefetch(&mut self, _ids: &[StreamId]) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,15 @@ pub fn process<B: Backend, D: DedupeStore>(
     store: &mut D,
     reserved: &[(&[u8], KeyKind)],
 ) -> Vec<Outcome> {
+    // Bulk reads are only safe when no effect writes the keys being read.
+    let self_targeting = req
+        .effects
+        .iter()
+        .any(|e| e.key() == req.stream || reserved.iter().any(|(key, _)| *key == e.key()));
+    if !self_targeting {
+        backend.prefetch(&req.ids);
+        store.prefetch(&req.ids);
+    }
     let mut acks = Vec::with_capacity(req.ids.len());
     let outcomes = req
         .ids
@@ -164,7 +175,10 @@ mod tests {
             self.entries.get(&id).cloned()
         }
         fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {
-            if let Op::HIncrBy { key, field, incr } = op {
+            if let Op::HIncrBy {
+                key, field, incr, ..
+            } = op
+            {
                 let by: i64 = std::str::from_utf8(incr).unwrap().parse().unwrap();
                 *self
                     .hashes

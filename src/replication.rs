@@ -7,8 +7,12 @@
 //! the AOF. XPROCESS itself is never propagated. Reads are not propagated.
 
 use crate::errors::ReplyError;
-use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
+use redis_module::{
+    raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent, RedisString,
+};
 use std::cell::Cell;
+use std::os::raw::c_void;
+use std::ptr;
 
 pub struct Redis<'c> {
     pub ctx: &'c Context,
@@ -46,6 +50,64 @@ impl<'c> Redis<'c> {
     }
 }
 
+impl Redis<'_> {
+    /// HINCRBY without RedisModule_Call: planning already read the field and
+    /// computed `result`, so write it with the low-level hash API, then
+    /// propagate the HINCRBY verbatim (deterministic: the replica holds the
+    /// same value) and notify as HINCRBY does.
+    pub fn hincrby(&self, key: &[u8], field: &[u8], incr: &[u8], result: i64) {
+        let ctx = self.ctx.ctx;
+        let name = RedisString::create_from_slice(ctx, key);
+        let field_s = RedisString::create_from_slice(ctx, field);
+        let mut digits = itoa_buf();
+        let value = RedisString::create_from_slice(ctx, format_i64(result, &mut digits));
+        // SAFETY: the key is opened for writing, set and closed here; Redis
+        // copies field and value. Closing it signals the modification (WATCH).
+        // HashSet returns a count of replaced fields, not a status: planning
+        // has checked the key is a hash (or missing), so it cannot fail.
+        unsafe {
+            let handle =
+                raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_WRITE as i32)
+                    .cast::<raw::RedisModuleKey>();
+            raw::RedisModule_HashSet.unwrap()(
+                handle,
+                raw::REDISMODULE_HASH_NONE as i32,
+                field_s.inner,
+                value.inner,
+                ptr::null_mut::<c_void>(),
+            );
+            raw::RedisModule_CloseKey.unwrap()(handle);
+        }
+        self.ctx.replicate("HINCRBY", &[key, field, incr]);
+        self.ctx
+            .notify_keyspace_event(NotifyEvent::HASH, "hincrby", &name);
+    }
+}
+
+/// Room for any i64 in decimal.
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// `n` in decimal, without going through `fmt`.
+pub fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
 fn to_reply_error(e: redis_module::ErrorReply<'_>) -> ReplyError {
     let text = e.to_utf8_string().unwrap_or_default();
     // RM_Call's own errors may lack a code; Redis replies need one.
@@ -54,5 +116,18 @@ fn to_reply_error(e: redis_module::ErrorReply<'_>) -> ReplyError {
             ReplyError::new(text)
         }
         _ => ReplyError::new(format!("ERR {text}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_i64_covers_the_range() {
+        let mut buf = itoa_buf();
+        for n in [0, 7, -7, 10, 1234567890, i64::MAX, i64::MIN] {
+            assert_eq!(format_i64(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 }
