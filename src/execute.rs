@@ -2,7 +2,8 @@
 //! Redis backend and the Set dedupe store.
 
 use crate::config;
-use crate::dedupe::{FastMap, SetStore};
+use crate::dedupe::SetStore;
+use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
 use crate::keys::derived_dedupe_key;
 use crate::parse::{Request, StreamId};
@@ -15,6 +16,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::raw::c_void;
 use std::ptr;
+
+/// Entries (and bytes of field data) read ahead on a cache miss.
+const READ_AHEAD: usize = 256;
+const READ_AHEAD_BYTES: usize = 256 * 1024;
 
 /// Run one parsed XPROCESS call.
 pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
@@ -67,8 +72,8 @@ struct RedisBackend<'r, 'c> {
     group: &'r [u8],
     /// Last generated ID of each XADD target, read once per call.
     last_ids: RefCell<HashMap<Vec<u8>, StreamId>>,
-    /// Entries read ahead by `prefetch`, taken by `read_entry`.
-    prefetched: FastMap<StreamId, Fields>,
+    /// The database selected by the caller, for the entry cache.
+    db: i32,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -78,7 +83,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             stream: req.stream,
             group: req.group,
             last_ids: RefCell::default(),
-            prefetched: FastMap::default(),
+            db: unsafe { raw::RedisModule_GetSelectedDb.unwrap()(redis.ctx.ctx) },
         }
     }
 
@@ -187,23 +192,22 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
-        if let Some(fields) = self.prefetched.remove(&id) {
-            return Some(fields);
+        match entry_cache::take(self.db, self.stream, id) {
+            Lookup::Hit(fields) => return Some(fields),
+            Lookup::Missing => return None,
+            Lookup::Unknown => {}
         }
         let ctx = self.redis.ctx.ctx;
-        stream_reader::read_sorted(ctx, self.stream, &[id]).pop()?
-    }
-
-    fn prefetch(&mut self, ids: &[StreamId]) {
-        let mut sorted = ids.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let entries = stream_reader::read_sorted(self.redis.ctx.ctx, self.stream, &sorted);
-        self.prefetched = sorted
-            .into_iter()
-            .zip(entries)
-            .filter_map(|(id, fields)| Some((id, fields?)))
-            .collect();
+        let window = stream_reader::read_ahead(ctx, self.stream, id, READ_AHEAD, READ_AHEAD_BYTES);
+        let found = window.first().is_some_and(|(first, _)| *first == id);
+        entry_cache::store(self.db, self.stream, id, window);
+        if !found {
+            return None;
+        }
+        match entry_cache::take(self.db, self.stream, id) {
+            Lookup::Hit(fields) => Some(fields),
+            _ => None,
+        }
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {

@@ -10,7 +10,9 @@
 pub mod command_info;
 pub mod config;
 pub mod dedupe;
+pub mod entry_cache;
 pub mod errors;
+pub mod events;
 pub mod execute;
 pub mod keys;
 pub mod numbers;
@@ -72,6 +74,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     std::panic::set_hook(Box::new(|info| {
         redis_module::logging::log_warning(format!("xprocess: panic: {info}"));
     }));
+    if events::subscribe(ctx) == Status::Err {
+        ctx.log_warning("xprocess: could not subscribe to keyspace and server events");
+        return Status::Err;
+    }
     register_command(ctx)
 }
 

@@ -2,17 +2,14 @@
 //!
 //! Finding one entry costs a seek plus a walk from the start of its radix-tree
 //! node (up to `stream-node-max-entries`, 100 by default), which is what
-//! `XRANGE id id` pays too. A batch of IDs is therefore read in one forward
-//! pass, seeking again only across long gaps.
+//! `XRANGE id id` pays too: so entries are read a window at a time (see
+//! `entry_cache`).
 
 use crate::parse::StreamId;
 use crate::process::Fields;
 use redis_module::{raw, RedisString};
 use std::os::raw::c_long;
 use std::ptr;
-
-/// Entries walked past without being wanted before a new seek is cheaper.
-const MAX_SKIP: usize = 256;
 
 /// An open stream key with a running iterator; closed on drop.
 struct Cursor {
@@ -102,42 +99,28 @@ impl Drop for Cursor {
     }
 }
 
-/// Read the entries `ids` (sorted ascending, no repeats) of stream `name`.
-/// Returns one slot per ID: `None` where the stream has no such entry.
-pub fn read_sorted(
+/// Read up to `max_entries` entries (and about `max_bytes`) of stream `name`
+/// from `from` on, in ID order.
+pub fn read_ahead(
     ctx: *mut raw::RedisModuleCtx,
     name: &[u8],
-    ids: &[StreamId],
-) -> Vec<Option<Fields>> {
-    let mut out: Vec<Option<Fields>> = vec![None; ids.len()];
-    let (Some(&last), Some(mut cursor)) = (ids.last(), Cursor::open(ctx, name)) else {
+    from: StreamId,
+    max_entries: usize,
+    max_bytes: usize,
+) -> Vec<(StreamId, Fields)> {
+    let mut out = Vec::new();
+    let Some(mut cursor) = Cursor::open(ctx, name) else {
         return out;
     };
-    let mut i = 0;
-    'seek: while i < ids.len() {
-        if !cursor.seek(ids[i], last) {
-            return out;
-        }
-        let mut skipped = 0;
-        while let Some(id) = cursor.next_id() {
-            while i < ids.len() && ids[i] < id {
-                i += 1; // not in the stream
-            }
-            if i == ids.len() {
-                return out;
-            }
-            if ids[i] == id {
-                out[i] = Some(cursor.fields());
-                i += 1;
-                skipped = 0;
-            } else {
-                skipped += 1;
-                if skipped > MAX_SKIP {
-                    continue 'seek;
-                }
-            }
-        }
-        return out; // the iterator passed `last`
+    if !cursor.seek(from, StreamId::MAX) {
+        return out;
+    }
+    let mut bytes = 0;
+    while out.len() < max_entries && bytes < max_bytes {
+        let Some(id) = cursor.next_id() else { break };
+        let fields = cursor.fields();
+        bytes += fields.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>();
+        out.push((id, fields));
     }
     out
 }

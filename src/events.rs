@@ -1,0 +1,65 @@
+//! Server and keyspace events the module listens to: they keep the entry
+//! cache honest (see `entry_cache`).
+
+use crate::entry_cache;
+use redis_module::{raw, Context, RedisString, Status};
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
+
+/// Event classes that can remove or replace a stream's entries.
+const KEYSPACE_EVENTS: c_int = raw::REDISMODULE_NOTIFY_GENERIC
+    | raw::REDISMODULE_NOTIFY_STREAM
+    | raw::REDISMODULE_NOTIFY_EXPIRED
+    | raw::REDISMODULE_NOTIFY_EVICTED;
+
+/// Server events after which no cached entry can be trusted.
+const SERVER_EVENTS: [u64; 3] = [
+    raw::REDISMODULE_EVENT_FLUSHDB,
+    raw::REDISMODULE_EVENT_SWAPDB,
+    raw::REDISMODULE_EVENT_LOADING,
+];
+
+pub fn subscribe(ctx: &Context) -> Status {
+    // SAFETY: plain API calls at load time, with 'static callbacks.
+    unsafe {
+        let keyspace = raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(
+            ctx.ctx,
+            KEYSPACE_EVENTS,
+            Some(on_keyspace_event),
+        );
+        if keyspace != raw::REDISMODULE_OK as c_int {
+            return Status::Err;
+        }
+        for id in SERVER_EVENTS {
+            let event = raw::RedisModuleEvent { id, dataver: 1 };
+            raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_server_event));
+        }
+    }
+    Status::Ok
+}
+
+extern "C" fn on_keyspace_event(
+    ctx: *mut raw::RedisModuleCtx,
+    _type: c_int,
+    event: *const c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    // SAFETY: Redis passes a valid context, a C string and a key string.
+    let (db, event) = unsafe {
+        (
+            raw::RedisModule_GetSelectedDb.unwrap()(ctx),
+            CStr::from_ptr(event).to_str().unwrap_or(""),
+        )
+    };
+    entry_cache::on_keyspace_event(db, event, RedisString::string_as_slice(key));
+    raw::REDISMODULE_OK as c_int
+}
+
+extern "C" fn on_server_event(
+    _ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    _subevent: u64,
+    _data: *mut c_void,
+) {
+    entry_cache::clear();
+}
