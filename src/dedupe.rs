@@ -5,7 +5,7 @@
 //! runs in the same atomic command as the effects and the XACK.
 
 use crate::errors::ReplyError;
-use crate::parse::StreamId;
+use crate::parse::{IdText, StreamId};
 use crate::replication::Redis;
 use redis_module::CallReply;
 use std::collections::HashSet;
@@ -60,8 +60,10 @@ impl DedupeStore for SetStore<'_, '_> {
         if let Some(known) = &self.known {
             return Ok(known.contains(&id));
         }
-        let id = id.to_string();
-        match self.redis.read("SISMEMBER", &[self.key, id.as_bytes()])? {
+        match self
+            .redis
+            .read("SISMEMBER", &[self.key, id.text().as_bytes()])?
+        {
             CallReply::I64(n) => Ok(n.to_i64() == 1),
             other => Err(ReplyError::new(format!(
                 "ERR unexpected SISMEMBER reply {other:?}"
@@ -79,10 +81,10 @@ impl DedupeStore for SetStore<'_, '_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = self.pending.iter().map(StreamId::to_string).collect();
+        let ids: Vec<IdText> = self.pending.iter().map(|id| id.text()).collect();
         let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 1);
         args.push(self.key);
-        args.extend(ids.iter().map(|s| s.as_bytes()));
+        args.extend(ids.iter().map(IdText::as_bytes));
         self.redis.write("SADD", &args)?;
         if self.ttl_ms > 0 {
             let ttl = self.ttl_ms.to_string();
@@ -95,10 +97,10 @@ impl DedupeStore for SetStore<'_, '_> {
 
     /// One SMISMEMBER for the whole call instead of a SISMEMBER per ID.
     fn prefetch(&mut self, ids: &[StreamId]) {
-        let texts: Vec<String> = ids.iter().map(StreamId::to_string).collect();
+        let texts: Vec<IdText> = ids.iter().map(|id| id.text()).collect();
         let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 1);
         args.push(self.key);
-        args.extend(texts.iter().map(|s| s.as_bytes()));
+        args.extend(texts.iter().map(IdText::as_bytes));
         let Ok(CallReply::Array(flags)) = self.redis.read("SMISMEMBER", &args) else {
             return; // keep looking IDs up one by one
         };

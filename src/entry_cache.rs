@@ -1,4 +1,5 @@
-//! Read-ahead cache of source entries, shared by all calls.
+//! Read-ahead cache of source entries, and of consumer groups known to
+//! exist, shared by all calls.
 //!
 //! Finding one entry costs a radix-tree seek plus a walk over up to 100
 //! entries of its node (what `XRANGE id id` pays). Consumers process entries
@@ -46,11 +47,34 @@ pub enum Lookup {
     Unknown,
 }
 
+/// A consumer group known to exist: (db, stream key, group).
+type Group = (i32, Vec<u8>, Vec<u8>);
+
 thread_local! {
     // Redis calls modules from its main thread only. Borrows never outlive a
     // function here, so an event raised while a command runs can still drop
     // a window.
     static WINDOWS: RefCell<Vec<Window>> = const { RefCell::new(Vec::new()) };
+    static GROUPS: RefCell<Vec<Group>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `group` of stream `key` was seen to exist, with no event since
+/// that could have removed it.
+pub fn group_known(db: i32, key: &[u8], group: &[u8]) -> bool {
+    GROUPS.with_borrow(|groups| {
+        groups
+            .iter()
+            .any(|(d, k, g)| *d == db && k == key && g == group)
+    })
+}
+
+pub fn remember_group(db: i32, key: &[u8], group: &[u8]) {
+    GROUPS.with_borrow_mut(|groups| {
+        if groups.len() >= MAX_WINDOWS {
+            groups.remove(0);
+        }
+        groups.push((db, key.to_vec(), group.to_vec()));
+    });
 }
 
 /// Take entry `id` of stream `key` in database `db` from the cache.
@@ -110,8 +134,27 @@ const HARMLESS: [&str; 9] = [
     "xautoclaim",
 ];
 
+/// Events that cannot remove a consumer group.
+const HARMLESS_TO_GROUPS: [&str; 8] = [
+    "xadd",
+    "xtrim",
+    "xdel",
+    "xgroup-create",
+    "xgroup-createconsumer",
+    "xgroup-delconsumer",
+    "xclaim",
+    "xautoclaim",
+];
+
 /// A keyspace event on `key` in `db`.
 pub fn on_keyspace_event(db: i32, event: &str, key: &[u8]) {
+    if !HARMLESS_TO_GROUPS.contains(&event) {
+        GROUPS.with_borrow_mut(|groups| {
+            if !groups.is_empty() {
+                groups.retain(|(d, k, _)| !(*d == db && k == key));
+            }
+        });
+    }
     if HARMLESS.contains(&event) {
         return;
     }
@@ -125,6 +168,7 @@ pub fn on_keyspace_event(db: i32, event: &str, key: &[u8]) {
 /// Forget everything (flush, swapdb, loading).
 pub fn clear() {
     WINDOWS.with_borrow_mut(Vec::clear);
+    GROUPS.with_borrow_mut(Vec::clear);
 }
 
 /// Number of streams with a window (for tests and INFO).
@@ -172,6 +216,22 @@ mod tests {
         on_keyspace_event(0, "xdel", b"s");
         assert_eq!(windows(), 0);
         assert_eq!(take(0, b"s", id(1)), Lookup::Unknown);
+    }
+
+    #[test]
+    fn group_knowledge_survives_appends_but_not_destroy() {
+        clear();
+        remember_group(0, b"s", b"g");
+        on_keyspace_event(0, "xadd", b"s");
+        on_keyspace_event(0, "xdel", b"s");
+        assert!(group_known(0, b"s", b"g"));
+        assert!(!group_known(0, b"s", b"h"));
+        assert!(!group_known(1, b"s", b"g"));
+        on_keyspace_event(0, "xgroup-destroy", b"s");
+        assert!(!group_known(0, b"s", b"g"));
+        remember_group(0, b"s", b"g");
+        clear();
+        assert!(!group_known(0, b"s", b"g"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::dedupe::SetStore;
 use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
 use crate::keys::derived_dedupe_key;
-use crate::parse::{Request, StreamId};
+use crate::parse::{IdText, Request, StreamId};
 use crate::plan::{KeyKind, Op, State};
 use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
@@ -42,8 +42,11 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     if !matches!(backend.kind(dedupe_key), KeyKind::Missing | KeyKind::Set) {
         return Err(errors::WRONGTYPE.into());
     }
-    // XPENDING with count 0 checks that the group exists and returns nothing.
-    redis.read("XPENDING", &[req.stream, req.group, b"-", b"+", b"0"])?;
+    if !entry_cache::group_known(backend.db, req.stream, req.group) {
+        // XPENDING with count 0 checks that the group exists, returns nothing.
+        redis.read("XPENDING", &[req.stream, req.group, b"-", b"+", b"0"])?;
+        entry_cache::remember_group(backend.db, req.stream, req.group);
+    }
 
     let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
     let mut store = SetStore::new(&redis, dedupe_key, ttl);
@@ -73,7 +76,7 @@ struct RedisBackend<'r, 'c> {
     /// Last generated ID of each XADD target, read once per call.
     last_ids: RefCell<HashMap<Vec<u8>, StreamId>>,
     /// The database selected by the caller, for the entry cache.
-    db: i32,
+    pub db: i32,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -175,8 +178,8 @@ impl State for RedisBackend<'_, '_> {
 
 impl Backend for RedisBackend<'_, '_> {
     fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
-        let id = id.to_string();
-        let id = id.as_bytes();
+        let text = id.text();
+        let id = text.as_bytes();
         let reply = self
             .redis
             .read("XPENDING", &[self.stream, self.group, id, id, b"1"])?;
@@ -231,10 +234,10 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {
-        let ids: Vec<String> = ids.iter().map(StreamId::to_string).collect();
+        let ids: Vec<IdText> = ids.iter().map(|id| id.text()).collect();
         let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 2);
         args.extend_from_slice(&[self.stream, self.group]);
-        args.extend(ids.iter().map(|s| s.as_bytes()));
+        args.extend(ids.iter().map(IdText::as_bytes));
         self.redis.write("XACK", &args).map(drop)
     }
 

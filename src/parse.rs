@@ -50,9 +50,56 @@ impl StreamId {
     }
 }
 
+impl StreamId {
+    /// `ms-seq` text, formatted on the stack (IDs are formatted several
+    /// times per entry: for SMISMEMBER, SADD, XACK and `$@id`).
+    pub fn text(self) -> IdText {
+        let mut out = IdText {
+            buf: [0; 41],
+            len: 0,
+        };
+        out.push_u64(self.ms);
+        out.buf[out.len] = b'-';
+        out.len += 1;
+        out.push_u64(self.seq);
+        out
+    }
+}
+
+/// The text of a [`StreamId`]: at most 20 + 1 + 20 bytes.
+#[derive(Clone, Copy)]
+pub struct IdText {
+    buf: [u8; 41],
+    len: usize,
+}
+
+impl IdText {
+    fn push_u64(&mut self, mut n: u64) {
+        let start = self.len;
+        loop {
+            self.buf[self.len] = b'0' + (n % 10) as u8;
+            self.len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.buf[start..self.len].reverse();
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and '-' are ever written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
+        f.write_str(self.text().as_str())
     }
 }
 
@@ -426,6 +473,11 @@ mod tests {
             assert_eq!(StreamId::parse(bad.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(StreamId::parse(b"007-01").unwrap().to_string(), "7-1");
+        assert_eq!(
+            StreamId::MAX.text().as_str(),
+            "18446744073709551615-18446744073709551615"
+        );
+        assert_eq!(StreamId { ms: 0, seq: 10 }.text().as_bytes(), b"0-10");
         assert_eq!(StreamId::MAX.next(), None);
         assert_eq!(
             StreamId {

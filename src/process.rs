@@ -101,22 +101,23 @@ fn try_process_one<B: Backend, D: DedupeStore>(
     if store.contains(id)? {
         return Ok(Outcome::Duplicate);
     }
-    let id_text = id.to_string();
+    let text = id.text();
+    let id_text = text.as_str();
     if let Some(consumer) = req.consumer {
         let owner = backend.pending_owner(id)?;
         if owner.as_deref() != Some(consumer) {
-            return Err(ReplyError::not_owner(&id_text, consumer, owner.as_deref()));
+            return Err(ReplyError::not_owner(id_text, consumer, owner.as_deref()));
         }
     }
     let owned = backend
         .read_entry(id)
-        .ok_or_else(|| ReplyError::entry_not_found(&id_text))?;
+        .ok_or_else(|| ReplyError::entry_not_found(id_text))?;
     let fields: Vec<(&[u8], &[u8])> = owned
         .iter()
         .map(|(f, v)| (f.as_slice(), v.as_slice()))
         .collect();
     let entry = Entry {
-        id: &id_text,
+        id: id_text,
         fields: &fields,
     };
     let ops = plan_entry(&req.effects, &entry, backend, reserved)?;

@@ -239,3 +239,40 @@ fn an_effect_trimming_the_source_stream_is_seen() {
     );
     assert_eq!(slots(&reply), vec!["1".to_string(), NOT_FOUND.to_string()]);
 }
+
+/// The group check is remembered between calls; anything that can remove the
+/// group must make the next call check again.
+fn nogroup_after(change: impl FnOnce(&mut Connection)) {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    warmed(&mut con);
+    change(&mut con);
+    let before = digest(&mut con);
+    let mut args = vec!["s", "g"];
+    args.extend_from_slice(&EFFECT);
+    args.extend_from_slice(&["IDS", "1", "2-1"]);
+    let reply = xprocess(&mut con, &args);
+    assert!(err(&reply).starts_with("NOGROUP"), "{reply:?}");
+    assert_eq!(digest(&mut con), before);
+}
+
+#[test]
+fn xgroup_destroy_is_seen() {
+    nogroup_after(|c| assert_eq!(q::<i64>(c, &["XGROUP", "DESTROY", "s", "g"]), 1));
+}
+
+#[test]
+fn del_and_recreate_without_group_is_seen() {
+    nogroup_after(|c| {
+        q::<i64>(c, &["DEL", "s"]);
+        xadd_id(c, "s", "2-1", &[("user", "u"), ("amount", "20")]);
+    });
+}
+
+#[test]
+fn flushall_removes_the_group() {
+    nogroup_after(|c| {
+        q::<()>(c, &["FLUSHALL"]);
+        xadd_id(c, "s", "2-1", &[("user", "u"), ("amount", "20")]);
+    });
+}
