@@ -73,11 +73,12 @@ struct Params {
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
+    // Unset or empty (e.g. an exported but blank make variable): the default.
+    match std::env::var(name).unwrap_or_default().trim() {
+        "" => default,
+        v => v
             .parse()
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
     }
 }
 
