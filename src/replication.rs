@@ -14,10 +14,14 @@ use std::cell::Cell;
 use std::os::raw::c_void;
 use std::ptr;
 
+thread_local! {
+    // Built once: RedisModule_Call flags, `!` replicate, `E` errors as replies.
+    static WRITE: CallOptions = CallOptionsBuilder::new().replicate().errors_as_replies().build();
+    static READ: CallOptions = CallOptionsBuilder::new().errors_as_replies().build();
+}
+
 pub struct Redis<'c> {
     pub ctx: &'c Context,
-    write: CallOptions,
-    read: CallOptions,
     /// RedisModule_Call invocations so far (reads and writes).
     pub calls: Cell<u64>,
 }
@@ -26,11 +30,6 @@ impl<'c> Redis<'c> {
     pub fn new(ctx: &'c Context) -> Self {
         Redis {
             ctx,
-            write: CallOptionsBuilder::new()
-                .replicate()
-                .errors_as_replies()
-                .build(),
-            read: CallOptionsBuilder::new().errors_as_replies().build(),
             calls: Cell::new(0),
         }
     }
@@ -38,14 +37,14 @@ impl<'c> Redis<'c> {
     /// A command whose effect must reach replicas and the AOF.
     pub fn write(&self, cmd: &str, args: &[&[u8]]) -> Result<CallReply<'static>, ReplyError> {
         self.calls.set(self.calls.get() + 1);
-        let result: CallResult<'static> = self.ctx.call_ext(cmd, &self.write, args);
+        let result: CallResult<'static> = WRITE.with(|opts| self.ctx.call_ext(cmd, opts, args));
         result.map_err(to_reply_error)
     }
 
     /// A command that only reads.
     pub fn read(&self, cmd: &str, args: &[&[u8]]) -> Result<CallReply<'static>, ReplyError> {
         self.calls.set(self.calls.get() + 1);
-        let result: CallResult<'static> = self.ctx.call_ext(cmd, &self.read, args);
+        let result: CallResult<'static> = READ.with(|opts| self.ctx.call_ext(cmd, opts, args));
         result.map_err(to_reply_error)
     }
 }
@@ -78,7 +77,8 @@ impl Redis<'_> {
             );
             raw::RedisModule_CloseKey.unwrap()(handle);
         }
-        self.ctx.replicate("HINCRBY", &[key, field, incr]);
+        let incr = RedisString::create_from_slice(ctx, incr);
+        self.ctx.replicate("HINCRBY", &[&name, &field_s, &incr]);
         self.ctx
             .notify_keyspace_event(NotifyEvent::HASH, "hincrby", &name);
     }
