@@ -1047,7 +1047,7 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
          producers={} consumers={} kills={} consumer-crashes={}{naive} \
          lost-replies-resent={} resent-after-disconnect={} abandoned-batches={} \
          xautoclaims={} claimed={} applied(1)={} duplicates-reported(0)={} notowner={} \
-         duplicate-effects={} lost={} elapsed={:.1}s",
+         duplicate-effects={} (extra receipts {}, totals over by {}) lost={} elapsed={:.1}s",
         sh.mode,
         sh.p.seed,
         r.entries,
@@ -1066,6 +1066,8 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
         get(&s.duplicate_replies),
         get(&s.notowner_replies),
         r.duplicates(),
+        r.duplicate_receipts,
+        r.totals_over,
         r.lost(),
         elapsed.as_secs_f64(),
     )
