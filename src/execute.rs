@@ -10,6 +10,7 @@ use crate::parse::{IdText, Request, StreamId};
 use crate::plan::{KeyKind, Op, State};
 use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
+use crate::stats;
 use crate::stream_reader;
 use redis_module::{raw, AclPermissions, CallReply, Context, RedisString};
 use std::cell::RefCell;
@@ -51,7 +52,25 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
     let mut store = SetStore::new(&redis, dedupe_key, ttl);
     let reserved = [(dedupe_key, KeyKind::Set)];
-    Ok(process(req, &mut backend, &mut store, &reserved))
+    let outcomes = process(req, &mut backend, &mut store, &reserved);
+    count(&outcomes, redis.calls.get());
+    Ok(outcomes)
+}
+
+fn count(outcomes: &[Outcome], redis_calls: u64) {
+    stats::update(|s| {
+        s.calls += 1;
+        s.redis_calls += redis_calls;
+        s.entries += outcomes.len() as u64;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Applied => s.applied += 1,
+                Outcome::Duplicate => s.duplicates += 1,
+                Outcome::Failed(e) if e.as_str().starts_with("NOTOWNER") => s.fenced += 1,
+                Outcome::Failed(_) => s.errors += 1,
+            }
+        }
+    });
 }
 
 /// The derived dedupe key is not in argv, so Redis' own ACL check (which
@@ -196,9 +215,12 @@ impl Backend for RedisBackend<'_, '_> {
 
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
         match entry_cache::take(self.db, self.stream, id) {
-            Lookup::Hit(fields) => return Some(fields),
+            Lookup::Hit(fields) => {
+                stats::update(|s| s.cache_hits += 1);
+                return Some(fields);
+            }
             Lookup::Missing => return None,
-            Lookup::Unknown => {}
+            Lookup::Unknown => stats::update(|s| s.cache_misses += 1),
         }
         let ctx = self.redis.ctx.ctx;
         let window = stream_reader::read_ahead(ctx, self.stream, id, READ_AHEAD, READ_AHEAD_BYTES);

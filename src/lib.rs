@@ -21,6 +21,7 @@ pub mod plan;
 pub mod process;
 pub mod replication;
 pub mod reply;
+pub mod stats;
 pub mod stream_reader;
 pub mod template;
 
@@ -70,10 +71,17 @@ extern "C" fn xprocess_command(
     raw::Status::Ok as c_int
 }
 
+/// `INFO xprocess`.
+extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    stats::info(ctx);
+}
+
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     std::panic::set_hook(Box::new(|info| {
         redis_module::logging::log_warning(format!("xprocess: panic: {info}"));
     }));
+    // Replaces the macro's default INFO callback (a module has one).
+    unsafe { raw::RedisModule_RegisterInfoFunc.unwrap()(ctx.ctx, Some(info)) };
     if events::subscribe(ctx) == Status::Err {
         ctx.log_warning("xprocess: could not subscribe to keyspace and server events");
         return Status::Err;
