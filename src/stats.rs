@@ -57,7 +57,7 @@ impl Stats {
 }
 
 /// The module's default INFO section, `# xprocess`, fields `xprocess_*`.
-pub fn info(ctx: *mut raw::RedisModuleInfoCtx) {
+pub(crate) fn info(ctx: *mut raw::RedisModuleInfoCtx) {
     // SAFETY: called by Redis with a live INFO context.
     unsafe {
         raw::RedisModule_InfoAddSection.unwrap()(ctx, ptr::null_mut());

@@ -118,6 +118,8 @@ pub fn read_ahead(
     let mut bytes = 0;
     while out.len() < max_entries && bytes < max_bytes {
         let Some(id) = cursor.next_id() else { break };
+        // Redis 7.0 asserts (and aborts) if NextID is called again before
+        // the current entry's fields were read: always read them.
         let fields = cursor.fields();
         bytes += fields.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>();
         out.push((id, fields));
