@@ -10,3 +10,12 @@ pub static DEFAULT_TTL: AtomicI64 = AtomicI64::new(0);
 pub fn default_ttl_ms() -> u64 {
     DEFAULT_TTL.load(Ordering::Relaxed).max(0) as u64
 }
+
+/// `xprocess.max-ids`: the largest `numids` a call may give. A call runs
+/// atomically and blocks the server while it runs, so this bounds that time.
+pub static MAX_IDS: AtomicI64 = AtomicI64::new(DEFAULT_MAX_IDS);
+pub const DEFAULT_MAX_IDS: i64 = 10_000;
+
+pub fn max_ids() -> usize {
+    MAX_IDS.load(Ordering::Relaxed).max(1) as usize
+}

@@ -50,6 +50,12 @@ impl ReplyError {
         &self.0
     }
 
+    pub fn too_many_ids(max: usize) -> Self {
+        Self::new(format!(
+            "ERR numids exceeds xprocess.max-ids ({max}), split the IDs over several calls or raise it with CONFIG SET"
+        ))
+    }
+
     pub fn nogroup(key: &[u8], group: &[u8]) -> Self {
         Self::new(format!(
             "NOGROUP No such key '{}' or consumer group '{}'",

@@ -24,6 +24,9 @@ const READ_AHEAD_BYTES: usize = 256 * 1024;
 
 /// Run one parsed XPROCESS call.
 pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
+    if req.ids.len() > config::max_ids() {
+        return Err(ReplyError::too_many_ids(config::max_ids()));
+    }
     let derived;
     let dedupe_key: &[u8] = match req.dedupe {
         Some(key) => key,
