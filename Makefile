@@ -29,7 +29,7 @@ NO_DEPS ?=
 # the module and its tests (redis-server).
 DEB_PACKAGES := redis-server libclang-dev clang build-essential
 
-.PHONY: help build debug run test lint fmt clean deps
+.PHONY: help build debug run test lint fmt clean deps chaos bench
 
 help: ## Show this help (the default goal)
 	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
@@ -106,4 +106,15 @@ fmt: ## Format the code with cargo fmt
 clean: ## Remove build artifacts and the `make run` data (target/)
 	$(CARGO) clean
 
-# Later: `bench` (throughput vs. the Lua script) and `chaos` (kill -9 / failover runs).
+# `make chaos` sizes; CHAOS_SEED=n repeats a run's random choices.
+CHAOS_ENTRIES ?= 10000
+CHAOS_KILLS ?= 30
+CHAOS_SEED ?=
+
+chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers; XPROCESS vs the naive pattern
+	$(CARGO) build
+	CHAOS_ENTRIES=$(CHAOS_ENTRIES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) $(CARGO) test --test chaos -- --nocapture
+
+bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK; writes BENCHMARKS.md (BENCH_N, BENCH_ROUNDS, BENCH_ONLY)
+	$(CARGO) bench --bench xprocess
+
