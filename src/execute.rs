@@ -5,6 +5,7 @@ use crate::config;
 use crate::dedupe::SetStore;
 use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
+use crate::hash_writes::HashWrites;
 use crate::keys::derived_dedupe_key;
 use crate::parse::{IdText, Request, StreamId};
 use crate::plan::{KeyKind, Op, State};
@@ -99,6 +100,8 @@ struct RedisBackend<'r, 'c> {
     last_ids: RefCell<HashMap<Vec<u8>, StreamId>>,
     /// The database selected by the caller, for the entry cache.
     pub db: i32,
+    /// HINCRBY results not yet written (see `hash_writes`).
+    hash_writes: HashWrites,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -109,6 +112,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             group: req.group,
             last_ids: RefCell::default(),
             db: unsafe { raw::RedisModule_GetSelectedDb.unwrap()(redis.ctx.ctx) },
+            hash_writes: HashWrites::default(),
         }
     }
 
@@ -145,6 +149,9 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
 
 impl State for RedisBackend<'_, '_> {
     fn kind(&self, key: &[u8]) -> KeyKind {
+        if self.hash_writes.touches(key) {
+            return KeyKind::Hash; // it will be once the writes are done
+        }
         match self.key(key).key_type() {
             raw::KeyType::Empty => KeyKind::Missing,
             raw::KeyType::Hash => KeyKind::Hash,
@@ -155,6 +162,9 @@ impl State for RedisBackend<'_, '_> {
     }
 
     fn hash_field(&self, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+        if let Some(value) = self.hash_writes.get(key, field) {
+            return Some(value.to_string().into_bytes());
+        }
         let ctx = self.redis.ctx.ctx;
         let name = RedisString::create_from_slice(ctx, key);
         let field = RedisString::create_from_slice(ctx, field);
@@ -241,18 +251,20 @@ impl Backend for RedisBackend<'_, '_> {
     fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {
         match op {
             Op::HIncrBy {
-                key,
-                field,
-                incr,
-                result,
+                key, field, result, ..
             } => {
-                self.redis.hincrby(key, field, incr, *result);
+                self.hash_writes.set(key, field, *result);
                 Ok(())
             }
-            Op::HIncrByFloat { key, field, incr } => self
-                .redis
-                .write("HINCRBYFLOAT", &[key, field, incr])
-                .map(drop),
+            Op::HIncrByFloat { key, field, incr } => {
+                // A deferred HINCRBY of this field must land first.
+                if let Some(pending) = self.hash_writes.take(key, field) {
+                    self.redis.write_hash(key, &[(field.to_vec(), pending)]);
+                }
+                self.redis
+                    .write("HINCRBYFLOAT", &[key, field, incr])
+                    .map(drop)
+            }
             Op::SAdd { key, member } => self.redis.write("SADD", &[key, member]).map(drop),
             Op::XAdd { key, trim, pairs } => self.xadd(key, *trim, pairs),
         }
@@ -268,6 +280,12 @@ impl Backend for RedisBackend<'_, '_> {
 
     fn warn(&mut self, message: &str) {
         self.redis.ctx.log_warning(&format!("xprocess: {message}"));
+    }
+
+    fn finish(&mut self) {
+        for (key, fields) in self.hash_writes.drain_by_key() {
+            self.redis.write_hash(&key, &fields);
+        }
     }
 }
 

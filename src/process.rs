@@ -29,6 +29,8 @@ pub trait Backend: State {
     fn warn(&mut self, message: &str);
     /// A hint that `ids` are about to be read: a backend may read them in bulk.
     fn prefetch(&mut self, _ids: &[StreamId]) {}
+    /// Write whatever `apply` deferred (before the records and the XACK).
+    fn finish(&mut self) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +69,7 @@ pub fn process<B: Backend, D: DedupeStore>(
             outcome
         })
         .collect();
+    backend.finish();
     if let Err(e) = store.commit() {
         backend.warn(&format!("dedupe commit failed: {e}"));
     }

@@ -7,6 +7,7 @@
 //! the AOF. XPROCESS itself is never propagated. Reads are not propagated.
 
 use crate::errors::ReplyError;
+use crate::hash_writes::Pending;
 use redis_module::{
     raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent, RedisString,
 };
@@ -50,37 +51,51 @@ impl<'c> Redis<'c> {
 }
 
 impl Redis<'_> {
-    /// HINCRBY without RedisModule_Call: planning already read the field and
-    /// computed `result`, so write it with the low-level hash API, then
-    /// propagate the HINCRBY verbatim (deterministic: the replica holds the
-    /// same value) and notify as HINCRBY does.
-    pub fn hincrby(&self, key: &[u8], field: &[u8], incr: &[u8], result: i64) {
+    /// Set hash fields to values HINCRBY planning computed, without
+    /// RedisModule_Call: the low-level hash API writes them, one `HSET key
+    /// field value ...` replicates them (the final values: deterministic),
+    /// and each HINCRBY that produced them is notified as `hincrby`.
+    pub fn write_hash(&self, key: &[u8], fields: &[(Vec<u8>, Pending)]) {
         let ctx = self.ctx.ctx;
         let name = RedisString::create_from_slice(ctx, key);
-        let field_s = RedisString::create_from_slice(ctx, field);
-        let mut digits = itoa_buf();
-        let value = RedisString::create_from_slice(ctx, format_i64(result, &mut digits));
+        let mut strings = Vec::with_capacity(2 * fields.len());
+        for (field, (value, _)) in fields {
+            let mut digits = itoa_buf();
+            strings.push(RedisString::create_from_slice(ctx, field));
+            strings.push(RedisString::create_from_slice(
+                ctx,
+                format_i64(*value, &mut digits),
+            ));
+        }
         // SAFETY: the key is opened for writing, set and closed here; Redis
-        // copies field and value. Closing it signals the modification (WATCH).
-        // HashSet returns a count of replaced fields, not a status: planning
-        // has checked the key is a hash (or missing), so it cannot fail.
+        // copies fields and values. Closing it signals the modification
+        // (WATCH). HashSet returns a count of replaced fields, not a status:
+        // planning checked the key is a hash or missing, so it cannot fail.
         unsafe {
             let handle =
                 raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_WRITE as i32)
                     .cast::<raw::RedisModuleKey>();
-            raw::RedisModule_HashSet.unwrap()(
-                handle,
-                raw::REDISMODULE_HASH_NONE as i32,
-                field_s.inner,
-                value.inner,
-                ptr::null_mut::<c_void>(),
-            );
+            for pair in strings.chunks(2) {
+                raw::RedisModule_HashSet.unwrap()(
+                    handle,
+                    raw::REDISMODULE_HASH_NONE as i32,
+                    pair[0].inner,
+                    pair[1].inner,
+                    ptr::null_mut::<c_void>(),
+                );
+            }
             raw::RedisModule_CloseKey.unwrap()(handle);
         }
-        let incr = RedisString::create_from_slice(ctx, incr);
-        self.ctx.replicate("HINCRBY", &[&name, &field_s, &incr]);
-        self.ctx
-            .notify_keyspace_event(NotifyEvent::HASH, "hincrby", &name);
+        let mut args: Vec<&RedisString> = Vec::with_capacity(strings.len() + 1);
+        args.push(&name);
+        args.extend(strings.iter());
+        self.ctx.replicate("HSET", args.as_slice());
+        for (_, (_, count)) in fields {
+            for _ in 0..*count {
+                self.ctx
+                    .notify_keyspace_event(NotifyEvent::HASH, "hincrby", &name);
+            }
+        }
     }
 }
 
