@@ -12,6 +12,9 @@ use crate::dedupe::FastMap;
 /// A field's pending value and how many HINCRBYs produced it.
 pub type Pending = (i64, u32);
 
+/// One key's pending fields.
+pub type KeyWrites = (Vec<u8>, Vec<(Vec<u8>, Pending)>);
+
 #[derive(Default)]
 pub struct HashWrites {
     /// key -> field -> pending write
@@ -53,7 +56,7 @@ impl HashWrites {
 
     /// All pending writes grouped by key, keys and fields sorted (so the
     /// replicated commands do not depend on hash order).
-    pub fn drain_by_key(&mut self) -> Vec<(Vec<u8>, Vec<(Vec<u8>, Pending)>)> {
+    pub fn drain_by_key(&mut self) -> Vec<KeyWrites> {
         let mut out: Vec<_> = self
             .keys
             .drain()
