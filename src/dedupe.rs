@@ -8,7 +8,7 @@ use crate::errors::ReplyError;
 use crate::parse::{IdText, StreamId};
 use crate::replication::Redis;
 use redis_module::CallReply;
-use std::collections::HashSet;
+use crate::fingerprint::FastSet;
 
 pub trait DedupeStore {
     /// Whether `id` was processed, by an earlier call or earlier in this one.
@@ -21,11 +21,6 @@ pub trait DedupeStore {
     fn prefetch(&mut self, _ids: &[StreamId]) {}
 }
 
-/// Hash sets and maps keyed by IDs and key names: xxh3 is several times
-/// faster than the default SipHash, and these keys are not attacker-chosen
-/// in a way that matters (a collision costs time within one call only).
-pub type FastSet<T> = HashSet<T, xxhash_rust::xxh3::Xxh3Builder>;
-pub type FastMap<K, V> = std::collections::HashMap<K, V, xxhash_rust::xxh3::Xxh3Builder>;
 
 /// A plain Redis Set of `ms-seq` IDs, so `SISMEMBER` works on it, with an
 /// optional expiry refreshed on every write.

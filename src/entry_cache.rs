@@ -15,7 +15,7 @@
 //! that deletes stream entries through the low-level API without notifying
 //! would escape this; Redis' own commands all notify.)
 
-use crate::dedupe::FastMap;
+use crate::fingerprint::FastMap;
 use crate::parse::StreamId;
 use crate::process::Fields;
 use std::cell::RefCell;

@@ -14,6 +14,7 @@ pub mod entry_cache;
 pub mod errors;
 pub mod events;
 pub mod execute;
+pub mod fingerprint;
 pub mod hash_writes;
 pub mod keys;
 pub mod numbers;
