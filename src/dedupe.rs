@@ -5,10 +5,10 @@
 //! runs in the same atomic command as the effects and the XACK.
 
 use crate::errors::ReplyError;
+use crate::fingerprint::FastSet;
 use crate::parse::{IdText, StreamId};
 use crate::replication::Redis;
 use redis_module::CallReply;
-use crate::fingerprint::FastSet;
 
 pub trait DedupeStore {
     /// Whether `id` was processed, by an earlier call or earlier in this one.
@@ -20,7 +20,6 @@ pub trait DedupeStore {
     /// A hint that `ids` are about to be looked up: a store may do it in bulk.
     fn prefetch(&mut self, _ids: &[StreamId]) {}
 }
-
 
 /// A plain Redis Set of `ms-seq` IDs, so `SISMEMBER` works on it, with an
 /// optional expiry refreshed on every write.

@@ -1,7 +1,9 @@
 //! Server and keyspace events the module listens to: they keep the entry
-//! cache honest (see `entry_cache`).
+//! cache honest (see `entry_cache`); and a command filter that sees CONFIG
+//! RESETSTAT, which has no event of its own, to reset `INFO xprocess`.
 
 use crate::entry_cache;
+use crate::stats;
 use redis_module::{raw, Context, RedisString, Status};
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
@@ -28,6 +30,14 @@ pub fn subscribe(ctx: &Context) -> Status {
             Some(on_keyspace_event),
         );
         if keyspace != raw::REDISMODULE_OK as c_int {
+            return Status::Err;
+        }
+        let filter = raw::RedisModule_RegisterCommandFilter.unwrap()(
+            ctx.ctx,
+            Some(on_command),
+            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+        );
+        if filter.is_null() {
             return Status::Err;
         }
         for id in SERVER_EVENTS {
@@ -62,4 +72,19 @@ extern "C" fn on_server_event(
     _data: *mut c_void,
 ) {
     entry_cache::clear();
+}
+
+/// Runs before every command: cheap unless it is CONFIG RESETSTAT.
+extern "C" fn on_command(filter: *mut raw::RedisModuleCommandFilterCtx) {
+    // SAFETY: Redis passes a live filter context; arguments are read only.
+    let arg = |pos| unsafe {
+        RedisString::string_as_slice(raw::RedisModule_CommandFilterArgGet.unwrap()(filter, pos))
+    };
+    let argc = unsafe { raw::RedisModule_CommandFilterArgsCount.unwrap()(filter) };
+    if argc == 2
+        && arg(0).eq_ignore_ascii_case(b"config")
+        && arg(1).eq_ignore_ascii_case(b"resetstat")
+    {
+        stats::reset();
+    }
 }

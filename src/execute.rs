@@ -13,7 +13,7 @@ use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
 use crate::stats;
 use crate::stream_reader;
-use redis_module::{raw, AclPermissions, CallReply, Context, RedisString};
+use redis_module::{raw, AclPermissions, CallReply, Context, NotifyEvent, RedisString};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::raw::c_void;
@@ -58,7 +58,30 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     let reserved = [(dedupe_key, KeyKind::Set)];
     let outcomes = process(req, &mut backend, &mut store, &reserved);
     count(&outcomes, redis.calls.get());
+    notify_applied(ctx, req.stream, &outcomes);
     Ok(outcomes)
+}
+
+/// One module keyspace event (`xprocess`, class `d`) on the stream per
+/// applied entry, for subscribers that follow processing.
+fn notify_applied(ctx: &Context, stream: &[u8], outcomes: &[Outcome]) {
+    let applied = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
+    if applied == 0 {
+        return;
+    }
+    let key = RedisString::create_from_slice(ctx.ctx, stream);
+    for _ in 0..applied {
+        ctx.notify_keyspace_event(NotifyEvent::MODULE, "xprocess", &key);
+    }
+}
+
+fn count_effect(op: &Op) {
+    stats::update(|s| match op {
+        Op::HIncrBy { .. } => s.hincrby += 1,
+        Op::HIncrByFloat { .. } => s.hincrbyfloat += 1,
+        Op::SAdd { .. } => s.sadd += 1,
+        Op::XAdd { .. } => s.xadd += 1,
+    });
 }
 
 fn count(outcomes: &[Outcome], redis_calls: u64) {
@@ -249,6 +272,7 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {
+        count_effect(op);
         match op {
             Op::HIncrBy {
                 key, field, result, ..

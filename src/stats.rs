@@ -20,6 +20,11 @@ pub struct Stats {
     pub redis_calls: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Effects applied, per kind.
+    pub hincrby: u64,
+    pub hincrbyfloat: u64,
+    pub sadd: u64,
+    pub xadd: u64,
 }
 
 thread_local! {
@@ -40,8 +45,13 @@ pub fn get() -> Stats {
     STATS.with(Cell::get)
 }
 
+/// Zero every counter (CONFIG RESETSTAT).
+pub fn reset() {
+    STATS.with(|cell| cell.set(Stats::default()));
+}
+
 impl Stats {
-    fn fields(&self) -> [(&'static str, u64); 9] {
+    fn fields(&self) -> [(&'static str, u64); 13] {
         [
             ("calls", self.calls),
             ("entries", self.entries),
@@ -52,6 +62,10 @@ impl Stats {
             ("redis_calls", self.redis_calls),
             ("entry_cache_hits", self.cache_hits),
             ("entry_cache_misses", self.cache_misses),
+            ("effects_hincrby", self.hincrby),
+            ("effects_hincrbyfloat", self.hincrbyfloat),
+            ("effects_sadd", self.sadd),
+            ("effects_xadd", self.xadd),
         ]
     }
 }
