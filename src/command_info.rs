@@ -1,7 +1,10 @@
-//! What `COMMAND INFO` / `COMMAND DOCS` say about XPROCESS (Redis 7.0+).
+//! What `COMMAND INFO` / `COMMAND DOCS` say about XPROCESS (Redis 7.0+):
+//! arity, summary, the argument tree (redis-cli's hints) and key specs.
 //!
-//! Keys are reported through the getkeys-api (effects put keys at variable
-//! positions that key specs cannot describe), so only arity and docs are set.
+//! Effects put keys at positions no key spec can describe, so the specs are
+//! documentation (the stream, DEDUPE, then an "unknown" spec for effect keys)
+//! and Redis takes the actual keys from the getkeys-api (`report_keys`).
+//! Redis copies everything passed here, so the tables live on the stack.
 
 use redis_module::{raw, Context};
 use std::ffi::CStr;
@@ -22,7 +25,144 @@ static VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfo
     sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
 };
 
-/// Set arity and docs of the command `name`; false when the server refuses.
+/// Key spec indexes, referenced by key arguments.
+const SPEC_STREAM: i32 = 0;
+const SPEC_DEDUPE: i32 = 1;
+const SPEC_EFFECTS: i32 = 2;
+
+type ArgType = raw::RedisModuleCommandArgType;
+const STRING: ArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING;
+const INTEGER: ArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER;
+const KEY: ArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY;
+const TOKEN: ArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN;
+const ONEOF: ArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF;
+const BLOCK: ArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK;
+
+const OPTIONAL: i32 = raw::REDISMODULE_CMD_ARG_OPTIONAL as i32;
+const MULTIPLE: i32 = raw::REDISMODULE_CMD_ARG_MULTIPLE as i32;
+
+/// One argument; `subargs` must outlive the `set_info` call.
+fn arg(name: &'static CStr, type_: ArgType) -> raw::RedisModuleCommandArg {
+    raw::RedisModuleCommandArg {
+        name: name.as_ptr(),
+        type_,
+        key_spec_index: -1,
+        token: ptr::null(),
+        summary: ptr::null(),
+        since: ptr::null(),
+        flags: 0,
+        deprecated_since: ptr::null(),
+        subargs: ptr::null_mut(),
+        display_text: ptr::null(),
+    }
+}
+
+/// The zeroed entry that ends an argument array.
+fn end() -> raw::RedisModuleCommandArg {
+    raw::RedisModuleCommandArg {
+        name: ptr::null(),
+        ..arg(c"", STRING)
+    }
+}
+
+trait ArgExt {
+    fn token(self, token: &'static CStr) -> Self;
+    fn flags(self, flags: i32) -> Self;
+    fn key(self, spec: i32) -> Self;
+    fn sub(self, subargs: &mut [raw::RedisModuleCommandArg]) -> Self;
+}
+
+impl ArgExt for raw::RedisModuleCommandArg {
+    fn token(mut self, token: &'static CStr) -> Self {
+        self.token = token.as_ptr();
+        self
+    }
+    fn flags(mut self, flags: i32) -> Self {
+        self.flags = flags;
+        self
+    }
+    fn key(mut self, spec: i32) -> Self {
+        self.key_spec_index = spec;
+        self
+    }
+    fn sub(mut self, subargs: &mut [raw::RedisModuleCommandArg]) -> Self {
+        self.subargs = subargs.as_mut_ptr();
+        self
+    }
+}
+
+fn key_spec(
+    notes: &'static CStr,
+    flags: u32,
+    bs_type: raw::RedisModuleKeySpecBeginSearchType,
+    bs: raw::RedisModuleCommandKeySpec__bindgen_ty_1,
+    fk_type: raw::RedisModuleKeySpecFindKeysType,
+) -> raw::RedisModuleCommandKeySpec {
+    raw::RedisModuleCommandKeySpec {
+        notes: notes.as_ptr(),
+        flags: u64::from(flags),
+        begin_search_type: bs_type,
+        bs,
+        find_keys_type: fk_type,
+        fk: raw::RedisModuleCommandKeySpec__bindgen_ty_2 {
+            range: raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+                lastkey: 0,
+                keystep: 1,
+                limit: 0,
+            },
+        },
+    }
+}
+
+fn key_specs() -> [raw::RedisModuleCommandKeySpec; 4] {
+    use raw::{
+        RedisModuleCommandKeySpec__bindgen_ty_1 as Bs,
+        RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 as Index,
+        RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_2 as Keyword,
+    };
+    let rw = raw::REDISMODULE_CMD_KEY_RW;
+    let range = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+    let unknown_fk = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_UNKNOWN;
+    let index = |pos| Bs {
+        index: Index { pos },
+    };
+    let mut zero = key_spec(c"", 0, 0, index(0), 0);
+    zero.notes = ptr::null();
+    [
+        key_spec(
+            c"the source stream: entries read, acknowledged in the group",
+            rw | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE,
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX,
+            index(1),
+            range,
+        ),
+        key_spec(
+            c"the dedupe set, when DEDUPE is given (else derived in the stream's slot)",
+            rw | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_INSERT
+                | raw::REDISMODULE_CMD_KEY_INCOMPLETE,
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD,
+            Bs {
+                keyword: Keyword {
+                    keyword: c"DEDUPE".as_ptr(),
+                    startfrom: 3,
+                },
+            },
+            range,
+        ),
+        key_spec(
+            c"the key of every effect, reported through the getkeys-api",
+            rw | raw::REDISMODULE_CMD_KEY_UPDATE | raw::REDISMODULE_CMD_KEY_INCOMPLETE,
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_UNKNOWN,
+            index(0),
+            unknown_fk,
+        ),
+        zero,
+    ]
+}
+
+/// Set arity, docs, arguments and key specs of the command `name`; false
+/// when the server refuses them.
 pub fn set(ctx: &Context, name: &CStr) -> bool {
     let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
     if command.is_null() {
@@ -32,6 +172,79 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
     let Some(set_info) = (unsafe { raw::RedisModule_SetCommandInfo }) else {
         return false;
     };
+    // Leaves first: each level points into the arrays below it.
+    let mut hincrby_args = [
+        arg(c"key", KEY).key(SPEC_EFFECTS),
+        arg(c"field", STRING),
+        arg(c"increment", STRING),
+        end(),
+    ];
+    let mut hincrbyfloat_args = hincrby_args;
+    let mut sadd_args = [
+        arg(c"key", KEY).key(SPEC_EFFECTS),
+        arg(c"member", STRING),
+        end(),
+    ];
+    let mut strategy = [
+        arg(c"approximately", TOKEN).token(c"~"),
+        arg(c"equal", TOKEN).token(c"="),
+        end(),
+    ];
+    let mut trim = [
+        arg(c"strategy", ONEOF).flags(OPTIONAL).sub(&mut strategy),
+        arg(c"count", INTEGER),
+        end(),
+    ];
+    let mut pair = [arg(c"field", STRING), arg(c"value", STRING), end()];
+    let mut fields = [
+        arg(c"numpairs", INTEGER),
+        arg(c"data", BLOCK).flags(MULTIPLE).sub(&mut pair),
+        end(),
+    ];
+    let mut body = [
+        arg(c"fields", BLOCK).token(c"FIELDS").sub(&mut fields),
+        arg(c"entry", TOKEN).token(c"ENTRY"),
+        end(),
+    ];
+    let mut xadd_args = [
+        arg(c"key", KEY).key(SPEC_EFFECTS),
+        arg(c"trim", BLOCK)
+            .token(c"MAXLEN")
+            .flags(OPTIONAL)
+            .sub(&mut trim),
+        arg(c"body", ONEOF).sub(&mut body),
+        end(),
+    ];
+    let mut effects = [
+        arg(c"hincrby", BLOCK)
+            .token(c"HINCRBY")
+            .sub(&mut hincrby_args),
+        arg(c"hincrbyfloat", BLOCK)
+            .token(c"HINCRBYFLOAT")
+            .sub(&mut hincrbyfloat_args),
+        arg(c"sadd", BLOCK).token(c"SADD").sub(&mut sadd_args),
+        arg(c"xadd", BLOCK).token(c"XADD").sub(&mut xadd_args),
+        end(),
+    ];
+    let mut ids = [
+        arg(c"numids", INTEGER),
+        arg(c"id", STRING).flags(MULTIPLE),
+        end(),
+    ];
+    let mut args = [
+        arg(c"key", KEY).key(SPEC_STREAM),
+        arg(c"group", STRING),
+        arg(c"consumer", STRING).token(c"CONSUMER").flags(OPTIONAL),
+        arg(c"dedupe-key", KEY)
+            .token(c"DEDUPE")
+            .flags(OPTIONAL)
+            .key(SPEC_DEDUPE),
+        arg(c"milliseconds", INTEGER).token(c"TTL").flags(OPTIONAL),
+        arg(c"effect", ONEOF).flags(MULTIPLE).sub(&mut effects),
+        arg(c"ids", BLOCK).token(c"IDS").sub(&mut ids),
+        end(),
+    ];
+    let mut specs = key_specs();
     let info = raw::RedisModuleCommandInfo {
         version: &VERSION,
         summary: SUMMARY.as_ptr(),
@@ -40,8 +253,8 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: ARITY,
-        key_specs: ptr::null_mut(),
-        args: ptr::null_mut(),
+        key_specs: specs.as_mut_ptr(),
+        args: args.as_mut_ptr(),
     };
     unsafe { set_info(command, &info as *const _ as *mut _) == raw::REDISMODULE_OK as i32 }
 }
