@@ -1,0 +1,889 @@
+//! Hostile input against a live server (issue 3, item 3): random and mutated
+//! XPROCESS argument vectors.
+//!
+//! Every case is sent over a raw socket, pipelined as
+//! `DEBUG DIGEST` / `XPROCESS ...` / `DEBUG DIGEST`, and the replies are parsed
+//! strictly as RESP (a stray `\r\n` inside an error would break the framing
+//! and fail the parse). Checks per case:
+//! - the reply is either one error (a whole-call error) or an array with one
+//!   element per ID, each `0`, `1` or an error;
+//! - error codes are Redis' own (`ERR`, `WRONGTYPE`, `NOGROUP`) or `NOTOWNER`
+//!   for a slot;
+//! - a whole-call error changed nothing, nor did a reply of errors only
+//!   (`DEBUG DIGEST` unchanged); a `1` changed something;
+//! - the server answers within the socket timeout (no hang).
+//!
+//! After each batch: PING on a fresh connection and the dataset is rebuilt
+//! (so it stays small and DEBUG DIGEST cheap). At the end: the server log has
+//! no `xprocess: panic`, no crash report and no "failed after validation".
+//!
+//! Environment: `FUZZ_CASES` (default 5000), `FUZZ_SEED` (random, printed).
+//! A failure prints the seed, the case number and the argv.
+
+mod common;
+
+use common::Server;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const BATCH: u64 = 250;
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---- PRNG ----------------------------------------------------------------------
+
+/// xorshift64*: seeded, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pct(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+// ---- RESP over a raw socket ---------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Resp {
+    Simple(Vec<u8>),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Resp>>),
+}
+
+struct Wire {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Wire {
+    fn connect(port: u16) -> Wire {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        Wire {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
+    }
+
+    fn send(&mut self, commands: &[Vec<Vec<u8>>]) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        for argv in commands {
+            out.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
+            for a in argv {
+                out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        self.writer.write_all(&out)
+    }
+
+    fn line(&mut self) -> Result<Vec<u8>, String> {
+        let mut buf = Vec::new();
+        self.reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("read: {e} (hang or closed connection)"))?;
+        if buf.is_empty() {
+            return Err("connection closed".into());
+        }
+        if !buf.ends_with(b"\r\n") {
+            return Err(format!("line without CRLF: {buf:?}"));
+        }
+        buf.truncate(buf.len() - 2);
+        if buf.contains(&b'\r') || buf.contains(&b'\n') {
+            return Err(format!("bare CR/LF inside a line: {buf:?}"));
+        }
+        Ok(buf)
+    }
+
+    fn int(text: &[u8]) -> Result<i64, String> {
+        std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| format!("bad integer {text:?}"))
+    }
+
+    /// One RESP2 value, strictly.
+    fn read(&mut self) -> Result<Resp, String> {
+        let line = self.line()?;
+        let (kind, rest) = line.split_first().ok_or("empty line")?;
+        Ok(match kind {
+            b'+' => Resp::Simple(rest.to_vec()),
+            b'-' => Resp::Error(
+                String::from_utf8(rest.to_vec())
+                    .map_err(|_| format!("error reply is not UTF-8: {rest:?}"))?,
+            ),
+            b':' => Resp::Int(Wire::int(rest)?),
+            b'$' => match Wire::int(rest)? {
+                -1 => Resp::Bulk(None),
+                n if n >= 0 => {
+                    let mut data = vec![0; n as usize + 2];
+                    self.reader
+                        .read_exact(&mut data)
+                        .map_err(|e| format!("bulk read: {e}"))?;
+                    if !data.ends_with(b"\r\n") {
+                        return Err("bulk string without CRLF".into());
+                    }
+                    data.truncate(n as usize);
+                    Resp::Bulk(Some(data))
+                }
+                n => return Err(format!("bulk length {n}")),
+            },
+            b'*' => match Wire::int(rest)? {
+                -1 => Resp::Array(None),
+                n if n >= 0 => {
+                    let items = (0..n).map(|_| self.read()).collect::<Result<_, _>>()?;
+                    Resp::Array(Some(items))
+                }
+                n => return Err(format!("array length {n}")),
+            },
+            other => return Err(format!("unknown RESP type byte {other}")),
+        })
+    }
+
+    fn call(&mut self, argv: &[&[u8]]) -> Result<Resp, String> {
+        let argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+        self.send(&[argv]).map_err(|e| format!("write: {e}"))?;
+        self.read()
+    }
+}
+
+// ---- dataset -------------------------------------------------------------------
+
+/// Key names of every type, used both as stream/dedupe keys and effect
+/// targets.
+const KEYS: &[&str] = &[
+    "s",       // the source stream, group g
+    "{t}s",    // a tagged source stream, group g
+    "s2",      // a stream without groups
+    "h",       // hash
+    "set",     // set
+    "dd",      // set: an explicit dedupe key
+    "str",     // string
+    "list",    // list
+    "zset",    // sorted set
+    "o",       // stream
+    "full",    // stream at the maximum ID
+    "missing", // never exists
+    "a}b",     // cannot derive a dedupe key
+    "{s}:xprocess:g",
+];
+
+fn setup(w: &mut Wire) {
+    let b = |s: &str| s.as_bytes().to_vec();
+    let mut cmds: Vec<Vec<Vec<u8>>> = vec![vec![b("FLUSHALL")]];
+    let mut add = |args: &[&[u8]]| cmds.push(args.iter().map(|a| a.to_vec()).collect());
+    for stream in ["s", "{t}s"] {
+        let sb = stream.as_bytes();
+        add(&[b"XGROUP", b"CREATE", sb, b"g", b"$", b"MKSTREAM"]);
+        add(&[b"XGROUP", b"CREATE", sb, b"g2", b"0"]);
+        for (i, id) in ["1-1", "2-0", "2-1", "3-0", "5-5", "7-0", "9-9", "10-0"]
+            .iter()
+            .enumerate()
+        {
+            let amount = ["7", "-3", "9223372036854775807", "x", "1.5", "0", "", "12"][i];
+            add(&[
+                b"XADD",
+                sb,
+                id.as_bytes(),
+                b"customer",
+                ["alice", "bob", "carol"][i % 3].as_bytes(),
+                b"amount",
+                amount.as_bytes(),
+                b"f",
+                b"1e308",
+                b"bin",
+                b"\0\r\n\xff",
+                b"empty",
+                b"",
+            ]);
+        }
+        // 1-1 2-0 2-1 pending for c1, 3-0 5-5 for c2, the rest undelivered.
+        add(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c1",
+            b"COUNT",
+            b"3",
+            b"STREAMS",
+            sb,
+            b">",
+        ]);
+        add(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c2",
+            b"COUNT",
+            b"2",
+            b"STREAMS",
+            sb,
+            b">",
+        ]);
+    }
+    add(&[b"SADD", b"{s}:xprocess:g", b"2-1"]);
+    add(&[b"XADD", b"s2", b"1-0", b"a", b"b"]);
+    add(&[
+        b"HSET",
+        b"h",
+        b"n",
+        b"1",
+        b"big",
+        b"9223372036854775807",
+        b"txt",
+        b"abc",
+        b"fl",
+        b"1.5",
+        b"alice",
+        b"-9223372036854775808",
+    ]);
+    add(&[b"SADD", b"set", b"m"]);
+    add(&[b"SADD", b"dd", b"5-5"]);
+    add(&[b"SET", b"str", b"v"]);
+    add(&[b"RPUSH", b"list", b"x"]);
+    add(&[b"ZADD", b"zset", b"1", b"x"]);
+    add(&[b"XADD", b"o", b"1-0", b"a", b"b"]);
+    add(&[
+        b"XADD",
+        b"full",
+        b"18446744073709551615-18446744073709551615",
+        b"a",
+        b"b",
+    ]);
+    let n = cmds.len();
+    w.send(&cmds).expect("send setup");
+    for i in 0..n {
+        let r = w.read().expect("setup reply");
+        assert!(!matches!(r, Resp::Error(_)), "setup command {i}: {r:?}");
+    }
+}
+
+// ---- generation ----------------------------------------------------------------
+
+const IDS: &[&str] = &[
+    "1-1",
+    "2-0",
+    "2-1",
+    "3-0",
+    "5-5",
+    "7-0",
+    "9-9",
+    "10-0",
+    "2",
+    "0010-0",
+    "4-0",
+    "0-0",
+    "0",
+    "18446744073709551615-18446744073709551615",
+    "18446744073709551615",
+    "18446744073709551616-0",
+    "1-18446744073709551616",
+    "-",
+    "+",
+    "$",
+    ">",
+    "*",
+    "1-",
+    "-1",
+    "1-2-3",
+    "",
+    " 1-1",
+    "1-1 ",
+];
+
+const TEMPLATES: &[&str] = &[
+    "$customer",
+    "$amount",
+    "$f",
+    "$bin",
+    "$empty",
+    "$nope",
+    "$",
+    "$@id",
+    "$@",
+    "$@x",
+    "$@ID",
+    "$$",
+    "$$amount",
+    "$$@id",
+    "lit",
+    "",
+    "1",
+    "-1",
+    "0",
+    "1.5",
+    "-0",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "1e308",
+    "1e309",
+    "inf",
+    "-inf",
+    "nan",
+    "0x10",
+    " 1",
+    "+1",
+    "007",
+];
+
+const NUMBERS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "-0",
+    "007",
+    "",
+    "x",
+    "1.5",
+    "2147483648",
+    "4294967296",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999999",
+];
+
+const TOKENS: &[&str] = &[
+    "IDS",
+    "ids",
+    "HINCRBY",
+    "hincrbyfloat",
+    "SADD",
+    "XADD",
+    "MAXLEN",
+    "~",
+    "=",
+    "FIELDS",
+    "ENTRY",
+    "CONSUMER",
+    "DEDUPE",
+    "TTL",
+    "BOGUS",
+    "XACK",
+    "LIMIT",
+    "MINID",
+    "NOMKSTREAM",
+];
+
+const BINARY: &[&[u8]] = &[
+    b"\0",
+    b"\r\n",
+    b"a\r\nb",
+    b"\r",
+    b"\n",
+    b"\xff\xfe",
+    b"\xc3\x28",
+    b"$\0",
+    b"$\xff",
+    b"{",
+    b"}",
+    b"{t}",
+    b"a}b",
+];
+
+fn bytes(s: impl AsRef<[u8]>) -> Vec<u8> {
+    s.as_ref().to_vec()
+}
+
+fn any_token(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(8) {
+        0 => bytes(rng.pick(KEYS)),
+        1 => bytes(rng.pick(IDS)),
+        2 => bytes(rng.pick(TEMPLATES)),
+        3 => bytes(rng.pick(NUMBERS)),
+        4 => bytes(rng.pick(TOKENS)),
+        5 => rng.pick(BINARY).to_vec(),
+        6 => {
+            let len = rng.below(12);
+            (0..len).map(|_| rng.next() as u8).collect()
+        }
+        _ => {
+            if rng.pct(3) {
+                vec![b'x'; 20_000] // a long argument
+            } else {
+                bytes(rng.pick(&["g", "c1", "c2", "g2", "nogroup"]))
+            }
+        }
+    }
+}
+
+fn key(rng: &mut Rng) -> Vec<u8> {
+    if rng.pct(80) {
+        bytes(rng.pick(&[
+            "h",
+            "set",
+            "o",
+            "s",
+            "dd",
+            "fresh-h",
+            "fresh-set",
+            "fresh-o",
+        ]))
+    } else {
+        bytes(rng.pick(KEYS))
+    }
+}
+
+fn template(rng: &mut Rng) -> Vec<u8> {
+    if rng.pct(70) {
+        bytes(rng.pick(&[
+            "$customer",
+            "$amount",
+            "$@id",
+            "$$x",
+            "lit",
+            "$bin",
+            "$empty",
+        ]))
+    } else if rng.pct(80) {
+        bytes(rng.pick(TEMPLATES))
+    } else {
+        any_token(rng)
+    }
+}
+
+fn effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
+    match rng.below(4) {
+        0 | 1 => {
+            out.push(bytes(if rng.pct(50) {
+                "HINCRBY"
+            } else {
+                "HINCRBYFLOAT"
+            }));
+            out.push(key(rng));
+            out.push(if rng.pct(60) {
+                bytes(rng.pick(&["$customer", "n", "big", "txt", "fl", "alice", "new"]))
+            } else {
+                template(rng)
+            });
+            out.push(if rng.pct(50) {
+                bytes(rng.pick(&["$amount", "1", "-1", "$f", "1.5"]))
+            } else {
+                template(rng)
+            });
+        }
+        2 => {
+            out.push(bytes("SADD"));
+            out.push(key(rng));
+            out.push(template(rng));
+        }
+        _ => {
+            out.push(bytes("XADD"));
+            out.push(key(rng));
+            if rng.pct(30) {
+                out.push(bytes("MAXLEN"));
+                if rng.pct(50) {
+                    out.push(bytes(rng.pick(&["~", "="])));
+                }
+                out.push(bytes(rng.pick(&["0", "1", "5", "-1", "x", "100"])));
+            }
+            if rng.pct(30) {
+                out.push(bytes("ENTRY"));
+            } else {
+                let n = 1 + rng.below(3);
+                out.push(bytes("FIELDS"));
+                out.push(n.to_string().into_bytes());
+                for _ in 0..2 * n {
+                    out.push(template(rng));
+                }
+            }
+        }
+    }
+}
+
+/// A call that is valid more often than not.
+fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut a = vec![bytes("XPROCESS")];
+    a.push(bytes(if rng.pct(85) {
+        rng.pick(&["s", "{t}s"])
+    } else {
+        rng.pick(KEYS)
+    }));
+    a.push(bytes(if rng.pct(85) {
+        "g"
+    } else {
+        rng.pick(&["g2", "nogroup", ""])
+    }));
+    let mut options = vec![0, 1, 2];
+    for i in (1..options.len()).rev() {
+        options.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    for o in options {
+        if !rng.pct(30) {
+            continue;
+        }
+        match o {
+            0 => {
+                a.push(bytes("CONSUMER"));
+                a.push(bytes(rng.pick(&["c1", "c2", "c3", ""])));
+            }
+            1 => {
+                a.push(bytes("DEDUPE"));
+                a.push(bytes(
+                    rng.pick(&["dd", "dd2", "dd", "dd2", "set", "str", "h", "o"]),
+                ));
+            }
+            _ => {
+                a.push(bytes("TTL"));
+                let ttls: &[&str] = if skip_known() {
+                    &["0", "600000", "-1", "x", "18446744073709551615"]
+                } else {
+                    &[
+                        "0",
+                        "600000",
+                        "-1",
+                        "x",
+                        "9223372036854775807",
+                        "18446744073709551615",
+                        "-9223372036854775808",
+                    ]
+                };
+                a.push(bytes(rng.pick(ttls)));
+            }
+        }
+    }
+    for _ in 0..1 + rng.below(3) {
+        effect(rng, &mut a);
+    }
+    let n = 1 + rng.below(4);
+    a.push(bytes("IDS"));
+    a.push(n.to_string().into_bytes());
+    for _ in 0..n {
+        a.push(bytes(if rng.pct(92) {
+            &IDS[..11][rng.below(11) as usize]
+        } else {
+            rng.pick(IDS)
+        }));
+    }
+    a
+}
+
+fn mutate(rng: &mut Rng, mut a: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    for _ in 0..1 + rng.below(2) {
+        let i = 1 + rng.below(a.len() as u64 - 1) as usize;
+        match rng.below(9) {
+            0 => a[i] = any_token(rng),
+            1 => {
+                a.remove(i);
+                if a.len() < 2 {
+                    a.push(any_token(rng));
+                }
+            }
+            2 => {
+                let t = a[i].clone();
+                a.insert(i, t);
+            }
+            3 => a.insert(i, any_token(rng)),
+            4 => {
+                let j = 1 + rng.below(a.len() as u64 - 1) as usize;
+                a.swap(i, j);
+            }
+            5 => a[i] = a[i].to_ascii_lowercase(),
+            6 => a.truncate(i.max(2)),
+            7 => {
+                // Huge or wrong numids / numpairs.
+                if let Some(p) = a.iter().position(|t| t.eq_ignore_ascii_case(b"IDS")) {
+                    if p + 1 < a.len() {
+                        a[p + 1] = bytes(rng.pick(NUMBERS));
+                    }
+                }
+            }
+            _ => a[i].push(*rng.pick(&[b'\0', b'\r', b'\n', 0xff, b' '])),
+        }
+    }
+    a
+}
+
+fn random_call(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut a = vec![bytes("XPROCESS")];
+    for _ in 0..rng.below(24) {
+        a.push(any_token(rng));
+    }
+    a
+}
+
+fn generate(rng: &mut Rng) -> Vec<Vec<u8>> {
+    match rng.below(10) {
+        0..=3 => valid_call(rng),
+        4..=7 => {
+            let v = valid_call(rng);
+            mutate(rng, v)
+        }
+        _ => random_call(rng),
+    }
+}
+
+// ---- checks ----------------------------------------------------------------------
+
+/// The numbers of IDs the reply may have: `n` for every `IDS n` such that
+/// exactly `n` arguments follow (the parser's rule).
+fn possible_numids(argv: &[Vec<u8>]) -> Vec<usize> {
+    (0..argv.len().saturating_sub(1))
+        .filter(|&p| argv[p].eq_ignore_ascii_case(b"IDS"))
+        .filter_map(|p| {
+            let n: usize = std::str::from_utf8(&argv[p + 1]).ok()?.parse().ok()?;
+            (n == argv.len() - p - 2).then_some(n)
+        })
+        .collect()
+}
+
+fn code(e: &str) -> &str {
+    e.split(' ').next().unwrap_or("")
+}
+
+#[derive(Default, Debug)]
+struct Stats {
+    cases: u64,
+    whole_call_errors: u64,
+    arrays: u64,
+    applied: u64,
+    duplicates: u64,
+    slot_errors: u64,
+}
+
+/// Run one case; `Err` describes a violation.
+fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), String> {
+    let digest = || vec![bytes("DEBUG"), bytes("DIGEST")];
+    w.send(&[digest(), argv.to_vec(), digest()])
+        .map_err(|e| format!("write: {e}"))?;
+    let before = w.read()?;
+    let reply = w.read()?;
+    let after = w.read()?;
+    if !matches!(before, Resp::Simple(_) | Resp::Bulk(Some(_)))
+        || before.clone() == Resp::Bulk(None)
+    {
+        return Err(format!("DEBUG DIGEST reply {before:?}"));
+    }
+    let changed = before != after;
+    stats.cases += 1;
+    match reply {
+        Resp::Error(e) => {
+            stats.whole_call_errors += 1;
+            if !["ERR", "WRONGTYPE", "NOGROUP"].contains(&code(&e)) {
+                return Err(format!("whole-call error with an unexpected code: {e}"));
+            }
+            if changed {
+                return Err(format!("whole-call error changed the dataset: {e}"));
+            }
+        }
+        Resp::Array(Some(items)) => {
+            stats.arrays += 1;
+            let ns = possible_numids(argv);
+            if !ns.contains(&items.len()) {
+                return Err(format!(
+                    "{} reply slots, but numids can only be {ns:?}",
+                    items.len()
+                ));
+            }
+            let mut any_applied = false;
+            let mut all_errors = true;
+            for item in &items {
+                match item {
+                    Resp::Int(1) => {
+                        any_applied = true;
+                        all_errors = false;
+                        stats.applied += 1;
+                    }
+                    Resp::Int(0) => {
+                        all_errors = false;
+                        stats.duplicates += 1;
+                    }
+                    Resp::Error(e) if ["ERR", "WRONGTYPE", "NOTOWNER"].contains(&code(e)) => {
+                        stats.slot_errors += 1;
+                        if e.contains("internal error") {
+                            return Err(format!("internal error in a slot: {e}"));
+                        }
+                    }
+                    other => return Err(format!("malformed slot {other:?}")),
+                }
+            }
+            if all_errors && changed {
+                return Err(format!("only errors, but the dataset changed: {items:?}"));
+            }
+            if any_applied && !changed {
+                return Err(format!("`1` in {items:?} but nothing changed"));
+            }
+        }
+        other => return Err(format!("malformed reply {other:?}")),
+    }
+    Ok(())
+}
+
+fn show(argv: &[Vec<u8>]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.len() > 64 {
+                format!("<{} bytes>", a.len())
+            } else {
+                format!("{:?}", String::from_utf8_lossy(a))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `FUZZ_SKIP_KNOWN=1`: leave out inputs that trigger known, reported
+/// findings (TTLs so large that now + TTL overflows), so a long run can look
+/// for new ones. Strict by default.
+fn skip_known() -> bool {
+    std::env::var_os("FUZZ_SKIP_KNOWN").is_some_and(|v| v == "1")
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn assert_log_clean(server: &Server) {
+    let log = std::fs::read_to_string(server.dir().join("redis.log")).unwrap_or_default();
+    for bad in [
+        "xprocess: panic",
+        "REDIS BUG REPORT",
+        "failed after validation",
+        "xprocess: dedupe commit failed",
+        "xprocess: XACK failed",
+    ] {
+        assert!(
+            !log.contains(bad),
+            "server log contains {bad:?}:\n{}",
+            server.log_tail(60)
+        );
+    }
+}
+
+#[test]
+fn hostile_argument_vectors() {
+    let cases = env_u64("FUZZ_CASES", 5000);
+    let seed = env_u64("FUZZ_SEED", {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        t.as_nanos() as u64 | 1
+    });
+    println!(
+        "fuzz_live: {cases} cases, FUZZ_SEED={seed}, FUZZ_SKIP_KNOWN={}",
+        skip_known()
+    );
+    let started = Instant::now();
+    let server = Server::start();
+    let mut w = Wire::connect(server.port());
+    let pid = match w.call(&[b"INFO", b"server"]).unwrap() {
+        Resp::Bulk(Some(info)) => String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:").map(|v| v.trim().to_string()))
+            .unwrap(),
+        other => panic!("INFO: {other:?}"),
+    };
+    setup(&mut w);
+
+    let mut rng = Rng(seed | 1);
+    let mut stats = Stats::default();
+    for case in 0..cases {
+        let argv = generate(&mut rng);
+        if let Err(problem) = check_case(&mut w, &argv, &mut stats) {
+            panic!(
+                "case {case} (FUZZ_SEED={seed}): {problem}\nargv: {}\nlog:\n{}",
+                show(&argv),
+                server.log_tail(40)
+            );
+        }
+        if (case + 1) % BATCH == 0 || case + 1 == cases {
+            // Alive and responsive, on a fresh connection too.
+            let mut fresh = Wire::connect(server.port());
+            assert_eq!(
+                fresh.call(&[b"PING"]),
+                Ok(Resp::Simple(b"PONG".to_vec())),
+                "PING after case {case} (FUZZ_SEED={seed})"
+            );
+            assert!(
+                std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "redis-server (pid {pid}) is gone after case {case}"
+            );
+            setup(&mut w);
+        }
+    }
+    assert_log_clean(&server);
+    let elapsed = started.elapsed();
+    println!(
+        "fuzz_live: {stats:?} in {:.1}s ({:.0} cases/s), FUZZ_SEED={seed}",
+        elapsed.as_secs_f64(),
+        stats.cases as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(stats.cases, cases);
+    // The generator must reach every kind of outcome, or it tests little.
+    if cases >= 2000 {
+        assert!(stats.whole_call_errors > 0 && stats.applied > 0);
+        assert!(stats.duplicates > 0 && stats.slot_errors > 0);
+    }
+}
+
+/// Finding: a TTL so large that now + TTL overflows is accepted by the
+/// parser, the entry is applied (`1`) and recorded, but the expiry write
+/// fails inside the call ("dedupe commit failed: ERR invalid expire time in
+/// 'pexpire' command" in the log) and the set silently gets no expiry.
+/// Either refusing it as a whole-call error (`ERR invalid TTL`), changing
+/// nothing, or applying it with an expiry is fine; a failed internal write
+/// is not.
+#[test]
+fn ttl_overflowing_the_clock_is_refused_or_applied() {
+    let server = Server::start();
+    let mut w = Wire::connect(server.port());
+    setup(&mut w);
+    for ttl in ["9223372036854775807", "9223372036854000000"] {
+        let before = w.call(&[b"DEBUG", b"DIGEST"]).unwrap();
+        let argv: [&[u8]; 10] = [
+            b"XPROCESS",
+            b"s",
+            b"g",
+            b"TTL",
+            ttl.as_bytes(),
+            b"SADD",
+            b"buyers",
+            b"$customer",
+            b"IDS",
+            b"1",
+        ];
+        let mut full = argv.to_vec();
+        full.push(b"1-1");
+        match w.call(&full).unwrap() {
+            Resp::Error(e) => {
+                assert!(e.starts_with("ERR"), "{e}");
+                assert_eq!(w.call(&[b"DEBUG", b"DIGEST"]).unwrap(), before, "{e}");
+            }
+            Resp::Array(Some(items)) => {
+                assert_eq!(items, vec![Resp::Int(1)], "TTL {ttl}");
+                let pttl = w.call(&[b"PTTL", b"{s}:xprocess:g"]).unwrap();
+                assert!(
+                    matches!(pttl, Resp::Int(n) if n > 0),
+                    "TTL {ttl}: applied, but the dedupe set has PTTL {pttl:?}"
+                );
+            }
+            other => panic!("TTL {ttl}: {other:?}"),
+        }
+        setup(&mut w);
+    }
+    assert_log_clean(&server);
+}
