@@ -29,7 +29,7 @@ NO_DEPS ?=
 # the module and its tests (redis-server).
 DEB_PACKAGES := redis-server libclang-dev clang build-essential
 
-.PHONY: help build debug run test lint fmt clean deps chaos bench
+.PHONY: help build debug run test lint fmt clean deps chaos bench fuzz fuzz-lib failover
 
 help: ## Show this help (the default goal)
 	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
@@ -114,6 +114,21 @@ CHAOS_SEED ?=
 chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers; XPROCESS vs the naive pattern
 	$(CARGO) build
 	CHAOS_ENTRIES=$(CHAOS_ENTRIES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) $(CARGO) test --test chaos -- --nocapture
+
+FUZZ_CASES ?= 100000
+FAILOVER_ROUNDS ?= 10
+
+fuzz: deps ## Live fuzzer: 100,000 random and mutated XPROCESS calls against a server (FUZZ_CASES, FUZZ_SEED)
+	$(CARGO) build
+	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --test fuzz_live -- --nocapture
+
+fuzz-lib: ## libFuzzer on parsing, templates and planning for 5 minutes (installs cargo-fuzz; stable Rust via RUSTC_BOOTSTRAP)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_plan corpus/parse_plan seeds/parse_plan -- -dict=parse_plan.dict -max_total_time=300 -max_len=512
+
+failover: deps ## Failover runs: kill -9 the primary under load, promote the replica, check exactly-once (FAILOVER_ROUNDS)
+	$(CARGO) build
+	FAILOVER_ROUNDS=$(FAILOVER_ROUNDS) $(CARGO) test --test failover -- --nocapture
 
 bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK; writes BENCHMARKS.md (BENCH_N, BENCH_ROUNDS, BENCH_ONLY)
 	$(CARGO) bench --bench xprocess

@@ -15,13 +15,14 @@ pub const BAD_NUMIDS: &str = "ERR numids must be a positive integer";
 pub const NUMIDS_MISMATCH: &str = "ERR numids does not match the number of IDs given";
 pub const BAD_NUMPAIRS: &str = "ERR numpairs must be a positive integer";
 pub const NUMPAIRS_MISMATCH: &str = "ERR numpairs does not match the field/value pairs given";
-pub const BAD_TTL: &str = "ERR invalid TTL, must be a non-negative integer of milliseconds";
+pub const BAD_TTL: &str =
+    "ERR invalid TTL, must be an integer of milliseconds from 0 to 4611686018427387903";
 pub const BAD_MAXLEN: &str = "ERR The MAXLEN argument must be a non-negative integer";
 pub const BAD_STREAM_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 pub const UNKNOWN_METADATA: &str =
     "ERR unknown entry metadata template, only $@id is supported (use $$ for a literal $)";
 pub const NEED_DEDUPE: &str =
-    "ERR cannot derive a dedupe key from a key name with '}' but no hash tag, use DEDUPE";
+    "ERR cannot derive a dedupe key from an empty key name or one with '}' but no hash tag, use DEDUPE";
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const INTERNAL: &str = "ERR xprocess internal error, see the server log";
 

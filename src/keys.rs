@@ -13,12 +13,13 @@ pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
 
 /// The dedupe key used when DEDUPE is not given. It always hashes to the
 /// stream's slot: `<key>:xprocess:<group>` keeps the key's own hash tag,
-/// `{<key>}:xprocess:<group>` makes the whole key the tag.
+/// `{<key>}:xprocess:<group>` makes the whole key the tag (not for an empty
+/// key: `{}` is no tag, so that name would hash elsewhere).
 pub fn derived_dedupe_key(stream: &[u8], group: &[u8]) -> Result<Vec<u8>, ReplyError> {
     let mut out = Vec::with_capacity(stream.len() + group.len() + 12);
     if hash_tag(stream).is_some() {
         out.extend_from_slice(stream);
-    } else if !stream.contains(&b'}') {
+    } else if !stream.is_empty() && !stream.contains(&b'}') {
         out.push(b'{');
         out.extend_from_slice(stream);
         out.push(b'}');
@@ -52,5 +53,6 @@ mod tests {
         assert_eq!(derive("a{b").unwrap(), "{a{b}:xprocess:g");
         assert_eq!(derive("a}b").unwrap_err().as_str(), errors::NEED_DEDUPE);
         assert_eq!(derive("{}x").unwrap_err().as_str(), errors::NEED_DEDUPE);
+        assert_eq!(derive("").unwrap_err().as_str(), errors::NEED_DEDUPE);
     }
 }

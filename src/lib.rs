@@ -151,7 +151,7 @@ redis_module! {
     init: init,
     configurations: [
         i64: [
-            ["default-ttl", &config::DEFAULT_TTL, 0, 0, i64::MAX, ConfigurationFlags::DEFAULT, None],
+            ["default-ttl", &config::DEFAULT_TTL, 0, 0, parse::MAX_TTL, ConfigurationFlags::DEFAULT, None],
             ["max-ids", &config::MAX_IDS, config::DEFAULT_MAX_IDS, 1, 10_000_000, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],

@@ -13,6 +13,10 @@ use crate::numbers::{parse_i64, parse_u64_digits};
 use crate::template::Arg;
 use std::fmt;
 
+/// The largest TTL: now + TTL must not overflow Redis' 64-bit expiry time
+/// (PEXPIRE refuses that), and half the range is still 146 million years.
+pub const MAX_TTL: i64 = i64::MAX / 2;
+
 /// A stream entry ID (`ms-seq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId {
@@ -235,7 +239,7 @@ fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
             req.dedupe = Some(args.next()?);
         } else if is(token, "TTL") && req.ttl.is_none() {
             args.pos += 1;
-            let ttl = parse_i64(args.next()?).filter(|t| *t >= 0);
+            let ttl = parse_i64(args.next()?).filter(|t| (0..=MAX_TTL).contains(t));
             req.ttl = Some(ttl.ok_or(errors::BAD_TTL)? as u64);
         } else {
             return Ok(());
@@ -421,6 +425,14 @@ mod tests {
             errors::BAD_STREAM_ID
         );
         assert_eq!(err("XPROCESS s g TTL -1 SADD k m IDS 1 1"), errors::BAD_TTL);
+        assert_eq!(
+            err("XPROCESS s g TTL 9223372036854775807 SADD k m IDS 1 1"),
+            errors::BAD_TTL
+        );
+        assert!(parse(&argv(
+            "XPROCESS s g TTL 4611686018427387903 SADD k m IDS 1 1"
+        ))
+        .is_ok());
         assert_eq!(
             err("XPROCESS s g TTL 1 TTL 2 SADD k m IDS 1 1"),
             errors::SYNTAX

@@ -13,13 +13,14 @@ const NO_IDS: &str = "ERR syntax error, XPROCESS needs IDS numids id [id ...] af
 const BAD_NUMIDS: &str = "ERR numids must be a positive integer";
 const NUMIDS_MISMATCH: &str = "ERR numids does not match the number of IDs given";
 const BAD_NUMPAIRS: &str = "ERR numpairs must be a positive integer";
-const BAD_TTL: &str = "ERR invalid TTL, must be a non-negative integer of milliseconds";
+const BAD_TTL: &str =
+    "ERR invalid TTL, must be an integer of milliseconds from 0 to 4611686018427387903";
 const BAD_MAXLEN: &str = "ERR The MAXLEN argument must be a non-negative integer";
 const BAD_STREAM_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 const UNKNOWN_METADATA: &str =
     "ERR unknown entry metadata template, only $@id is supported (use $$ for a literal $)";
 const NEED_DEDUPE: &str =
-    "ERR cannot derive a dedupe key from a key name with '}' but no hash tag, use DEDUPE";
+    "ERR cannot derive a dedupe key from an empty key name or one with '}' but no hash tag, use DEDUPE";
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 const NOT_FLOAT: &str = "ERR value is not a valid float";
