@@ -124,6 +124,7 @@ fuzz: deps ## Live fuzzer: 100,000 random and mutated XPROCESS calls against a s
 
 fuzz-lib: ## libFuzzer on parsing, templates and planning for 5 minutes (installs cargo-fuzz; stable Rust via RUSTC_BOOTSTRAP)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/parse_plan
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_plan corpus/parse_plan seeds/parse_plan -- -dict=parse_plan.dict -max_total_time=300 -max_len=512
 
 failover: deps ## Failover runs: kill -9 the primary under load, promote the replica, check exactly-once (FAILOVER_ROUNDS)
