@@ -1,6 +1,7 @@
 //! Execution against Redis: whole-call checks, then [`process`] with the
 //! Redis backend and the Set dedupe store.
 
+use crate::cluster;
 use crate::config;
 use crate::dedupe::SetStore;
 use crate::entry_cache::{self, Lookup};
@@ -13,7 +14,9 @@ use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
 use crate::stats;
 use crate::stream_reader;
-use redis_module::{raw, AclPermissions, CallReply, Context, NotifyEvent, RedisString};
+use redis_module::{
+    raw, AclPermissions, CallReply, Context, ContextFlags, NotifyEvent, RedisString,
+};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::raw::c_void;
@@ -44,8 +47,17 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
         KeyKind::Stream => {}
         _ => return Err(errors::WRONGTYPE.into()),
     }
-    if !matches!(backend.kind(dedupe_key), KeyKind::Missing | KeyKind::Set) {
-        return Err(errors::WRONGTYPE.into());
+    match backend.kind(dedupe_key) {
+        KeyKind::Set => {}
+        KeyKind::Missing
+            if req.dedupe.is_none() && ctx.get_flags().contains(ContextFlags::CLUSTER) =>
+        {
+            if cluster::slot_in_migration(&redis, cluster::key_slot(req.stream)) {
+                return Err(errors::TRYAGAIN.into());
+            }
+        }
+        KeyKind::Missing => {}
+        _ => return Err(errors::WRONGTYPE.into()),
     }
     if !entry_cache::group_known(backend.db, req.stream, req.group) {
         // XPENDING with count 0 checks that the group exists, returns nothing.

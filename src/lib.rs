@@ -7,6 +7,7 @@
 //! loop), `dedupe` (stores), `execute` (the Redis backend), `replication`
 //! (the write path), `reply`, `keys`, `config`, `errors`.
 
+pub mod cluster;
 pub mod command_info;
 pub mod config;
 pub mod dedupe;
