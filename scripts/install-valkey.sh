@@ -52,6 +52,7 @@ log "Debian ${VERSION_ID:-?} ($CODENAME); Valkey comes from $BACKPORTS"
 
 # One line per deb index target apt knows: Origin|Release|Site|Sourcesentry.
 targets() {
+    # shellcheck disable=SC2016 # $(FIELD) is apt's format syntax, not the shell's
     apt-get indextargets --format '$(ORIGIN)|$(RELEASE)|$(SITE)|$(SOURCESENTRY)|$(TARGET_OF)' 2>/dev/null \
         | awk -F'|' '$5 == "deb"' | sort -u
 }
