@@ -24,6 +24,11 @@ DEBUG_MODULE := $(CURDIR)/target/debug/libxprocess.so
 TEST_ARGS ?=
 # Set NO_DEPS=1 to skip the package check/installation in `make deps`.
 NO_DEPS ?=
+# `make test` runs the whole suite once per server binary of TEST_SERVERS that
+# is installed (the harness starts $REDIS_SERVER, the cluster test runs
+# $REDIS_CLI), e.g. `make test TEST_SERVERS=valkey-server`. Valkey 8 comes from
+# Debian backports: `bash scripts/install-valkey.sh` (CI runs it).
+TEST_SERVERS ?= redis-server valkey-server
 
 # Debian packages needed to build (bindgen needs libclang, cc links) and to run
 # the module and its tests (redis-server).
@@ -92,9 +97,20 @@ run: build ## Build, then run redis-server with the module on 127.0.0.1:6379 (PO
 	@echo "run: connect with 'redis-cli -p $(PORT)', stop with Ctrl-C"
 	cd $(RUN_DIR) && exec $(REDIS_SERVER) $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)/data
 
-test: deps ## Build the debug module, then run all unit and integration tests (what CI runs)
+test: deps ## Build the debug module, then run all tests once per installed server: redis-server, valkey-server (what CI runs)
 	$(CARGO) build
-	$(CARGO) test --no-fail-fast $(TEST_ARGS)
+	@ran=""; failed=""; \
+	for s in $(TEST_SERVERS); do \
+		if ! command -v "$$s" >/dev/null 2>&1; then echo "test: $$s not installed: skipped"; continue; fi; \
+		cli="$${s%-server}-cli"; command -v "$$cli" >/dev/null 2>&1 || cli=redis-cli; \
+		printf '\n==> test on %s\n' "$$("$$s" --version)"; \
+		echo "+ REDIS_SERVER=$$s REDIS_CLI=$$cli $(CARGO) test --no-fail-fast $(TEST_ARGS)"; \
+		ran="$$ran $$s"; \
+		REDIS_SERVER="$$s" REDIS_CLI="$$cli" $(CARGO) test --no-fail-fast $(TEST_ARGS) || failed="$$failed $$s"; \
+	done; \
+	if [ -z "$$ran" ]; then echo "test: none of $(TEST_SERVERS) is installed (make deps)" >&2; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "test: FAILED on:$$failed (ran on:$$ran)" >&2; exit 1; fi; \
+	echo "test: passed on:$$ran"
 
 lint: ## Check formatting (cargo fmt --check) and run clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
