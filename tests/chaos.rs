@@ -20,6 +20,8 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use common::Server;
 use redis::{Connection, ConnectionLike, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -104,34 +106,6 @@ fn time_seed() -> u64 {
         .unwrap()
         .as_nanos() as u64;
     nanos ^ ((std::process::id() as u64) << 32)
-}
-
-/// xorshift64*: tiny, seedable, good enough to pick failures.
-struct Rng(u64);
-
-impl Rng {
-    /// One independent stream per thread: splitmix64 of `seed` and `stream`.
-    fn new(seed: u64, stream: u64) -> Rng {
-        let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 // ---- shared state -------------------------------------------------------------
@@ -320,7 +294,7 @@ struct Produced {
 }
 
 fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
-    let mut rng = Rng::new(sh.p.seed, 1000 + idx as u64);
+    let mut rng = Rng::stream(sh.p.seed, 1000 + idx as u64);
     let mut cl = Client::new(sh);
     let mut out = Vec::with_capacity(quota);
     let mut confirmed = 0;
@@ -410,7 +384,7 @@ fn consumer(sh: &Shared, idx: usize) -> Res<()> {
     let mut c = Consumer {
         sh,
         me: format!("consumer-{idx}"),
-        rng: Rng::new(sh.p.seed, 2000 + idx as u64),
+        rng: Rng::stream(sh.p.seed, 2000 + idx as u64),
         cl: Client::new(sh),
         cursor: "0-0".into(),
         idle: false,
@@ -677,7 +651,7 @@ fn xprocess_args(consumer: Option<&str>, batch: &[Entry]) -> Vec<String> {
 /// the kills spread over the run: kill `i` happens once a random number of
 /// entries has been produced, plus a few ms so it lands inside some call.
 fn killer(sh: &Shared, server: &Mutex<Server>) -> Res<()> {
-    let mut rng = Rng::new(sh.p.seed, 999);
+    let mut rng = Rng::stream(sh.p.seed, 999);
     let span = (sh.p.entries as u64 * 95 / 100).max(1);
     let mut at: Vec<usize> = (0..sh.p.kills).map(|_| rng.below(span) as usize).collect();
     at.sort_unstable();

@@ -17,6 +17,8 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use common::*;
 use redis::{Connection, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -477,18 +479,6 @@ struct Shared {
     produced: Vec<Mutex<Vec<(String, i64)>>>,
 }
 
-/// A small deterministic PRNG (xorshift64).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn producer(shared: Arc<Shared>, streams: Vec<Keys>, seed: u16) {
     let mut client = Client::new(seed, shared.redirects.clone());
     let mut n: i64 = 0;
@@ -522,8 +512,9 @@ fn producer(shared: Arc<Shared>, streams: Vec<Keys>, seed: u16) {
 /// same XPROCESS twice (a retry after a lost reply).
 fn worker(shared: Arc<Shared>, index: usize, keys: Keys, consumer: String, seed: u16) {
     let mut client = Client::new(seed, shared.redirects.clone());
-    let mut rng =
-        Rng(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x1000_0001) ^ consumer.len() as u64);
+    let mut rng = Rng::new(
+        0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x1000_0001) ^ consumer.len() as u64,
+    );
     let tally = &shared.tallies[index];
     while !shared.stop_working.load(Ordering::Relaxed) {
         let claimed = client.run(

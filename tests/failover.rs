@@ -27,6 +27,8 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use common::Server;
 use redis::{Connection, ConnectionLike, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -54,18 +56,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// xorshift64*: small, seeded, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 /// Which server is the primary now. Port 0 while a failover is in progress.
@@ -162,7 +152,7 @@ const EFFECTS: [&str; 13] = [
 ];
 
 fn producer(shared: &Shared, seed: u64) -> Vec<String> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut acked = Vec::new();
     let Some((mut con, _)) = connect(shared, &shared.stop_producer) else {
         return acked;
@@ -465,7 +455,7 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
             })
             .collect();
 
-        let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15 | 1);
+        let mut rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
         for round in 0..rounds {
             let replica = start_replica(primary.port());
             let target = shared.applied.load(SeqCst) + per_round;

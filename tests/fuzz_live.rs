@@ -22,6 +22,8 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use common::Server;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -31,27 +33,6 @@ const BATCH: u64 = 250;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---- PRNG ----------------------------------------------------------------------
-
-/// xorshift64*: seeded, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pct(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 // ---- RESP over a raw socket ---------------------------------------------------
 
@@ -419,7 +400,7 @@ fn any_token(rng: &mut Rng) -> Vec<u8> {
             (0..len).map(|_| rng.next() as u8).collect()
         }
         _ => {
-            if rng.pct(3) {
+            if rng.chance(3) {
                 vec![b'x'; 20_000] // a long argument
             } else {
                 bytes(rng.pick(&["g", "c1", "c2", "g2", "nogroup"]))
@@ -429,7 +410,7 @@ fn any_token(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn key(rng: &mut Rng) -> Vec<u8> {
-    if rng.pct(80) {
+    if rng.chance(80) {
         bytes(rng.pick(&[
             "h",
             "set",
@@ -446,7 +427,7 @@ fn key(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn template(rng: &mut Rng) -> Vec<u8> {
-    if rng.pct(70) {
+    if rng.chance(70) {
         bytes(rng.pick(&[
             "$customer",
             "$amount",
@@ -456,7 +437,7 @@ fn template(rng: &mut Rng) -> Vec<u8> {
             "$bin",
             "$empty",
         ]))
-    } else if rng.pct(80) {
+    } else if rng.chance(80) {
         bytes(rng.pick(TEMPLATES))
     } else {
         any_token(rng)
@@ -466,18 +447,18 @@ fn template(rng: &mut Rng) -> Vec<u8> {
 fn effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
     match rng.below(4) {
         0 | 1 => {
-            out.push(bytes(if rng.pct(50) {
+            out.push(bytes(if rng.chance(50) {
                 "HINCRBY"
             } else {
                 "HINCRBYFLOAT"
             }));
             out.push(key(rng));
-            out.push(if rng.pct(60) {
+            out.push(if rng.chance(60) {
                 bytes(rng.pick(&["$customer", "n", "big", "txt", "fl", "alice", "new"]))
             } else {
                 template(rng)
             });
-            out.push(if rng.pct(50) {
+            out.push(if rng.chance(50) {
                 bytes(rng.pick(&["$amount", "1", "-1", "$f", "1.5"]))
             } else {
                 template(rng)
@@ -491,14 +472,14 @@ fn effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
         _ => {
             out.push(bytes("XADD"));
             out.push(key(rng));
-            if rng.pct(30) {
+            if rng.chance(30) {
                 out.push(bytes("MAXLEN"));
-                if rng.pct(50) {
+                if rng.chance(50) {
                     out.push(bytes(rng.pick(&["~", "="])));
                 }
                 out.push(bytes(rng.pick(&["0", "1", "5", "-1", "x", "100"])));
             }
-            if rng.pct(30) {
+            if rng.chance(30) {
                 out.push(bytes("ENTRY"));
             } else {
                 let n = 1 + rng.below(3);
@@ -515,12 +496,12 @@ fn effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
 /// A call that is valid more often than not.
 fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     let mut a = vec![bytes("XPROCESS")];
-    a.push(bytes(if rng.pct(85) {
+    a.push(bytes(if rng.chance(85) {
         rng.pick(&["s", "{t}s"])
     } else {
         rng.pick(KEYS)
     }));
-    a.push(bytes(if rng.pct(85) {
+    a.push(bytes(if rng.chance(85) {
         "g"
     } else {
         rng.pick(&["g2", "nogroup", ""])
@@ -530,7 +511,7 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
         options.swap(i, rng.below(i as u64 + 1) as usize);
     }
     for o in options {
-        if !rng.pct(30) {
+        if !rng.chance(30) {
             continue;
         }
         match o {
@@ -570,7 +551,7 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     a.push(bytes("IDS"));
     a.push(n.to_string().into_bytes());
     for _ in 0..n {
-        a.push(bytes(if rng.pct(92) {
+        a.push(bytes(if rng.chance(92) {
             &IDS[..11][rng.below(11) as usize]
         } else {
             rng.pick(IDS)
@@ -799,7 +780,7 @@ fn hostile_argument_vectors() {
     };
     setup(&mut w);
 
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut stats = Stats::default();
     for case in 0..cases {
         let argv = generate(&mut rng);

@@ -8,6 +8,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod rng;
+
 use redis::{Connection, ConnectionLike, FromRedisValue, RedisResult, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
