@@ -34,7 +34,7 @@ TEST_SERVERS ?= redis-server valkey-server
 # the module and its tests (redis-server).
 DEB_PACKAGES := redis-server libclang-dev clang build-essential
 
-.PHONY: help build debug run test lint fmt clean deps chaos bench fuzz fuzz-lib failover
+.PHONY: help build debug run test lint fmt clean deps examples-deps chaos bench fuzz fuzz-lib failover
 
 help: ## Show this help (the default goal)
 	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
@@ -97,7 +97,7 @@ run: build ## Build, then run redis-server with the module on 127.0.0.1:6379 (PO
 	@echo "run: connect with 'redis-cli -p $(PORT)', stop with Ctrl-C"
 	cd $(RUN_DIR) && exec $(REDIS_SERVER) $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)/data
 
-test: deps ## Build the debug module, then run all tests once per installed server: redis-server, valkey-server (what CI runs)
+test: deps examples-deps ## Build the debug module, then run all tests once per installed server: redis-server, valkey-server (what CI runs)
 	$(CARGO) build
 	@ran=""; failed=""; \
 	for s in $(TEST_SERVERS); do \
@@ -111,6 +111,24 @@ test: deps ## Build the debug module, then run all tests once per installed serv
 	if [ -z "$$ran" ]; then echo "test: none of $(TEST_SERVERS) is installed (make deps)" >&2; exit 1; fi; \
 	if [ -n "$$failed" ]; then echo "test: FAILED on:$$failed (ran on:$$ran)" >&2; exit 1; fi; \
 	echo "test: passed on:$$ran"
+
+EXAMPLES_VENV := $(CURDIR)/target/examples/venv
+
+examples-deps: ## Install the example workers' dependencies: redis-py (target/examples/venv), ioredis (examples/node/node_modules), the Rust worker's crates
+	@if command -v python3 >/dev/null 2>&1; then \
+		if [ ! -f $(EXAMPLES_VENV)/.installed ] || [ examples/python/requirements.txt -nt $(EXAMPLES_VENV)/.installed ]; then \
+			set -x; \
+			python3 -m venv $(EXAMPLES_VENV); \
+			$(EXAMPLES_VENV)/bin/pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt; \
+			touch $(EXAMPLES_VENV)/.installed; \
+		fi; \
+	else echo "examples-deps: no python3: the Python example's tests will be skipped"; fi
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		if [ ! -f examples/node/node_modules/.package-lock.json ] || [ examples/node/package-lock.json -nt examples/node/node_modules/.package-lock.json ]; then \
+			set -x; npm ci --prefix examples/node --no-audit --no-fund; \
+		fi; \
+	else echo "examples-deps: no node/npm: the Node.js example's tests will be skipped"; fi
+	$(CARGO) build --locked --manifest-path examples/rust/Cargo.toml --target-dir target/examples/rust
 
 lint: ## Check formatting (cargo fmt --check) and run clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
