@@ -122,3 +122,59 @@ fn memory_stays_bounded_under_repeated_calls() {
         "used_memory grew by {grown} bytes over 2,000 calls"
     );
 }
+
+/// Both configs as loadmodule arguments, and the example redis.conf as a
+/// server's config file: the module loads and the configs read back.
+#[test]
+fn configs_from_loadmodule_arguments_and_redis_conf_example() {
+    let srv = Server::with(&["max-ids", "3", "default-ttl", "1000"], &[]);
+    let mut con = srv.conn();
+    let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "xprocess.*"]);
+    let mut pairs: Vec<(String, String)> = got
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            ("xprocess.default-ttl".to_string(), "1000".to_string()),
+            ("xprocess.max-ids".to_string(), "3".to_string())
+        ]
+    );
+    let ids = pending_entries(&mut con, 4);
+    let reply = call(&mut con, &{
+        let mut a = vec!["XPROCESS", "s", "g", "SADD", "x", "$user", "IDS", "4"];
+        a.extend(ids.iter().map(String::as_str));
+        a
+    });
+    assert!(err(&reply).starts_with("ERR numids exceeds xprocess.max-ids (3)"));
+
+    // redis.conf.example's directives as arguments (as a config file would
+    // give them), but the harness' own port, bind, dir and save.
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/redis.conf.example"))
+            .unwrap();
+    let mut args: Vec<String> = Vec::new();
+    for line in example.lines().map(str::trim) {
+        let Some((name, value)) = line.split_once(' ') else {
+            continue;
+        };
+        if line.starts_with('#') || ["port", "bind", "dir", "save", "logfile"].contains(&name) {
+            continue;
+        }
+        let value = match name {
+            "loadmodule" => module_path().display().to_string(),
+            _ => value.trim_matches('"').to_string(),
+        };
+        args.extend([format!("--{name}"), value]);
+    }
+    assert!(args.contains(&"--loadmodule".to_string()), "{args:?}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let example_srv = Server::without_module(&args);
+    let mut con = example_srv.conn();
+    let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "xprocess.max-ids"]);
+    assert_eq!(got, ["xprocess.max-ids", "10000"]);
+    let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "appendonly"]);
+    assert_eq!(got, ["appendonly", "yes"]);
+}
