@@ -27,8 +27,6 @@ pub trait Backend: State {
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError>;
     /// Report a broken invariant (a write failing after validation).
     fn warn(&mut self, message: &str);
-    /// A hint that `ids` are about to be read: a backend may read them in bulk.
-    fn prefetch(&mut self, _ids: &[StreamId]) {}
     /// Write whatever `apply` deferred (before the records and the XACK).
     fn finish(&mut self) {}
 }
@@ -48,13 +46,12 @@ pub fn process<B: Backend, D: DedupeStore>(
     store: &mut D,
     reserved: &[(&[u8], KeyKind)],
 ) -> Vec<Outcome> {
-    // Bulk reads are only safe when no effect writes the keys being read.
-    let self_targeting = req
+    // A bulk dedupe lookup is only safe when no effect writes the dedupe set.
+    let writes_dedupe = req
         .effects
         .iter()
-        .any(|e| e.key() == req.stream || reserved.iter().any(|(key, _)| *key == e.key()));
-    if !self_targeting {
-        backend.prefetch(&req.ids);
+        .any(|e| reserved.iter().any(|(key, _)| *key == e.key()));
+    if !writes_dedupe {
         store.prefetch(&req.ids);
     }
     let mut acks = Vec::with_capacity(req.ids.len());
