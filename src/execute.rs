@@ -42,6 +42,26 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     };
     let redis = Redis::new(ctx);
     let mut backend = RedisBackend::new(&redis, req);
+    check_keys(ctx, &backend, req, dedupe_key)?;
+
+    let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
+    let mut store = SetStore::new(&redis, dedupe_key, ttl);
+    let reserved = [(dedupe_key, KeyKind::Set)];
+    let outcomes = process(req, &mut backend, &mut store, &reserved);
+    count(&outcomes, redis.calls.get());
+    notify_applied(ctx, req.stream, &outcomes);
+    Ok(outcomes)
+}
+
+/// Whole-call checks on the keys, before anything is written: the stream
+/// and its group exist, the dedupe key is a set or missing (and, in a cluster,
+/// really missing rather than in the middle of a slot migration).
+fn check_keys(
+    ctx: &Context,
+    backend: &RedisBackend,
+    req: &Request,
+    dedupe_key: &[u8],
+) -> Result<(), ReplyError> {
     match backend.kind(req.stream) {
         KeyKind::Missing => return Err(ReplyError::nogroup(req.stream, req.group)),
         KeyKind::Stream => {}
@@ -52,7 +72,7 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
         KeyKind::Missing
             if req.dedupe.is_none() && ctx.get_flags().contains(ContextFlags::CLUSTER) =>
         {
-            if cluster::slot_in_migration(&redis, cluster::key_slot(req.stream)) {
+            if cluster::slot_in_migration(backend.redis, cluster::key_slot(req.stream)) {
                 return Err(errors::TRYAGAIN.into());
             }
         }
@@ -61,17 +81,11 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     }
     if !entry_cache::group_known(backend.db, req.stream, req.group) {
         // XPENDING with count 0 checks that the group exists, returns nothing.
-        redis.read("XPENDING", &[req.stream, req.group, b"-", b"+", b"0"])?;
+        let args: [&[u8]; 5] = [req.stream, req.group, b"-", b"+", b"0"];
+        backend.redis.read("XPENDING", &args)?;
         entry_cache::remember_group(backend.db, req.stream, req.group);
     }
-
-    let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
-    let mut store = SetStore::new(&redis, dedupe_key, ttl);
-    let reserved = [(dedupe_key, KeyKind::Set)];
-    let outcomes = process(req, &mut backend, &mut store, &reserved);
-    count(&outcomes, redis.calls.get());
-    notify_applied(ctx, req.stream, &outcomes);
-    Ok(outcomes)
+    Ok(())
 }
 
 /// One module keyspace event (`xprocess`, class `d`) on the stream per
