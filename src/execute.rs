@@ -103,10 +103,10 @@ fn notify_applied(ctx: &Context, stream: &[u8], outcomes: &[Outcome]) {
 
 fn count_effect(op: &Op) {
     stats::update(|s| match op {
-        Op::HIncrBy { .. } => s.hincrby += 1,
-        Op::HIncrByFloat { .. } => s.hincrbyfloat += 1,
-        Op::SAdd { .. } => s.sadd += 1,
-        Op::XAdd { .. } => s.xadd += 1,
+        Op::HIncrBy { .. } => s.effects_hincrby += 1,
+        Op::HIncrByFloat { .. } => s.effects_hincrbyfloat += 1,
+        Op::SAdd { .. } => s.effects_sadd += 1,
+        Op::XAdd { .. } => s.effects_xadd += 1,
     });
 }
 
@@ -278,11 +278,11 @@ impl Backend for RedisBackend<'_, '_> {
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
         match entry_cache::take(self.db, self.stream, id) {
             Lookup::Hit(fields) => {
-                stats::update(|s| s.cache_hits += 1);
+                stats::update(|s| s.entry_cache_hits += 1);
                 return Some(fields);
             }
             Lookup::Missing => return None,
-            Lookup::Unknown => stats::update(|s| s.cache_misses += 1),
+            Lookup::Unknown => stats::update(|s| s.entry_cache_misses += 1),
         }
         let ctx = self.redis.ctx.ctx;
         let window = stream_reader::read_ahead(ctx, self.stream, id, READ_AHEAD, READ_AHEAD_BYTES);

@@ -17,6 +17,7 @@ pub mod events;
 pub mod execute;
 pub mod fingerprint;
 pub mod hash_writes;
+pub mod info_fields;
 pub mod keys;
 pub mod numbers;
 pub mod parse;

@@ -4,12 +4,16 @@
 //! it per call and per entry against the design (a regression guard that is
 //! not a timing test).
 
+use crate::info_fields;
 use redis_module::raw;
+use serde::Serialize;
 use std::cell::Cell;
 use std::ffi::CString;
 use std::ptr;
 
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+/// Field names become `INFO xprocess` fields (`xprocess_<name>`) through
+/// serde, in this order.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub calls: u64,
     pub entries: u64,
@@ -18,13 +22,13 @@ pub struct Stats {
     pub errors: u64,
     pub fenced: u64,
     pub redis_calls: u64,
-    pub cache_hits: u64,
-    pub cache_misses: u64,
+    pub entry_cache_hits: u64,
+    pub entry_cache_misses: u64,
     /// Effects applied, per kind.
-    pub hincrby: u64,
-    pub hincrbyfloat: u64,
-    pub sadd: u64,
-    pub xadd: u64,
+    pub effects_hincrby: u64,
+    pub effects_hincrbyfloat: u64,
+    pub effects_sadd: u64,
+    pub effects_xadd: u64,
 }
 
 thread_local! {
@@ -50,32 +54,12 @@ pub fn reset() {
     STATS.with(|cell| cell.set(Stats::default()));
 }
 
-impl Stats {
-    fn fields(&self) -> [(&'static str, u64); 13] {
-        [
-            ("calls", self.calls),
-            ("entries", self.entries),
-            ("applied", self.applied),
-            ("duplicates", self.duplicates),
-            ("errors", self.errors),
-            ("fenced", self.fenced),
-            ("redis_calls", self.redis_calls),
-            ("entry_cache_hits", self.cache_hits),
-            ("entry_cache_misses", self.cache_misses),
-            ("effects_hincrby", self.hincrby),
-            ("effects_hincrbyfloat", self.hincrbyfloat),
-            ("effects_sadd", self.sadd),
-            ("effects_xadd", self.xadd),
-        ]
-    }
-}
-
 /// The module's default INFO section, `# xprocess`, fields `xprocess_*`.
 pub(crate) fn info(ctx: *mut raw::RedisModuleInfoCtx) {
     // SAFETY: called by Redis with a live INFO context.
     unsafe {
         raw::RedisModule_InfoAddSection.unwrap()(ctx, ptr::null_mut());
-        for (name, value) in get().fields() {
+        for (name, value) in info_fields::fields(&get()) {
             let name = CString::new(name).unwrap_or_default();
             raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, name.as_ptr().cast_mut(), value);
         }
