@@ -171,8 +171,9 @@ pub fn clear() {
     GROUPS.with_borrow_mut(Vec::clear);
 }
 
-/// Number of streams with a window (for tests and INFO).
-pub fn windows() -> usize {
+/// Number of streams with a window.
+#[cfg(test)]
+fn windows() -> usize {
     WINDOWS.with_borrow(Vec::len)
 }
 
