@@ -6,6 +6,7 @@ use crate::config;
 use crate::dedupe::SetStore;
 use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
+use crate::fingerprint::FastMap;
 use crate::hash_writes::HashWrites;
 use crate::keys::derived_dedupe_key;
 use crate::parse::{IdText, Request, StreamId};
@@ -18,7 +19,6 @@ use redis_module::{
     raw, AclPermissions, CallReply, Context, ContextFlags, NotifyEvent, RedisString,
 };
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::raw::c_void;
 use std::ptr;
 
@@ -146,7 +146,7 @@ struct RedisBackend<'r, 'c> {
     stream: &'r [u8],
     group: &'r [u8],
     /// Last generated ID of each XADD target, read once per call.
-    last_ids: RefCell<HashMap<Vec<u8>, StreamId>>,
+    last_ids: RefCell<FastMap<Vec<u8>, StreamId>>,
     /// The database selected by the caller, for the entry cache.
     pub db: i32,
     /// HINCRBY results not yet written (see `hash_writes`).
