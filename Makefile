@@ -24,17 +24,22 @@ DEBUG_MODULE := $(CURDIR)/target/debug/libxprocess.so
 TEST_ARGS ?=
 # Set NO_DEPS=1 to skip the package check/installation in `make deps`.
 NO_DEPS ?=
-# `make test` runs the whole suite once per server binary of TEST_SERVERS that
-# is installed (the harness starts $REDIS_SERVER, the cluster test runs
-# $REDIS_CLI), e.g. `make test TEST_SERVERS=valkey-server`. Valkey 8 comes from
-# Debian backports: `bash scripts/install-valkey.sh` (CI runs it).
-TEST_SERVERS ?= redis-server valkey-server
+# `make test` runs the whole suite once per server of TEST_SERVERS. A name of
+# SERVERS is a folder target/servers/<name>/ made by scripts/install-servers.sh
+# (Redis 7.0 and Valkey 8.0 from Debian 12 and its backports, Redis 8.0 and
+# Valkey 9.1 from Debian unstable in a private prefix); any other name is a
+# server binary on PATH, e.g. `make test TEST_SERVERS=/opt/redis/bin/redis-server`.
+# A server that cannot be installed fails `make test` when CI is set, and is
+# skipped with a warning otherwise.
+SERVERS := redis-7.0 valkey-8.0 redis-8.0 valkey-9.1
+TEST_SERVERS ?= $(SERVERS)
+SERVERS_DIR := $(CURDIR)/target/servers
 
 # Debian packages needed to build (bindgen needs libclang, cc links) and to run
 # the module and its tests (redis-server).
 DEB_PACKAGES := redis-server libclang-dev clang build-essential
 
-.PHONY: help build debug run test lint fmt clean deps examples-deps chaos bench fuzz fuzz-lib failover
+.PHONY: help build debug run test lint fmt clean deps servers examples-deps chaos bench fuzz fuzz-lib failover
 
 help: ## Show this help (the default goal)
 	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
@@ -97,20 +102,36 @@ run: build ## Build, then run redis-server with the module on 127.0.0.1:6379 (PO
 	@echo "run: connect with 'redis-cli -p $(PORT)', stop with Ctrl-C"
 	cd $(RUN_DIR) && exec $(REDIS_SERVER) $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)/data
 
-test: deps examples-deps ## Build the debug module, then run all tests once per installed server: redis-server, valkey-server (what CI runs)
+servers: ## Install the servers of TEST_SERVERS into target/servers (scripts/install-servers.sh)
+	@names="$(filter $(SERVERS),$(TEST_SERVERS))"; \
+	if [ -z "$$names" ]; then exit 0; fi; \
+	if [ -n "$${CI:-}" ]; then allow=""; else allow=1; fi; \
+	ALLOW_MISSING=$$allow bash scripts/install-servers.sh $$names
+
+test: deps servers examples-deps ## Build the debug module, then run all tests once per server: Redis 7.0 and 8.0, Valkey 8.0 and 9.1 (what CI runs)
 	$(CARGO) build
-	@ran=""; failed=""; \
+	@results=""; passed=0; failed=0; \
 	for s in $(TEST_SERVERS); do \
-		if ! command -v "$$s" >/dev/null 2>&1; then echo "test: $$s not installed: skipped"; continue; fi; \
-		cli="$${s%-server}-cli"; command -v "$$cli" >/dev/null 2>&1 || cli=redis-cli; \
-		printf '\n==> test on %s\n' "$$("$$s" --version)"; \
-		echo "+ REDIS_SERVER=$$s REDIS_CLI=$$cli $(CARGO) test --no-fail-fast $(TEST_ARGS)"; \
-		ran="$$ran $$s"; \
-		REDIS_SERVER="$$s" REDIS_CLI="$$cli" $(CARGO) test --no-fail-fast $(TEST_ARGS) || failed="$$failed $$s"; \
+		if [ -d "$(SERVERS_DIR)/$$s" ]; then \
+			dir="$(SERVERS_DIR)/$$s"; bin="$$dir/$${s%-*}-server"; cli="$$dir/$${s%-*}-cli"; \
+		elif command -v "$$s" >/dev/null 2>&1; then \
+			bin="$$(command -v "$$s")"; dir="$$(dirname "$$bin")"; cli="$${bin%-server}-cli"; \
+			[ -x "$$cli" ] || cli="$$(command -v redis-cli || echo redis-cli)"; \
+		else bin=""; fi; \
+		if [ -z "$$bin" ] || ! version="$$("$$bin" --version 2>/dev/null | sed -n 's/.* v=\([0-9.]*\).*/\1/p')" || [ -z "$$version" ]; then \
+			if [ -n "$${CI:-}" ]; then echo "test: $$s is not installed: FAILED" >&2; results="$$results $$s:not-installed"; failed=$$((failed + 1)); \
+			else echo; echo "test: WARNING: $$s is not installed: SKIPPED (make servers)" >&2; results="$$results $$s:skipped"; fi; \
+			continue; \
+		fi; \
+		printf '\n==> test on %s (%s)\n' "$$s" "$$("$$bin" --version)"; \
+		echo "+ PATH=$$dir:\$$PATH REDIS_SERVER=$$bin REDIS_CLI=$$cli $(CARGO) test --no-fail-fast $(TEST_ARGS)"; \
+		if PATH="$$dir:$$PATH" REDIS_SERVER="$$bin" REDIS_CLI="$$cli" $(CARGO) test --no-fail-fast $(TEST_ARGS); then \
+			results="$$results $$s($$version):passed"; passed=$$((passed + 1)); \
+		else results="$$results $$s($$version):FAILED"; failed=$$((failed + 1)); fi; \
 	done; \
-	if [ -z "$$ran" ]; then echo "test: none of $(TEST_SERVERS) is installed (make deps)" >&2; exit 1; fi; \
-	if [ -n "$$failed" ]; then echo "test: FAILED on:$$failed (ran on:$$ran)" >&2; exit 1; fi; \
-	echo "test: passed on:$$ran"
+	echo; echo "test: per server:$$results"; \
+	echo "servers: $$passed passed, $$failed failed"; \
+	[ "$$passed" -gt 0 ] && [ "$$failed" -eq 0 ]
 
 EXAMPLES_VENV := $(CURDIR)/target/examples/venv
 
