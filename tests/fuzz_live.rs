@@ -644,6 +644,24 @@ struct Stats {
 }
 
 /// Run one case; `Err` describes a violation.
+/// A mutated case may give a dedupe set a TTL of a few milliseconds. Once
+/// it has passed, the key still counts in DEBUG DIGEST (Valkey 9.1 shows it)
+/// until something touches it, so the next case, whatever its outcome, would
+/// seem to change the dataset. Expire such keys now, or take their TTL away.
+fn persist_short_ttls(w: &mut Wire) {
+    const SCRIPT: &[u8] = b"local cursor = '0'
+        repeat
+            local r = redis.call('SCAN', cursor, 'COUNT', 1000)
+            cursor = r[1]
+            for _, k in ipairs(r[2]) do
+                local t = redis.call('PTTL', k)
+                if t >= 0 and t < 600000 then redis.call('PERSIST', k) end
+            end
+        until cursor == '0'";
+    let reply = w.call(&[b"EVAL", SCRIPT, b"0"]);
+    assert_eq!(reply, Ok(Resp::Bulk(None)), "the TTL clean-up script");
+}
+
 fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), String> {
     let digest = || vec![bytes("DEBUG"), bytes("DIGEST")];
     w.send(&[digest(), argv.to_vec(), digest()])
@@ -790,6 +808,9 @@ fn hostile_argument_vectors() {
                 show(&argv),
                 server.log_tail(40)
             );
+        }
+        if argv.iter().any(|a| a.eq_ignore_ascii_case(b"TTL")) {
+            persist_short_ttls(&mut w);
         }
         if (case + 1) % BATCH == 0 || case + 1 == cases {
             // Alive and responsive, on a fresh connection too.
