@@ -137,7 +137,7 @@ fn key_specs() -> [raw::RedisModuleCommandKeySpec; 4] {
             range,
         ),
         key_spec(
-            c"the dedupe set, when DEDUPE is given (else derived in the stream's slot)",
+            c"the dedupe store (index or Set), when DEDUPE is given (else derived in the stream's slot)",
             rw | raw::REDISMODULE_CMD_KEY_ACCESS
                 | raw::REDISMODULE_CMD_KEY_INSERT
                 | raw::REDISMODULE_CMD_KEY_INCOMPLETE,
@@ -226,6 +226,11 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
         arg(c"xadd", BLOCK).token(c"XADD").sub(&mut xadd_args),
         end(),
     ];
+    let mut store = [
+        arg(c"index", TOKEN).token(c"INDEX"),
+        arg(c"set", TOKEN).token(c"SET"),
+        end(),
+    ];
     let mut ids = [
         arg(c"numids", INTEGER),
         arg(c"id", STRING).flags(MULTIPLE),
@@ -239,6 +244,10 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
             .token(c"DEDUPE")
             .flags(OPTIONAL)
             .key(SPEC_DEDUPE),
+        arg(c"store", ONEOF)
+            .token(c"STORE")
+            .flags(OPTIONAL)
+            .sub(&mut store),
         arg(c"milliseconds", INTEGER).token(c"TTL").flags(OPTIONAL),
         arg(c"effect", ONEOF).flags(MULTIPLE).sub(&mut effects),
         arg(c"ids", BLOCK).token(c"IDS").sub(&mut ids),
@@ -253,6 +262,105 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: ARITY,
+        key_specs: specs.as_mut_ptr(),
+        args: args.as_mut_ptr(),
+    };
+    unsafe { set_info(command, &info as *const _ as *mut _) == raw::REDISMODULE_OK as i32 }
+}
+
+/// What COMMAND DOCS says about one command of the dedupe stores.
+struct StoreDoc {
+    summary: &'static CStr,
+    complexity: &'static CStr,
+    key_notes: &'static CStr,
+    key_flags: u32,
+    /// Takes `id [id ...]` after the key.
+    ids: bool,
+}
+
+fn store_doc(name: &CStr) -> Option<StoreDoc> {
+    let ro = raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS;
+    let rw = raw::REDISMODULE_CMD_KEY_RW;
+    Some(match name.to_bytes() {
+        b"xprocess.exists" => StoreDoc {
+            summary: c"Tells for each entry ID whether it was processed through a dedupe store (index or Set)",
+            complexity: c"O(N log R) for N IDs and R ranges of an index",
+            key_notes: c"the dedupe key",
+            key_flags: ro,
+            ids: true,
+        },
+        b"xprocess.forget" => StoreDoc {
+            summary: c"Makes processed entry IDs processable again; replies how many were processed",
+            complexity: c"O(N (log R + R)) for N IDs and R ranges of an index",
+            key_notes: c"the dedupe key",
+            key_flags: rw | raw::REDISMODULE_CMD_KEY_DELETE,
+            ids: true,
+        },
+        b"xprocess.info" => StoreDoc {
+            summary: c"Describes a dedupe store: kind, stream, ranges, holes, lowest unprocessed ID, records, memory",
+            complexity: c"O(1)",
+            key_notes: c"the dedupe key",
+            key_flags: ro,
+            ids: false,
+        },
+        b"xprocess.patch" => StoreDoc {
+            summary: c"Internal: replays a change of a dedupe index (sent by primaries and written to the AOF; refused from clients)",
+            complexity: c"O(R) for R ranges",
+            key_notes: c"the dedupe index",
+            key_flags: rw | raw::REDISMODULE_CMD_KEY_UPDATE,
+            ids: false,
+        },
+        _ => return None,
+    })
+}
+
+/// Set arity, docs, arguments and key spec of a dedupe-store command.
+pub fn set_store_command(ctx: &Context, name: &CStr, arity: i32) -> bool {
+    let Some(doc) = store_doc(name) else {
+        return false;
+    };
+    let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
+    if command.is_null() {
+        return false;
+    }
+    // SAFETY: the API table is written once, at load, before this runs.
+    let Some(set_info) = (unsafe { raw::RedisModule_SetCommandInfo }) else {
+        return false;
+    };
+    let index = |pos| raw::RedisModuleCommandKeySpec__bindgen_ty_1 {
+        index: raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos },
+    };
+    let mut zero = key_spec(c"", 0, 0, index(0), 0);
+    zero.notes = ptr::null();
+    let mut specs = [
+        key_spec(
+            doc.key_notes,
+            doc.key_flags,
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX,
+            index(1),
+            raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE,
+        ),
+        zero,
+    ];
+    let mut args = [
+        arg(c"dedupe-key", KEY).key(0),
+        if doc.ids {
+            arg(c"id", STRING).flags(MULTIPLE)
+        } else if arity < 0 {
+            arg(c"arguments", STRING).flags(MULTIPLE)
+        } else {
+            end()
+        },
+        end(),
+    ];
+    let info = raw::RedisModuleCommandInfo {
+        version: &VERSION,
+        summary: doc.summary.as_ptr(),
+        complexity: doc.complexity.as_ptr(),
+        since: c"0.2.0".as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity,
         key_specs: specs.as_mut_ptr(),
         args: args.as_mut_ptr(),
     };

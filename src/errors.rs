@@ -27,6 +27,9 @@ pub const TRYAGAIN: &str =
     "TRYAGAIN Multiple keys request during rehashing of slot (the stream's dedupe set is not on this node)";
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const INTERNAL: &str = "ERR xprocess internal error, see the server log";
+pub const BAD_STORE: &str = "ERR STORE must be INDEX or SET";
+pub const TTL_ON_INDEX: &str =
+    "ERR TTL applies to a Set dedupe store only, an index never needs to expire (use STORE SET for a Set)";
 
 // ---- per-entry errors --------------------------------------------------------
 
@@ -71,6 +74,15 @@ impl ReplyError {
         Self::new(format!(
             "NOPERM this user has no permissions to write the dedupe key '{}'",
             printable(key)
+        ))
+    }
+
+    pub fn index_of_other_stream(key: &[u8], owner: &[u8], stream: &[u8]) -> Self {
+        Self::new(format!(
+            "ERR the dedupe index '{}' belongs to stream '{}', not to '{}'",
+            printable(key),
+            printable(owner),
+            printable(stream)
         ))
     }
 

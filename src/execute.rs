@@ -1,15 +1,16 @@
 //! Execution against Redis: whole-call checks, then [`process`] with the
-//! Redis backend and the Set dedupe store.
+//! Redis backend and the dedupe store the key holds (an index when missing).
 
 use crate::cluster;
 use crate::config;
-use crate::dedupe::SetStore;
+use crate::dedupe::{DedupeStore, IndexStore, SetStore};
 use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
 use crate::fingerprint::FastMap;
 use crate::hash_writes::HashWrites;
 use crate::keys::derived_dedupe_key;
-use crate::parse::{IdText, Request, StreamId};
+use crate::index::data_type::holds_index;
+use crate::parse::{IdText, Request, StoreKind, StreamId};
 use crate::plan::{KeyKind, Op, State};
 use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
@@ -42,42 +43,80 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     };
     let redis = Redis::new(ctx);
     let mut backend = RedisBackend::new(&redis, req);
-    check_keys(ctx, &backend, req, dedupe_key)?;
-
-    let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
-    let mut store = SetStore::new(&redis, dedupe_key, ttl);
-    let reserved = [(dedupe_key, KeyKind::Set)];
-    let outcomes = process(req, &mut backend, &mut store, &reserved);
+    let store = check_keys(ctx, &backend, req, dedupe_key)?;
+    let outcomes = match store {
+        StoreKind::Set => {
+            let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
+            let mut set = SetStore::new(&redis, dedupe_key, ttl);
+            run_with(req, &mut backend, &mut set, dedupe_key, KeyKind::Set)
+        }
+        StoreKind::Index => {
+            let mut index = IndexStore::open(ctx, dedupe_key, req.stream)?;
+            // Effects on the index key are refused like on any other type.
+            run_with(req, &mut backend, &mut index, dedupe_key, KeyKind::Other)
+        }
+    };
     count(&outcomes, redis.calls.get());
     notify_applied(ctx, req.stream, &outcomes);
     Ok(outcomes)
 }
 
+fn run_with<D: DedupeStore>(
+    req: &Request,
+    backend: &mut RedisBackend,
+    store: &mut D,
+    dedupe_key: &[u8],
+    kind: KeyKind,
+) -> Vec<Outcome> {
+    process(req, backend, store, &[(dedupe_key, kind)])
+}
+
+/// What the dedupe key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    Missing,
+    Store(StoreKind),
+    Other,
+}
+
+/// The store to use: the kind the key holds, or STORE's (an index by
+/// default) when it is missing; asking for the other kind is WRONGTYPE.
+fn choose_store(req: &Request, holds: Holds) -> Result<StoreKind, ReplyError> {
+    let kind = match (holds, req.store) {
+        (Holds::Other, _) => return Err(errors::WRONGTYPE.into()),
+        (Holds::Store(have), Some(want)) if have != want => return Err(errors::WRONGTYPE.into()),
+        (Holds::Store(have), _) => have,
+        (Holds::Missing, want) => want.unwrap_or(StoreKind::Index),
+    };
+    if kind == StoreKind::Index && req.ttl.is_some() {
+        return Err(errors::TTL_ON_INDEX.into());
+    }
+    Ok(kind)
+}
+
 /// Whole-call checks on the keys, before anything is written: the stream
-/// and its group exist, the dedupe key is a set or missing (and, in a cluster,
-/// really missing rather than in the middle of a slot migration).
+/// and its group exist, the dedupe key holds a store of the kind asked for
+/// or is missing (and, in a cluster, really missing rather than in the
+/// middle of a slot migration). Returns the store to use.
 fn check_keys(
     ctx: &Context,
     backend: &RedisBackend,
     req: &Request,
     dedupe_key: &[u8],
-) -> Result<(), ReplyError> {
+) -> Result<StoreKind, ReplyError> {
     match backend.kind(req.stream) {
         KeyKind::Missing => return Err(ReplyError::nogroup(req.stream, req.group)),
         KeyKind::Stream => {}
         _ => return Err(errors::WRONGTYPE.into()),
     }
-    match backend.kind(dedupe_key) {
-        KeyKind::Set => {}
-        KeyKind::Missing
-            if req.dedupe.is_none() && ctx.get_flags().contains(ContextFlags::CLUSTER) =>
-        {
-            if cluster::slot_in_migration(backend.redis, cluster::key_slot(req.stream)) {
-                return Err(errors::TRYAGAIN.into());
-            }
-        }
-        KeyKind::Missing => {}
-        _ => return Err(errors::WRONGTYPE.into()),
+    let holds = backend.holds(dedupe_key);
+    let store = choose_store(req, holds)?;
+    if holds == Holds::Missing
+        && req.dedupe.is_none()
+        && ctx.get_flags().contains(ContextFlags::CLUSTER)
+        && cluster::slot_in_migration(backend.redis, cluster::key_slot(req.stream))
+    {
+        return Err(errors::TRYAGAIN.into());
     }
     if !entry_cache::group_known(backend.db, req.stream, req.group) {
         // XPENDING with count 0 checks that the group exists, returns nothing.
@@ -85,7 +124,7 @@ fn check_keys(
         backend.redis.read("XPENDING", &args)?;
         entry_cache::remember_group(backend.db, req.stream, req.group);
     }
-    Ok(())
+    Ok(store)
 }
 
 /// One module keyspace event (`xprocess`, class `d`) on the stream per
@@ -168,6 +207,32 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
     fn key(&self, name: &[u8]) -> redis_module::key::RedisKey {
         let name = RedisString::create_from_slice(self.redis.ctx.ctx, name);
         self.redis.ctx.open_key(&name)
+    }
+
+    /// What the dedupe key holds.
+    fn holds(&self, name: &[u8]) -> Holds {
+        match self.kind(name) {
+            KeyKind::Missing => Holds::Missing,
+            KeyKind::Set => Holds::Store(StoreKind::Set),
+            _ if self.is_index(name) => Holds::Store(StoreKind::Index),
+            _ => Holds::Other,
+        }
+    }
+
+    fn is_index(&self, name: &[u8]) -> bool {
+        let ctx = self.redis.ctx.ctx;
+        let name = RedisString::create_from_slice(ctx, name);
+        // SAFETY: opened, inspected and closed here.
+        unsafe {
+            let key = raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_READ as i32)
+                .cast::<raw::RedisModuleKey>();
+            if key.is_null() {
+                return false;
+            }
+            let index = holds_index(key);
+            raw::RedisModule_CloseKey.unwrap()(key);
+            index
+        }
     }
 
     fn xadd(

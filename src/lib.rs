@@ -17,6 +17,7 @@ pub mod events;
 pub mod execute;
 pub mod fingerprint;
 pub mod hash_writes;
+pub mod index;
 pub mod info_fields;
 pub mod keys;
 pub mod numbers;
@@ -29,22 +30,25 @@ pub mod stats;
 pub mod stream_reader;
 pub mod template;
 
+use errors::ReplyError;
+use index::data_type::INDEX_TYPE;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, RedisString, Status};
 use std::ffi::CString;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key] [TTL milliseconds]
+/// XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key]
+///          [STORE INDEX | SET] [TTL milliseconds]
 ///          effect [effect ...] IDS numids id [id ...]
-fn xprocess(ctx: &Context, argv: &[&[u8]]) {
+fn xprocess(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     if ctx.is_keys_position_request() {
-        return report_keys(ctx, argv);
+        report_keys(ctx, argv);
+        return Ok(());
     }
-    match parse::parse(argv).and_then(|req| execute::run(ctx, &req)) {
-        Ok(outcomes) => reply::outcomes(ctx, &outcomes),
-        Err(e) => reply::error(ctx, &e),
-    }
+    let outcomes = parse::parse(argv).and_then(|req| execute::run(ctx, &req))?;
+    reply::outcomes(ctx, &outcomes);
+    Ok(())
 }
 
 /// getkeys-api: the stream, the DEDUPE key and every effect target.
@@ -58,22 +62,47 @@ fn report_keys(ctx: &Context, argv: &[&[u8]]) {
     }
 }
 
-/// Redis' entry point for XPROCESS. A panic must not unwind into Redis (it
-/// would abort the server): it is logged and answered with an error.
-extern "C" fn xprocess_command(
+type Handler = fn(&Context, &[&[u8]]) -> Result<(), ReplyError>;
+
+/// Run a command handler for Redis: an error becomes the reply, and a panic
+/// must not unwind into Redis (it would abort the server): it is logged and
+/// answered with an error.
+fn run_handler(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
+    handler: Handler,
 ) -> c_int {
     let context = Context::new(ctx);
     let args: Vec<&[u8]> = (0..argc as usize)
         .map(|i| RedisString::string_as_slice(unsafe { *argv.add(i) }))
         .collect();
-    if catch_unwind(AssertUnwindSafe(|| xprocess(&context, &args))).is_err() {
-        reply::error(&context, &errors::INTERNAL.into());
+    match catch_unwind(AssertUnwindSafe(|| handler(&context, &args))) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => reply::error(&context, &e),
+        Err(_) => reply::error(&context, &errors::INTERNAL.into()),
     }
     raw::Status::Ok as c_int
 }
+
+/// The C entry point of a [`Handler`].
+macro_rules! entry_point {
+    ($name:ident, $handler:path) => {
+        extern "C" fn $name(
+            ctx: *mut raw::RedisModuleCtx,
+            argv: *mut *mut raw::RedisModuleString,
+            argc: c_int,
+        ) -> c_int {
+            run_handler(ctx, argv, argc, $handler)
+        }
+    };
+}
+
+entry_point!(xprocess_command, xprocess);
+entry_point!(exists_command, index::commands::exists);
+entry_point!(forget_command, index::commands::forget);
+entry_point!(info_command, index::commands::info);
+entry_point!(patch_command, index::commands::apply_patch);
 
 /// `INFO xprocess`.
 extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
@@ -86,11 +115,70 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     }));
     // Replaces the macro's default INFO callback (a module has one).
     unsafe { raw::RedisModule_RegisterInfoFunc.unwrap()(ctx.ctx, Some(info)) };
+    // Loaders check RedisModule_IsIOError instead of aborting on a short read.
+    unsafe {
+        raw::RedisModule_SetModuleOptions.unwrap()(
+            ctx.ctx,
+            raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as c_int,
+        )
+    };
     if events::subscribe(ctx) == Status::Err {
         ctx.log_warning("xprocess: could not subscribe to keyspace and server events");
         return Status::Err;
     }
-    register_command(ctx)
+    if register_command(ctx) == Status::Err {
+        return Status::Err;
+    }
+    register_store_commands(ctx)
+}
+
+/// A command of the dedupe stores: (name, handler, flags, arity, ACL categories).
+type StoreCommand = (&'static str, extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int, &'static str, i32, &'static str);
+
+const STORE_COMMANDS: [StoreCommand; 4] = [
+    ("xprocess.exists", exists_command, "readonly fast", -3, "read"),
+    ("xprocess.forget", forget_command, "write deny-oom", -3, "write"),
+    ("xprocess.info", info_command, "readonly", 2, "read"),
+    ("xprocess.patch", patch_command, "write deny-oom", -7, "write"),
+];
+
+fn register_store_commands(ctx: &Context) -> Status {
+    for (name, handler, flags, arity, categories) in STORE_COMMANDS {
+        let cname = CString::new(name).unwrap();
+        let cflags = CString::new(flags).unwrap();
+        let created = unsafe {
+            raw::RedisModule_CreateCommand.unwrap()(
+                ctx.ctx,
+                cname.as_ptr(),
+                Some(handler),
+                cflags.as_ptr(),
+                1,
+                1,
+                1,
+            )
+        };
+        if created == raw::Status::Err as c_int || !command_info::set_store_command(ctx, &cname, arity) {
+            ctx.log_warning(&format!("xprocess: failed to create the {name} command"));
+            return Status::Err;
+        }
+        set_acl_categories(ctx, &cname, categories);
+    }
+    Status::Ok
+}
+
+/// ACL categories are a Redis 7.2 API: optional, so the module loads on 7.0.
+fn set_acl_categories(ctx: &Context, name: &CString, categories: &str) {
+    // SAFETY: the API table is written once, at load, before this runs.
+    if let Some(set_categories) = unsafe { raw::RedisModule_SetCommandACLCategories } {
+        let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
+        let categories = CString::new(categories).unwrap();
+        if unsafe { set_categories(command, categories.as_ptr()) } != 0 {
+            ctx.log_warning(&format!(
+                "xprocess: could not set ACL categories of {}",
+                name.to_string_lossy()
+            ));
+        }
+    }
 }
 
 /// Registered by hand rather than with `redis_module!`'s `commands` so the
@@ -117,15 +205,7 @@ fn register_command(ctx: &Context) -> Status {
         ctx.log_warning("xprocess: failed to set the arity and docs of XPROCESS");
         return Status::Err;
     }
-    // ACL categories are a Redis 7.2 API: optional, so the module loads on 7.0.
-    // SAFETY: the API table is written once, at load, before this runs.
-    if let Some(set_categories) = unsafe { raw::RedisModule_SetCommandACLCategories } {
-        let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
-        let categories = CString::new("write stream").unwrap();
-        if unsafe { set_categories(command, categories.as_ptr()) } != 0 {
-            ctx.log_warning("xprocess: could not set ACL categories of XPROCESS");
-        }
-    }
+    set_acl_categories(ctx, &name, "write stream");
     Status::Ok
 }
 
@@ -149,7 +229,7 @@ redis_module! {
     name: "xprocess",
     version: 1,
     allocator: (allocator!(), allocator!()),
-    data_types: [],
+    data_types: [INDEX_TYPE],
     init: init,
     configurations: [
         i64: [

@@ -1,7 +1,8 @@
 //! Parsing: XPROCESS argv -> [`Request`], without touching Redis.
 //!
 //! ```text
-//! XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key] [TTL milliseconds]
+//! XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key]
+//!          [STORE INDEX | SET] [TTL milliseconds]
 //!          effect [effect ...] IDS numids id [id ...]
 //! ```
 //! Positional arguments first, then a case-insensitive option loop, then the
@@ -50,6 +51,18 @@ impl StreamId {
             (u64::MAX, u64::MAX) => None,
             (ms, u64::MAX) => Some(StreamId { ms: ms + 1, seq: 0 }),
             (ms, seq) => Some(StreamId { ms, seq: seq + 1 }),
+        }
+    }
+
+    /// The ID just below this one, `None` for `0-0`.
+    pub fn prev(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (0, 0) => None,
+            (ms, 0) => Some(StreamId {
+                ms: ms - 1,
+                seq: u64::MAX,
+            }),
+            (ms, seq) => Some(StreamId { ms, seq: seq - 1 }),
         }
     }
 }
@@ -155,12 +168,23 @@ impl<'a> Effect<'a> {
     }
 }
 
+/// The kind of dedupe store (`STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Our data type: ranges of processed IDs (the default for a new key).
+    Index,
+    /// A plain Redis Set of IDs.
+    Set,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request<'a> {
     pub stream: &'a [u8],
     pub group: &'a [u8],
     pub consumer: Option<&'a [u8]>,
     pub dedupe: Option<&'a [u8]>,
+    /// `None`: whatever the key holds, an index when it is missing.
+    pub store: Option<StoreKind>,
     /// Milliseconds; `None` means "use the module default".
     pub ttl: Option<u64>,
     pub effects: Vec<Effect<'a>>,
@@ -217,6 +241,7 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
         group,
         consumer: None,
         dedupe: None,
+        store: None,
         ttl: None,
         effects: Vec::new(),
         ids: Vec::new(),
@@ -237,6 +262,16 @@ fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
             args.pos += 1;
             req.key_positions.push(args.pos);
             req.dedupe = Some(args.next()?);
+        } else if is(token, "STORE") && req.store.is_none() {
+            args.pos += 1;
+            let kind = args.next()?;
+            req.store = Some(if is(kind, "INDEX") {
+                StoreKind::Index
+            } else if is(kind, "SET") {
+                StoreKind::Set
+            } else {
+                return Err(errors::BAD_STORE.into());
+            });
         } else if is(token, "TTL") && req.ttl.is_none() {
             args.pos += 1;
             let ttl = parse_i64(args.next()?).filter(|t| (0..=MAX_TTL).contains(t));
@@ -356,7 +391,7 @@ mod tests {
     #[test]
     fn parses_every_effect_and_option() {
         let a = argv(
-            "XPROCESS s g consumer c DEDUPE d ttl 500 \
+            "XPROCESS s g consumer c DEDUPE d store set ttl 500 \
              HINCRBY h $cust $amount HINCRBYFLOAT h f 1.5 SADD st $@id \
              XADD out MAXLEN ~ 10 FIELDS 2 a $a b $$b XADD out2 ENTRY IDS 2 1-1 7",
         );
@@ -365,6 +400,7 @@ mod tests {
         assert_eq!(r.consumer, Some(&b"c"[..]));
         assert_eq!(r.dedupe, Some(&b"d"[..]));
         assert_eq!(r.ttl, Some(500));
+        assert_eq!(r.store, Some(StoreKind::Set));
         assert_eq!(r.effects.len(), 5);
         assert_eq!(
             r.effects[0],
@@ -400,7 +436,7 @@ mod tests {
             vec![StreamId { ms: 1, seq: 1 }, StreamId { ms: 7, seq: 0 }]
         );
         // s, d, then the key of each effect.
-        assert_eq!(r.key_positions, vec![1, 6, 10, 14, 18, 21, 32]);
+        assert_eq!(r.key_positions, vec![1, 6, 12, 16, 20, 23, 34]);
     }
 
     #[test]
@@ -425,6 +461,17 @@ mod tests {
             errors::BAD_STREAM_ID
         );
         assert_eq!(err("XPROCESS s g TTL -1 SADD k m IDS 1 1"), errors::BAD_TTL);
+        assert_eq!(err("XPROCESS s g STORE BTREE SADD k m IDS 1 1"), errors::BAD_STORE);
+        assert_eq!(
+            err("XPROCESS s g STORE SET STORE SET SADD k m IDS 1 1"),
+            errors::SYNTAX
+        );
+        assert_eq!(
+            parse(&argv("XPROCESS s g sToRe InDeX SADD k m IDS 1 1"))
+                .unwrap()
+                .store,
+            Some(StoreKind::Index)
+        );
         assert_eq!(
             err("XPROCESS s g TTL 9223372036854775807 SADD k m IDS 1 1"),
             errors::BAD_TTL

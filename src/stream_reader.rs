@@ -5,6 +5,7 @@
 //! `XRANGE id id` pays too: so entries are read a window at a time (see
 //! `entry_cache`).
 
+use crate::index::ranges::StreamView;
 use crate::parse::StreamId;
 use crate::process::Fields;
 use redis_module::{raw, RedisString};
@@ -82,6 +83,24 @@ impl Cursor {
         }
     }
 
+    /// Step over the fields of the entry `next_id` just returned, without
+    /// copying them (Redis 7.0 asserts unless they are read).
+    fn skip_fields(&mut self) {
+        loop {
+            let mut field: *mut raw::RedisModuleString = ptr::null_mut();
+            let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+            // SAFETY: as in `fields`; the strings are freed right away.
+            let status = unsafe {
+                raw::RedisModule_StreamIteratorNextField.unwrap()(self.key, &mut field, &mut value)
+            };
+            if status != raw::REDISMODULE_OK as i32 {
+                return;
+            }
+            drop(RedisString::from_redis_module_string(ptr::null_mut(), field));
+            drop(RedisString::from_redis_module_string(ptr::null_mut(), value));
+        }
+    }
+
     fn stop(&mut self) {
         if self.running {
             // SAFETY: an iterator is running on `key`.
@@ -125,4 +144,61 @@ pub fn read_ahead(
         out.push((id, fields));
     }
     out
+}
+
+/// The source stream as the dedupe index sees it: entry counts between IDs
+/// and the first entry, read with the stream iterator (each question opens
+/// the key anew: effects may have written to the stream in between).
+pub struct Stream<'a> {
+    pub ctx: *mut raw::RedisModuleCtx,
+    pub name: &'a [u8],
+}
+
+impl StreamView for Stream<'_> {
+    fn count_between(&mut self, after: StreamId, before: StreamId, cap: u64) -> u64 {
+        let (Some(from), Some(to)) = (after.next(), before.prev()) else {
+            return 0;
+        };
+        if from > to || cap == 0 {
+            return 0;
+        }
+        let Some(mut cursor) = Cursor::open(self.ctx, self.name) else {
+            return 0;
+        };
+        if !cursor.seek(from, to) {
+            return 0;
+        }
+        let mut n = 0;
+        while n < cap && cursor.next_id().is_some() {
+            cursor.skip_fields();
+            n += 1;
+        }
+        n
+    }
+
+    fn first_id(&mut self) -> Option<StreamId> {
+        first_from(self.ctx, self.name, StreamId { ms: 0, seq: 0 })
+    }
+}
+
+/// Whether the stream holds entry `id`.
+pub fn contains(ctx: *mut raw::RedisModuleCtx, name: &[u8], id: StreamId) -> bool {
+    first_from(ctx, name, id) == Some(id)
+}
+
+/// The first entry with an ID above `after`.
+pub fn first_after(ctx: *mut raw::RedisModuleCtx, name: &[u8], after: StreamId) -> Option<StreamId> {
+    first_from(ctx, name, after.next()?)
+}
+
+fn first_from(ctx: *mut raw::RedisModuleCtx, name: &[u8], from: StreamId) -> Option<StreamId> {
+    let mut cursor = Cursor::open(ctx, name)?;
+    if !cursor.seek(from, StreamId::MAX) {
+        return None;
+    }
+    let id = cursor.next_id();
+    if id.is_some() {
+        cursor.skip_fields();
+    }
+    id
 }

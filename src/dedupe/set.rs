@@ -1,25 +1,13 @@
-//! Dedupe stores: where processed entry IDs are remembered.
-//!
-//! A store answers "was this ID processed?" and records newly processed IDs.
-//! Records are buffered during a call and written once by `commit`, which
-//! runs in the same atomic command as the effects and the XACK.
+//! The Set store: a plain Redis Set of `ms-seq` IDs, as the hand-written Lua
+//! script keeps it, so deployments that share it with such a script keep
+//! working. Every record costs a member (about 66 bytes) forever.
 
+use super::DedupeStore;
 use crate::errors::ReplyError;
 use crate::fingerprint::FastSet;
 use crate::parse::{IdText, StreamId};
 use crate::replication::Redis;
 use redis_module::CallReply;
-
-pub trait DedupeStore {
-    /// Whether `id` was processed, by an earlier call or earlier in this one.
-    fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError>;
-    /// Remember `id` as processed (written by `commit`).
-    fn insert(&mut self, id: StreamId);
-    /// Write what `insert` buffered.
-    fn commit(&mut self) -> Result<(), ReplyError>;
-    /// A hint that `ids` are about to be looked up: a store may do it in bulk.
-    fn prefetch(&mut self, _ids: &[StreamId]) {}
-}
 
 /// A plain Redis Set of `ms-seq` IDs, so `SISMEMBER` works on it, with an
 /// optional expiry refreshed on every write.
@@ -108,24 +96,3 @@ impl DedupeStore for SetStore<'_, '_> {
     }
 }
 
-/// An in-process store, for tests of the processing logic.
-#[derive(Default)]
-pub struct MemoryStore {
-    pub committed: FastSet<StreamId>,
-    pending: FastSet<StreamId>,
-}
-
-impl DedupeStore for MemoryStore {
-    fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError> {
-        Ok(self.committed.contains(&id) || self.pending.contains(&id))
-    }
-
-    fn insert(&mut self, id: StreamId) {
-        self.pending.insert(id);
-    }
-
-    fn commit(&mut self) -> Result<(), ReplyError> {
-        self.committed.extend(self.pending.drain());
-        Ok(())
-    }
-}

@@ -1,0 +1,18 @@
+//! What a dedupe store does, whatever keeps the records.
+
+use crate::errors::ReplyError;
+use crate::parse::StreamId;
+
+/// A store answers "was this ID processed?" and records newly processed IDs.
+/// Records are written by the end of the call (`commit`), in the same atomic
+/// command as the effects and the XACK.
+pub trait DedupeStore {
+    /// Whether `id` was processed, by an earlier call or earlier in this one.
+    fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError>;
+    /// Remember `id` as processed (written by `commit`).
+    fn insert(&mut self, id: StreamId);
+    /// Write what `insert` buffered.
+    fn commit(&mut self) -> Result<(), ReplyError>;
+    /// A hint that `ids` are about to be looked up: a store may do it in bulk.
+    fn prefetch(&mut self, _ids: &[StreamId]) {}
+}

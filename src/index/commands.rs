@@ -1,0 +1,304 @@
+//! The commands of the dedupe stores (an index, or a Set where it makes
+//! sense), and the internal XPROCESS.PATCH that replays index changes.
+
+use super::data_type::{self, holds_index};
+use super::patch;
+use super::ranges::{Index, Touched};
+use crate::errors::{self, ReplyError};
+use crate::parse::StreamId;
+use crate::replication::Redis;
+use crate::stream_reader;
+use redis_module::{raw, CallReply, Context, ContextFlags, RedisString};
+use std::ffi::CString;
+
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const PATCH_INTERNAL: &str =
+    "ERR XPROCESS.PATCH is internal: only a primary's replication stream and AOF loading may call it";
+
+/// An open key, closed on drop.
+struct Key {
+    handle: *mut raw::RedisModuleKey,
+    _name: RedisString,
+}
+
+impl Key {
+    fn open(ctx: &Context, name: &[u8], write: bool) -> Key {
+        let name = RedisString::create_from_slice(ctx.ctx, name);
+        let mode = if write {
+            raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
+        } else {
+            raw::REDISMODULE_READ
+        };
+        // SAFETY: the name lives as long as the handle; Drop closes it.
+        let handle = unsafe {
+            raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.inner, mode as i32)
+                .cast::<raw::RedisModuleKey>()
+        };
+        Key {
+            handle,
+            _name: name,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        if self.handle.is_null() {
+            return Kind::Missing;
+        }
+        // SAFETY: an open key.
+        unsafe {
+            match raw::RedisModule_KeyType.unwrap()(self.handle) as isize {
+                raw::REDISMODULE_KEYTYPE_EMPTY => Kind::Missing,
+                raw::REDISMODULE_KEYTYPE_SET => Kind::Set,
+                _ if holds_index(self.handle) => Kind::Index,
+                _ => Kind::Other,
+            }
+        }
+    }
+
+    fn index(&self) -> Option<&mut Index> {
+        // SAFETY: an open key; the reference does not outlive `self`.
+        unsafe { data_type::value_of(self.handle) }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.handle.is_null() {
+            // SAFETY: opened in `open`, closed once.
+            unsafe { raw::RedisModule_CloseKey.unwrap()(self.handle) };
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Missing,
+    Set,
+    Index,
+    Other,
+}
+
+fn parse_ids(args: &[&[u8]]) -> Result<Vec<StreamId>, ReplyError> {
+    args.iter()
+        .map(|a| StreamId::parse(a).ok_or_else(|| errors::BAD_STREAM_ID.into()))
+        .collect()
+}
+
+fn ints(ctx: &Context, values: &[i64]) {
+    // SAFETY: plain reply calls on the command's context.
+    unsafe {
+        raw::RedisModule_ReplyWithArray.unwrap()(ctx.ctx, values.len() as _);
+        for v in values {
+            raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, *v);
+        }
+    }
+}
+
+/// XPROCESS.EXISTS dedupe-key id [id ...]
+///
+/// `1` for each ID processed through the store, `0` otherwise (a missing key
+/// has processed nothing).
+pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
+    let [_, key, ids @ ..] = argv else {
+        return Err(errors::SYNTAX.into());
+    };
+    let ids = parse_ids(ids)?;
+    let open = Key::open(ctx, key, false);
+    let flags: Vec<i64> = match open.kind() {
+        Kind::Missing => vec![0; ids.len()],
+        Kind::Index => {
+            let index = open.index().ok_or(errors::INTERNAL)?;
+            ids.iter().map(|id| i64::from(index.contains(*id))).collect()
+        }
+        Kind::Set => {
+            drop(open);
+            set_members(ctx, key, &ids)?
+        }
+        Kind::Other => return Err(errors::WRONGTYPE.into()),
+    };
+    ints(ctx, &flags);
+    Ok(())
+}
+
+fn set_members(ctx: &Context, key: &[u8], ids: &[StreamId]) -> Result<Vec<i64>, ReplyError> {
+    let texts: Vec<_> = ids.iter().map(|id| id.text()).collect();
+    let mut args: Vec<&[u8]> = vec![key];
+    args.extend(texts.iter().map(|t| t.as_bytes()));
+    match Redis::new(ctx).read("SMISMEMBER", &args)? {
+        CallReply::Array(flags) => Ok(flags
+            .iter()
+            .map(|f| match f {
+                Ok(CallReply::I64(n)) => n.to_i64(),
+                _ => 0,
+            })
+            .collect()),
+        _ => Err(errors::INTERNAL.into()),
+    }
+}
+
+/// XPROCESS.FORGET dedupe-key id [id ...]
+///
+/// Make the IDs processable again; replies how many of them were processed.
+pub fn forget(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
+    let [_, key, ids @ ..] = argv else {
+        return Err(errors::SYNTAX.into());
+    };
+    let ids = parse_ids(ids)?;
+    let open = Key::open(ctx, key, true);
+    let forgotten = match open.kind() {
+        Kind::Missing => 0,
+        Kind::Index => {
+            let index = open.index().ok_or(errors::INTERNAL)?;
+            forget_in_index(ctx, key, index, &ids)
+        }
+        Kind::Set => {
+            drop(open);
+            let texts: Vec<_> = ids.iter().map(|id| id.text()).collect();
+            let mut args: Vec<&[u8]> = vec![key];
+            args.extend(texts.iter().map(|t| t.as_bytes()));
+            match Redis::new(ctx).write("SREM", &args)? {
+                CallReply::I64(n) => n.to_i64(),
+                _ => return Err(errors::INTERNAL.into()),
+            }
+        }
+        Kind::Other => return Err(errors::WRONGTYPE.into()),
+    };
+    // SAFETY: a reply call on the command's context.
+    unsafe { raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, forgotten) };
+    Ok(())
+}
+
+fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId]) -> i64 {
+    let mut touched = Touched::default();
+    let mut forgotten = 0;
+    for &id in ids {
+        let in_stream = stream_reader::contains(ctx.ctx, &index.stream, id);
+        if index.forget(id, in_stream, &mut touched) {
+            forgotten += 1;
+        }
+    }
+    if let Some(p) = index.patch(&touched) {
+        let args = patch::to_args(key, &index.stream, &p);
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        ctx.replicate(patch::COMMAND, argv.as_slice());
+    }
+    forgotten
+}
+
+/// XPROCESS.INFO dedupe-key
+///
+/// What the store holds, as a map (a flat field/value array in RESP2).
+pub fn info(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
+    let [_, key] = argv else {
+        return Err(errors::SYNTAX.into());
+    };
+    let open = Key::open(ctx, key, false);
+    let fields = match open.kind() {
+        Kind::Missing => return Err(NO_SUCH_KEY.into()),
+        Kind::Index => index_info(ctx, open.index().ok_or(errors::INTERNAL)?),
+        Kind::Set => {
+            drop(open);
+            set_info(ctx, key)?
+        }
+        Kind::Other => return Err(errors::WRONGTYPE.into()),
+    };
+    reply_map(ctx, &fields);
+    Ok(())
+}
+
+enum Value {
+    Text(Vec<u8>),
+    Int(i64),
+    Nil,
+}
+
+fn index_info(ctx: &Context, index: &Index) -> Vec<(&'static str, Value)> {
+    let lowest = index
+        .ranges()
+        .first()
+        .and_then(|r| stream_reader::first_after(ctx.ctx, &index.stream, r.end));
+    vec![
+        ("kind", Value::Text(b"index".to_vec())),
+        ("stream", Value::Text(index.stream.clone())),
+        ("ranges", Value::Int(index.ranges().len() as i64)),
+        ("holes", Value::Int(index.holes() as i64)),
+        (
+            "lowest-unprocessed-id",
+            lowest.map_or(Value::Nil, |id| Value::Text(id.text().as_bytes().to_vec())),
+        ),
+        ("recorded", Value::Int(index.recorded as i64)),
+        ("left-unprocessed", Value::Int(index.lost as i64)),
+        ("memory", Value::Int(index.memory() as i64)),
+    ]
+}
+
+fn set_info(ctx: &Context, key: &[u8]) -> Result<Vec<(&'static str, Value)>, ReplyError> {
+    let redis = Redis::new(ctx);
+    let int = |reply: CallReply| match reply {
+        CallReply::I64(n) => Value::Int(n.to_i64()),
+        _ => Value::Nil,
+    };
+    Ok(vec![
+        ("kind", Value::Text(b"set".to_vec())),
+        ("ids", int(redis.read("SCARD", &[key])?)),
+        ("ttl", int(redis.read("PTTL", &[key])?)),
+        ("memory", int(redis.read("MEMORY", &[b"USAGE", key])?)),
+    ])
+}
+
+fn reply_map(ctx: &Context, fields: &[(&str, Value)]) {
+    // SAFETY: plain reply calls; RESP2 clients get a flat array of 2n items.
+    unsafe {
+        raw::RedisModule_ReplyWithMap.unwrap()(ctx.ctx, fields.len() as _);
+        for (name, value) in fields {
+            let name = CString::new(*name).unwrap_or_default();
+            raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx.ctx, name.as_ptr());
+            match value {
+                Value::Text(t) => {
+                    raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx.ctx, t.as_ptr().cast(), t.len());
+                }
+                Value::Int(n) => {
+                    raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, *n);
+                }
+                Value::Nil => {
+                    raw::RedisModule_ReplyWithNull.unwrap()(ctx.ctx);
+                }
+            }
+        }
+    }
+}
+
+/// XPROCESS.PATCH key stream recorded lost lo hi [start end gap ...]
+///
+/// Internal (see `patch`): refused unless it comes from the primary or the
+/// AOF. Replicated as it is, so a replica's own AOF and replicas get it too.
+pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
+    let allowed = ContextFlags::REPLICATED | ContextFlags::LOADING;
+    if !ctx.get_flags().intersects(allowed) {
+        return Err(PATCH_INTERNAL.into());
+    }
+    let parsed = patch::parse(&argv[1..]).map_err(ReplyError::from)?;
+    let open = Key::open(ctx, parsed.key, true);
+    match open.kind() {
+        Kind::Missing => {
+            // SAFETY: opened for writing and empty.
+            if !unsafe { data_type::set_value(open.handle, Index::new(parsed.stream)) } {
+                return Err(errors::INTERNAL.into());
+            }
+        }
+        Kind::Index => {}
+        _ => return Err(errors::WRONGTYPE.into()),
+    }
+    let index = open.index().ok_or(errors::INTERNAL)?;
+    if index.stream != parsed.stream {
+        return Err(ReplyError::index_of_other_stream(parsed.key, &index.stream, parsed.stream));
+    }
+    if let Err(why) = index.apply(&parsed.patch) {
+        ctx.log_warning(&format!("xprocess: XPROCESS.PATCH refused: {why}"));
+        return Err(ReplyError::new(format!("ERR XPROCESS.PATCH refused: {why}")));
+    }
+    ctx.replicate_verbatim();
+    // SAFETY: a reply call on the command's context.
+    unsafe { raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx.ctx, c"OK".as_ptr()) };
+    Ok(())
+}

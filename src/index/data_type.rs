@@ -1,0 +1,228 @@
+//! The index as a Redis data type, `xproc-idx` (what TYPE answers), and the
+//! callbacks through which Redis saves, loads, copies, measures, digests,
+//! defragments and frees it. An RDB or AOF holding an index needs the module
+//! loaded to be read.
+//!
+//! Every callback runs inside Redis: none may panic or trust its input. The
+//! loader refuses (returns NULL, so RESTORE answers "Bad data format" and a
+//! corrupt RDB stops the load) anything `encoding::decode` does not accept.
+
+use super::encoding::{self, ENCODING_VERSION};
+use super::patch;
+use super::ranges::Index;
+use redis_module::native_types::RedisType;
+use redis_module::{raw, RedisString};
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+pub static INDEX_TYPE: RedisType = RedisType::new(
+    "xproc-idx",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load),
+        rdb_save: Some(rdb_save),
+        aof_rewrite: Some(aof_rewrite),
+        mem_usage: Some(mem_usage),
+        digest: Some(digest),
+        free: Some(free),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: Some(free_effort),
+        unlink: None,
+        copy: Some(copy),
+        defrag: Some(defrag),
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+/// The index stored at an open key, if the key holds one.
+///
+/// # Safety
+/// `key` must be an open key; the reference lives as long as the key is
+/// neither closed nor written.
+pub unsafe fn value_of<'k>(key: *mut raw::RedisModuleKey) -> Option<&'k mut Index> {
+    if key.is_null() || !holds_index(key) {
+        return None;
+    }
+    raw::RedisModule_ModuleTypeGetValue.unwrap()(key)
+        .cast::<Index>()
+        .as_mut()
+}
+
+/// Whether an open key holds an index.
+///
+/// # Safety
+/// `key` must be an open, non-null key.
+pub unsafe fn holds_index(key: *mut raw::RedisModuleKey) -> bool {
+    raw::RedisModule_KeyType.unwrap()(key) == raw::REDISMODULE_KEYTYPE_MODULE as c_int
+        && raw::RedisModule_ModuleTypeGetType.unwrap()(key) == *INDEX_TYPE.raw_type.borrow()
+}
+
+/// Store a new index at an open, empty key opened for writing.
+///
+/// # Safety
+/// `key` must be open for writing.
+pub unsafe fn set_value(key: *mut raw::RedisModuleKey, index: Index) -> bool {
+    let value = Box::into_raw(Box::new(index)).cast::<c_void>();
+    let status =
+        raw::RedisModule_ModuleTypeSetValue.unwrap()(key, *INDEX_TYPE.raw_type.borrow(), value);
+    if status != raw::REDISMODULE_OK as c_int {
+        drop(Box::from_raw(value.cast::<Index>()));
+        return false;
+    }
+    true
+}
+
+fn log(message: &str) {
+    redis_module::logging::log_warning(format!("xprocess: {message}"));
+}
+
+/// Run a callback body; a panic becomes `fallback` and a log line (it must
+/// not unwind into Redis).
+fn guarded<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
+        log(&format!("panic in the index {what} callback"));
+        fallback
+    })
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    guarded("rdb_load", ptr::null_mut(), || {
+        if encver != ENCODING_VERSION {
+            log(&format!(
+                "cannot load an index of encoding version {encver} (this module reads {ENCODING_VERSION})"
+            ));
+            return ptr::null_mut();
+        }
+        let mut len = 0usize;
+        let buf = raw::RedisModule_LoadStringBuffer.unwrap()(rdb, &mut len);
+        if raw::RedisModule_IsIOError.unwrap()(rdb) != 0 || buf.is_null() {
+            if !buf.is_null() {
+                raw::RedisModule_Free.unwrap()(buf.cast());
+            }
+            return ptr::null_mut();
+        }
+        let decoded = encoding::decode(std::slice::from_raw_parts(buf.cast::<u8>(), len));
+        raw::RedisModule_Free.unwrap()(buf.cast());
+        match decoded {
+            Ok(index) => Box::into_raw(Box::new(index)).cast(),
+            Err(why) => {
+                log(&format!("refused a corrupt index payload: {why}"));
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    guarded("rdb_save", (), || {
+        let bytes = encoding::encode(&*value.cast::<Index>());
+        raw::RedisModule_SaveStringBuffer.unwrap()(rdb, bytes.as_ptr().cast::<c_char>(), bytes.len());
+    })
+}
+
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
+    guarded("aof_rewrite", (), || {
+        let index = &*value.cast::<Index>();
+        let key = RedisString::string_as_slice(key);
+        let command = CString::new(patch::COMMAND).unwrap_or_default();
+        let format = CString::new("v").unwrap_or_default();
+        for p in patch::rebuild(index) {
+            let strings: Vec<RedisString> = patch::to_args(key, &index.stream, &p)
+                .iter()
+                .map(|a| RedisString::create_from_slice(ptr::null_mut(), a))
+                .collect();
+            let mut argv: Vec<*mut raw::RedisModuleString> =
+                strings.iter().map(|s| s.inner).collect();
+            raw::RedisModule_EmitAOF.unwrap()(
+                aof,
+                command.as_ptr(),
+                format.as_ptr(),
+                argv.as_mut_ptr(),
+                argv.len(),
+            );
+        }
+    })
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    guarded("mem_usage", 0, || (*value.cast::<Index>()).memory())
+}
+
+unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    guarded("digest", (), || {
+        let index = &*value.cast::<Index>();
+        let add = |n: u64| raw::RedisModule_DigestAddLongLong.unwrap()(md, n as i64);
+        raw::RedisModule_DigestAddStringBuffer.unwrap()(
+            md,
+            index.stream.as_ptr().cast_mut().cast(),
+            index.stream.len(),
+        );
+        add(index.recorded);
+        add(index.lost);
+        for r in index.ranges() {
+            for n in [r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap] {
+                add(n);
+            }
+        }
+        raw::RedisModule_DigestEndSequence.unwrap()(md);
+    })
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    if !value.is_null() {
+        drop(Box::from_raw(value.cast::<Index>()));
+    }
+}
+
+/// Ranges are freed in one go: the effort is one allocation, not per range.
+unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, _value: *const c_void) -> usize {
+    1
+}
+
+unsafe extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    guarded("copy", ptr::null_mut(), || {
+        Box::into_raw(Box::new((*value.cast::<Index>()).clone())).cast()
+    })
+}
+
+/// Move the index's allocations (the value, its stream name and its ranges)
+/// to places the active defragmenter chooses.
+unsafe extern "C" fn defrag(
+    ctx: *mut raw::RedisModuleDefragCtx,
+    _key: *mut raw::RedisModuleString,
+    value: *mut *mut c_void,
+) -> c_int {
+    let Some(defrag_alloc) = raw::RedisModule_DefragAlloc else {
+        return 0;
+    };
+    let moved = defrag_alloc(ctx, *value);
+    if !moved.is_null() {
+        *value = moved;
+    }
+    (*(*value).cast::<Index>()).defrag_buffers(|p| {
+        let moved = defrag_alloc(ctx, p.cast());
+        if moved.is_null() {
+            p
+        } else {
+            moved.cast()
+        }
+    });
+    0
+}
