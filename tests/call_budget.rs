@@ -2,10 +2,12 @@
 //! RedisModule_Call invocations (INFO xprocess, `xprocess_redis_calls`) and
 //! of entry-cache misses per call and per entry stay at the designed values.
 //!
-//! Design: per call, SMISMEMBER (dedupe lookup) + SADD (records) + XACK;
-//! nothing per entry for HINCRBY (low-level hash API); one XPENDING per entry
-//! with CONSUMER; one XADD per entry for an XADD effect, plus one XINFO per
-//! call and target stream. The consumer-group check runs once per stream.
+//! Design: per call, one XACK, and with a Set store SMISMEMBER (dedupe
+//! lookup) + SADD (records) on top (the index is read and written
+//! in-process); nothing per entry for HINCRBY (low-level hash API); one
+//! XPENDING per entry with CONSUMER; one XADD per entry for an XADD effect,
+//! plus one XINFO per call and target stream. The consumer-group check runs
+//! once per stream.
 
 mod common;
 
@@ -36,8 +38,8 @@ fn cost(con: &mut Connection, args: &[&str]) -> (u64, u64) {
     )
 }
 
-fn call_with(ids: &[String], effects: &[&str], consumer: Option<&str>) -> Vec<String> {
-    let mut args: Vec<String> = vec!["s".into(), "g".into()];
+fn call_with(store: &str, ids: &[String], effects: &[&str], consumer: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = vec!["s".into(), "g".into(), "STORE".into(), store.into()];
     if let Some(c) = consumer {
         args.extend(["CONSUMER".into(), c.into()]);
     }
@@ -49,11 +51,12 @@ fn call_with(ids: &[String], effects: &[&str], consumer: Option<&str>) -> Vec<St
 
 fn run(
     con: &mut Connection,
+    store: &str,
     ids: &[String],
     effects: &[&str],
     consumer: Option<&str>,
 ) -> (u64, u64) {
-    let args = call_with(ids, effects, consumer);
+    let args = call_with(store, ids, effects, consumer);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     cost(con, &args)
 }
@@ -61,7 +64,19 @@ fn run(
 const HINCRBY: [&str; 4] = ["HINCRBY", "totals", "$user", "$amount"];
 
 #[test]
-fn redis_calls_per_call_and_per_entry_stay_as_designed() {
+fn index_store_makes_one_redis_call_per_call() {
+    // XACK only; duplicates need nothing else either.
+    budget("INDEX", 1, 1);
+}
+
+#[test]
+fn set_store_adds_smismember_and_sadd() {
+    budget("SET", 3, 2);
+}
+
+/// `per_call`: RedisModule_Calls of a steady-state call that applies
+/// entries; `duplicates`: of one whose entries are all duplicates.
+fn budget(store: &str, per_call: u64, duplicates: u64) {
     let srv = Server::start();
     let mut con = srv.conn();
     let entries: Vec<Vec<(String, String)>> = (0..400)
@@ -78,26 +93,28 @@ fn redis_calls_per_call_and_per_entry_stay_as_designed() {
         .collect();
     let slices: Vec<&[(&str, &str)]> = refs.iter().map(Vec::as_slice).collect();
     let ids = pending(&mut con, "s", "g", "c1", &slices);
+    let mut run =
+        |ids: &[String], effects: &[&str], consumer| run(&mut con, store, ids, effects, consumer);
 
     // First call on the stream: + one XPENDING for the group check.
-    assert_eq!(run(&mut con, &ids[0..1], &HINCRBY, None), (4, 1));
-    // Then 3 per call, whatever the batch size; the window serves the rest.
-    assert_eq!(run(&mut con, &ids[1..2], &HINCRBY, None), (3, 0));
-    assert_eq!(run(&mut con, &ids[2..102], &HINCRBY, None), (3, 0));
+    assert_eq!(run(&ids[0..1], &HINCRBY, None), (per_call + 1, 1));
+    // Then the same per call, whatever the batch size; the window serves the rest.
+    assert_eq!(run(&ids[1..2], &HINCRBY, None), (per_call, 0));
+    assert_eq!(run(&ids[2..102], &HINCRBY, None), (per_call, 0));
     // Two HINCRBY effects cost no more RedisModule_Calls than one.
     let two = [&HINCRBY[..], &HINCRBY[..]].concat();
-    assert_eq!(run(&mut con, &ids[102..112], &two, None), (3, 0));
-    // Duplicates: SMISMEMBER and XACK, no SADD, no entry read.
-    assert_eq!(run(&mut con, &ids[2..102], &HINCRBY, None), (2, 0));
+    assert_eq!(run(&ids[102..112], &two, None), (per_call, 0));
+    // Duplicates: no record written, no entry read.
+    assert_eq!(run(&ids[2..102], &HINCRBY, None), (duplicates, 0));
     // CONSUMER: one XPENDING per entry on top.
     assert_eq!(
-        run(&mut con, &ids[112..122], &HINCRBY, Some("c1")),
-        (3 + 10, 0)
+        run(&ids[112..122], &HINCRBY, Some("c1")),
+        (per_call + 10, 0)
     );
     // XADD effect: one XADD per entry, XINFO once per call for an existing target.
     let xadd = ["XADD", "out", "ENTRY"];
-    assert_eq!(run(&mut con, &ids[122..132], &xadd, None), (3 + 10, 0));
-    assert_eq!(run(&mut con, &ids[132..142], &xadd, None), (3 + 10 + 1, 0));
+    assert_eq!(run(&ids[122..132], &xadd, None), (per_call + 10, 0));
+    assert_eq!(run(&ids[132..142], &xadd, None), (per_call + 10 + 1, 0));
     // Past the read-ahead window (256 entries from the first miss): one miss.
-    assert_eq!(run(&mut con, &ids[142..400], &HINCRBY, None), (3, 1));
+    assert_eq!(run(&ids[142..400], &HINCRBY, None), (per_call, 1));
 }

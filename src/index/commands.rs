@@ -108,7 +108,9 @@ pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         Kind::Missing => vec![0; ids.len()],
         Kind::Index => {
             let index = open.index().ok_or(errors::INTERNAL)?;
-            ids.iter().map(|id| i64::from(index.contains(*id))).collect()
+            ids.iter()
+                .map(|id| i64::from(index.contains(*id)))
+                .collect()
         }
         Kind::Set => {
             drop(open);
@@ -177,6 +179,7 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
             forgotten += 1;
         }
     }
+    index.shrink_if_sparse();
     if let Some(p) = index.patch(&touched) {
         let args = patch::to_args(key, &index.stream, &p);
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
@@ -255,7 +258,11 @@ fn reply_map(ctx: &Context, fields: &[(&str, Value)]) {
             raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx.ctx, name.as_ptr());
             match value {
                 Value::Text(t) => {
-                    raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx.ctx, t.as_ptr().cast(), t.len());
+                    raw::RedisModule_ReplyWithStringBuffer.unwrap()(
+                        ctx.ctx,
+                        t.as_ptr().cast(),
+                        t.len(),
+                    );
                 }
                 Value::Int(n) => {
                     raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, *n);
@@ -291,11 +298,17 @@ pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     }
     let index = open.index().ok_or(errors::INTERNAL)?;
     if index.stream != parsed.stream {
-        return Err(ReplyError::index_of_other_stream(parsed.key, &index.stream, parsed.stream));
+        return Err(ReplyError::index_of_other_stream(
+            parsed.key,
+            &index.stream,
+            parsed.stream,
+        ));
     }
     if let Err(why) = index.apply(&parsed.patch) {
         ctx.log_warning(&format!("xprocess: XPROCESS.PATCH refused: {why}"));
-        return Err(ReplyError::new(format!("ERR XPROCESS.PATCH refused: {why}")));
+        return Err(ReplyError::new(format!(
+            "ERR XPROCESS.PATCH refused: {why}"
+        )));
     }
     ctx.replicate_verbatim();
     // SAFETY: a reply call on the command's context.

@@ -197,7 +197,8 @@ impl Index {
     /// the gap's entries into those before it (counted) and after it (the
     /// rest of the gap's count, checked when that reaches zero).
     fn record_in_gap(&mut self, id: StreamId, l: usize, r: usize, view: &mut impl StreamView) {
-        let (left_end, right_start, gap) = (self.ranges[l].end, self.ranges[r].start, self.ranges[r].gap);
+        let (left_end, right_start, gap) =
+            (self.ranges[l].end, self.ranges[r].start, self.ranges[r].gap);
         let before = view.count_between(left_end, id, u64::MAX);
         let mut after = gap.saturating_sub(before + 1);
         if after == 0 && view.count_between(id, right_start, 1) > 0 {
@@ -277,6 +278,11 @@ impl Index {
     /// trim from the front), and one more gap per call, round robin, checked
     /// for entries at all (XDEL in the middle).
     pub fn sweep(&mut self, view: &mut impl StreamView, t: &mut Touched) {
+        self.sweep_gaps(view, t);
+        self.shrink_if_sparse();
+    }
+
+    fn sweep_gaps(&mut self, view: &mut impl StreamView, t: &mut Touched) {
         if self.ranges.len() < 2 {
             return;
         }
@@ -296,6 +302,16 @@ impl Index {
         let (a, b) = (self.ranges[g - 1].end, self.ranges[g].start);
         if view.count_between(a, b, 1) == 0 {
             self.merge(g - 1, g + 1, t);
+        }
+    }
+
+    /// Give memory back once most of the ranges are gone (holes filled).
+    /// Halving only at a quarter keeps a growing and shrinking index from
+    /// reallocating on every change.
+    pub fn shrink_if_sparse(&mut self) {
+        let (len, cap) = (self.ranges.len(), self.ranges.capacity());
+        if cap > 8 && cap > 4 * len {
+            self.ranges.shrink_to((2 * len).max(4));
         }
     }
 
@@ -352,6 +368,7 @@ impl Index {
         self.ranges = ranges;
         self.recorded = patch.recorded;
         self.lost = patch.lost;
+        self.shrink_if_sparse();
         Ok(())
     }
 
@@ -526,7 +543,10 @@ pub mod tests {
         assert_eq!(index.lost, 5);
         assert_eq!(index.holes(), 5);
         assert!(!index.contains(id(55)));
-        assert!(index.contains(id(45)), "left the stream: nothing left to do");
+        assert!(
+            index.contains(id(45)),
+            "left the stream: nothing left to do"
+        );
         s.0.clear();
         index.sweep(&mut s, &mut t);
         assert_eq!(spans(&index), vec![(1, 100, 0)]);
@@ -599,7 +619,10 @@ pub mod tests {
         }
         let mut t = Touched::default();
         index.forget(id(5), true, &mut t);
-        assert_eq!(spans(&index), vec![(1, 1, 0), (3, 3, 1), (7, 7, 3), (9, 9, 1)]);
+        assert_eq!(
+            spans(&index),
+            vec![(1, 1, 0), (3, 3, 1), (7, 7, 3), (9, 9, 1)]
+        );
         index.forget(id(1), true, &mut t);
         assert_eq!(spans(&index), vec![(3, 3, 0), (7, 7, 3), (9, 9, 1)]);
     }
@@ -614,7 +637,9 @@ pub mod tests {
         for call in 0..200 {
             let mut t = Touched::default();
             for _ in 0..5 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let ms = 1 + (x >> 33) % 300;
                 if call % 7 == 3 {
                     let present = s.0.contains(&id(ms));
@@ -632,7 +657,10 @@ pub mod tests {
                 replica.apply(&patch).unwrap();
             }
             assert_eq!(replica.ranges(), primary.ranges(), "call {call}");
-            assert_eq!((replica.recorded, replica.lost), (primary.recorded, primary.lost));
+            assert_eq!(
+                (replica.recorded, replica.lost),
+                (primary.recorded, primary.lost)
+            );
         }
     }
 
@@ -647,7 +675,8 @@ pub mod tests {
         assert!(Index::from_parts(b"s".to_vec(), vec![r(1, 5, 0), r(5, 6, 1)], 0, 0).is_err());
         assert!(Index::from_parts(b"s".to_vec(), vec![r(3, 4, 0), r(1, 2, 1)], 0, 0).is_err());
         assert!(Index::from_parts(b"s".to_vec(), vec![r(1, 2, 7)], 0, 0).is_err());
-        let mut index = Index::from_parts(b"s".to_vec(), vec![r(1, 2, 0), r(10, 20, 3)], 2, 0).unwrap();
+        let mut index =
+            Index::from_parts(b"s".to_vec(), vec![r(1, 2, 0), r(10, 20, 3)], 2, 0).unwrap();
         let before = index.clone();
         let patch = |lo, hi, ranges| Patch {
             lo: id(lo),
@@ -656,8 +685,14 @@ pub mod tests {
             recorded: 9,
             lost: 9,
         };
-        assert!(index.apply(&patch(5, 15, vec![])).is_err(), "crosses a range");
-        assert!(index.apply(&patch(3, 9, vec![r(2, 4, 0)])).is_err(), "outside");
+        assert!(
+            index.apply(&patch(5, 15, vec![])).is_err(),
+            "crosses a range"
+        );
+        assert!(
+            index.apply(&patch(3, 9, vec![r(2, 4, 0)])).is_err(),
+            "outside"
+        );
         assert!(index.apply(&patch(9, 3, vec![])).is_err());
         assert_eq!(index, before, "a refused patch changes nothing");
         index.apply(&patch(3, 9, vec![r(4, 5, 1)])).unwrap();
