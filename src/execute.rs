@@ -8,8 +8,8 @@ use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
 use crate::fingerprint::FastMap;
 use crate::hash_writes::HashWrites;
-use crate::keys::derived_dedupe_key;
 use crate::index::data_type::holds_index;
+use crate::keys::derived_dedupe_key;
 use crate::parse::{IdText, Request, StoreKind, StreamId};
 use crate::plan::{KeyKind, Op, State};
 use crate::process::{process, Backend, Fields, Outcome};
@@ -224,8 +224,9 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         let name = RedisString::create_from_slice(ctx, name);
         // SAFETY: opened, inspected and closed here.
         unsafe {
-            let key = raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_READ as i32)
-                .cast::<raw::RedisModuleKey>();
+            let key =
+                raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_READ as i32)
+                    .cast::<raw::RedisModuleKey>();
             if key.is_null() {
                 return false;
             }

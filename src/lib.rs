@@ -133,13 +133,37 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
 }
 
 /// A command of the dedupe stores: (name, handler, flags, arity, ACL categories).
-type StoreCommand = (&'static str, extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int, &'static str, i32, &'static str);
+type StoreCommand = (
+    &'static str,
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int,
+    &'static str,
+    i32,
+    &'static str,
+);
 
 const STORE_COMMANDS: [StoreCommand; 4] = [
-    ("xprocess.exists", exists_command, "readonly fast", -3, "read"),
-    ("xprocess.forget", forget_command, "write deny-oom", -3, "write"),
+    (
+        "xprocess.exists",
+        exists_command,
+        "readonly fast",
+        -3,
+        "read",
+    ),
+    (
+        "xprocess.forget",
+        forget_command,
+        "write deny-oom",
+        -3,
+        "write",
+    ),
     ("xprocess.info", info_command, "readonly", 2, "read"),
-    ("xprocess.patch", patch_command, "write deny-oom", -7, "write"),
+    (
+        "xprocess.patch",
+        patch_command,
+        "write deny-oom",
+        -7,
+        "write",
+    ),
 ];
 
 fn register_store_commands(ctx: &Context) -> Status {
@@ -157,7 +181,9 @@ fn register_store_commands(ctx: &Context) -> Status {
                 1,
             )
         };
-        if created == raw::Status::Err as c_int || !command_info::set_store_command(ctx, &cname, arity) {
+        if created == raw::Status::Err as c_int
+            || !command_info::set_store_command(ctx, &cname, arity)
+        {
             ctx.log_warning(&format!("xprocess: failed to create the {name} command"));
             return Status::Err;
         }

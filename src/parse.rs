@@ -461,7 +461,10 @@ mod tests {
             errors::BAD_STREAM_ID
         );
         assert_eq!(err("XPROCESS s g TTL -1 SADD k m IDS 1 1"), errors::BAD_TTL);
-        assert_eq!(err("XPROCESS s g STORE BTREE SADD k m IDS 1 1"), errors::BAD_STORE);
+        assert_eq!(
+            err("XPROCESS s g STORE BTREE SADD k m IDS 1 1"),
+            errors::BAD_STORE
+        );
         assert_eq!(
             err("XPROCESS s g STORE SET STORE SET SADD k m IDS 1 1"),
             errors::SYNTAX

@@ -96,8 +96,14 @@ impl Cursor {
             if status != raw::REDISMODULE_OK as i32 {
                 return;
             }
-            drop(RedisString::from_redis_module_string(ptr::null_mut(), field));
-            drop(RedisString::from_redis_module_string(ptr::null_mut(), value));
+            drop(RedisString::from_redis_module_string(
+                ptr::null_mut(),
+                field,
+            ));
+            drop(RedisString::from_redis_module_string(
+                ptr::null_mut(),
+                value,
+            ));
         }
     }
 
@@ -187,7 +193,11 @@ pub fn contains(ctx: *mut raw::RedisModuleCtx, name: &[u8], id: StreamId) -> boo
 }
 
 /// The first entry with an ID above `after`.
-pub fn first_after(ctx: *mut raw::RedisModuleCtx, name: &[u8], after: StreamId) -> Option<StreamId> {
+pub fn first_after(
+    ctx: *mut raw::RedisModuleCtx,
+    name: &[u8],
+    after: StreamId,
+) -> Option<StreamId> {
     first_from(ctx, name, after.next()?)
 }
 

@@ -45,7 +45,11 @@ impl<'c> IndexStore<'c> {
         store.key = store.open_key(raw::REDISMODULE_READ);
         if let Some(index) = store.index() {
             if index.stream != stream {
-                return Err(ReplyError::index_of_other_stream(key, &index.stream, stream));
+                return Err(ReplyError::index_of_other_stream(
+                    key,
+                    &index.stream,
+                    stream,
+                ));
             }
         }
         Ok(store)
@@ -73,7 +77,8 @@ impl<'c> IndexStore<'c> {
             self.writing = true;
             // SAFETY: just opened for writing; an empty key takes a new index.
             unsafe {
-                if raw::RedisModule_KeyType.unwrap()(self.key) == raw::REDISMODULE_KEYTYPE_EMPTY as i32
+                if raw::RedisModule_KeyType.unwrap()(self.key)
+                    == raw::REDISMODULE_KEYTYPE_EMPTY as i32
                     && !data_type::set_value(self.key, Index::new(self.stream))
                 {
                     return None;

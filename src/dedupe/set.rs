@@ -95,4 +95,3 @@ impl DedupeStore for SetStore<'_, '_> {
         self.known = Some(known);
     }
 }
-

@@ -125,7 +125,11 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     guarded("rdb_save", (), || {
         let bytes = encoding::encode(&*value.cast::<Index>());
-        raw::RedisModule_SaveStringBuffer.unwrap()(rdb, bytes.as_ptr().cast::<c_char>(), bytes.len());
+        raw::RedisModule_SaveStringBuffer.unwrap()(
+            rdb,
+            bytes.as_ptr().cast::<c_char>(),
+            bytes.len(),
+        );
     })
 }
 
@@ -188,7 +192,10 @@ unsafe extern "C" fn free(value: *mut c_void) {
 }
 
 /// Ranges are freed in one go: the effort is one allocation, not per range.
-unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, _value: *const c_void) -> usize {
+unsafe extern "C" fn free_effort(
+    _key: *mut raw::RedisModuleString,
+    _value: *const c_void,
+) -> usize {
     1
 }
 
