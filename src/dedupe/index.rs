@@ -63,7 +63,7 @@ impl<'c> IndexStore<'c> {
         }
     }
 
-    fn index(&self) -> Option<&mut Index> {
+    fn index(&mut self) -> Option<&mut Index> {
         // SAFETY: the key stays open for the whole call, and effects cannot
         // write it (it is reserved: planning refuses effects on it).
         unsafe { data_type::value_of(self.key) }

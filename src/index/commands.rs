@@ -55,7 +55,7 @@ impl Key {
         }
     }
 
-    fn index(&self) -> Option<&mut Index> {
+    fn index(&mut self) -> Option<&mut Index> {
         // SAFETY: an open key; the reference does not outlive `self`.
         unsafe { data_type::value_of(self.handle) }
     }
@@ -103,7 +103,7 @@ pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         return Err(errors::SYNTAX.into());
     };
     let ids = parse_ids(ids)?;
-    let open = Key::open(ctx, key, false);
+    let mut open = Key::open(ctx, key, false);
     let flags: Vec<i64> = match open.kind() {
         Kind::Missing => vec![0; ids.len()],
         Kind::Index => {
@@ -146,7 +146,7 @@ pub fn forget(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         return Err(errors::SYNTAX.into());
     };
     let ids = parse_ids(ids)?;
-    let open = Key::open(ctx, key, true);
+    let mut open = Key::open(ctx, key, true);
     let forgotten = match open.kind() {
         Kind::Missing => 0,
         Kind::Index => {
@@ -195,7 +195,7 @@ pub fn info(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     let [_, key] = argv else {
         return Err(errors::SYNTAX.into());
     };
-    let open = Key::open(ctx, key, false);
+    let mut open = Key::open(ctx, key, false);
     let fields = match open.kind() {
         Kind::Missing => return Err(NO_SUCH_KEY.into()),
         Kind::Index => index_info(ctx, open.index().ok_or(errors::INTERNAL)?),
@@ -285,7 +285,7 @@ pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         return Err(PATCH_INTERNAL.into());
     }
     let parsed = patch::parse(&argv[1..]).map_err(ReplyError::from)?;
-    let open = Key::open(ctx, parsed.key, true);
+    let mut open = Key::open(ctx, parsed.key, true);
     match open.kind() {
         Kind::Missing => {
             // SAFETY: opened for writing and empty.

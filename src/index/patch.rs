@@ -44,7 +44,7 @@ pub struct Parsed<'a> {
 
 pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Parsed<'a>, &'static str> {
     const BAD: &str = "ERR invalid XPROCESS.PATCH arguments";
-    if args.len() < 6 || (args.len() - 6) % 3 != 0 {
+    if args.len() < 6 || !(args.len() - 6).is_multiple_of(3) {
         return Err(BAD);
     }
     let num = |a: &[u8]| parse_u64_digits(a).ok_or(BAD);
