@@ -177,10 +177,13 @@ fuzz: deps ## Live fuzzer: 100,000 random and mutated XPROCESS calls against a s
 	$(CARGO) build
 	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --test fuzz_live -- --nocapture
 
-fuzz-lib: ## libFuzzer on parsing, templates and planning for 5 minutes (installs cargo-fuzz; stable Rust via RUSTC_BOOTSTRAP)
+FUZZ_SECONDS ?= 300
+
+fuzz-lib: ## libFuzzer for FUZZ_SECONDS (300) each: parsing/templates/planning, then the dedupe index (RDB decoder, operations, patches) (installs cargo-fuzz)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/parse_plan
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_plan corpus/parse_plan seeds/parse_plan -- -dict=parse_plan.dict -max_total_time=300 -max_len=512
+	mkdir -p fuzz/corpus/parse_plan fuzz/corpus/index_ops
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_plan corpus/parse_plan seeds/parse_plan -- -dict=parse_plan.dict -max_total_time=$(FUZZ_SECONDS) -max_len=512
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run index_ops corpus/index_ops -- -max_total_time=$(FUZZ_SECONDS) -max_len=1024
 
 failover: deps ## Failover runs: kill -9 the primary under load, promote the replica, check exactly-once (FAILOVER_ROUNDS)
 	$(CARGO) build
