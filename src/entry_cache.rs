@@ -32,10 +32,12 @@ enum Slot {
 struct Window {
     db: i32,
     key: Vec<u8>,
-    /// Every entry with an ID in `from..=to` is in `entries`.
+    /// Every entry with an ID in `from..=to` is in `entries`, and in `ids`
+    /// in order.
     from: StreamId,
     to: StreamId,
     entries: FastMap<StreamId, Slot>,
+    ids: Vec<StreamId>,
 }
 
 /// What the cache knows about one entry.
@@ -96,6 +98,26 @@ pub fn take(db: i32, key: &[u8], id: StreamId) -> Lookup {
     })
 }
 
+/// How many entries of stream `key` lie strictly between `after` and
+/// `before`, if a window holds every entry of that span (the dedupe index
+/// asks this for each ID it records: a window answers without a seek).
+pub fn count_between(db: i32, key: &[u8], after: StreamId, before: StreamId) -> Option<u64> {
+    let (Some(lo), Some(hi)) = (after.next(), before.prev()) else {
+        return Some(0);
+    };
+    if lo > hi {
+        return Some(0);
+    }
+    WINDOWS.with_borrow(|windows| {
+        let w = windows
+            .iter()
+            .find(|w| w.db == db && w.key == key && w.from <= lo && hi <= w.to)?;
+        let first = w.ids.partition_point(|id| *id < lo);
+        let last = w.ids.partition_point(|id| *id <= hi);
+        Some((last - first) as u64)
+    })
+}
+
 /// Remember `entries`, every entry of the stream from `from` up to the last
 /// of them. Replaces the stream's previous window.
 pub fn store(db: i32, key: &[u8], from: StreamId, entries: Vec<(StreamId, Fields)>) {
@@ -107,6 +129,7 @@ pub fn store(db: i32, key: &[u8], from: StreamId, entries: Vec<(StreamId, Fields
         key: key.to_vec(),
         from,
         to,
+        ids: entries.iter().map(|(id, _)| *id).collect(),
         entries: entries
             .into_iter()
             .map(|(id, fields)| (id, Slot::Present(fields)))
@@ -204,6 +227,34 @@ mod tests {
         assert_eq!(take(0, b"s", id(4)), Lookup::Unknown);
         assert_eq!(take(1, b"s", id(5)), Lookup::Unknown, "another database");
         assert_eq!(take(0, b"t", id(5)), Lookup::Unknown, "another stream");
+    }
+
+    #[test]
+    fn a_window_counts_entries_between_ids_it_covers() {
+        clear();
+        store(
+            0,
+            b"s",
+            id(5),
+            vec![(id(5), fields(5)), (id(7), fields(7)), (id(9), fields(9))],
+        );
+        assert_eq!(count_between(0, b"s", id(5), id(9)), Some(1));
+        let just_below_5 = StreamId {
+            ms: 4,
+            seq: u64::MAX,
+        };
+        let just_above_9 = StreamId { ms: 9, seq: 1 };
+        assert_eq!(count_between(0, b"s", just_below_5, just_above_9), Some(3));
+        assert_eq!(count_between(0, b"s", id(4), id(9)), None, "4-1 may exist");
+        assert_eq!(count_between(0, b"s", id(7), id(8)), Some(0));
+        assert_eq!(count_between(0, b"s", id(3), id(6)), None, "4-x may exist");
+        assert_eq!(
+            count_between(0, b"s", id(8), id(11)),
+            None,
+            "10-0 may exist"
+        );
+        assert_eq!(count_between(0, b"t", id(5), id(7)), None);
+        assert_eq!(count_between(0, b"s", id(9), id(9)), Some(0));
     }
 
     #[test]

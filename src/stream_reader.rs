@@ -5,6 +5,7 @@
 //! `XRANGE id id` pays too: so entries are read a window at a time (see
 //! `entry_cache`).
 
+use crate::entry_cache;
 use crate::index::ranges::StreamView;
 use crate::parse::StreamId;
 use crate::process::Fields;
@@ -160,8 +161,18 @@ pub struct Stream<'a> {
     pub name: &'a [u8],
 }
 
+impl Stream<'_> {
+    fn db(&self) -> i32 {
+        // SAFETY: a live context.
+        unsafe { raw::RedisModule_GetSelectedDb.unwrap()(self.ctx) }
+    }
+}
+
 impl StreamView for Stream<'_> {
     fn count_between(&mut self, after: StreamId, before: StreamId, cap: u64) -> u64 {
+        if let Some(n) = entry_cache::count_between(self.db(), self.name, after, before) {
+            return n.min(cap);
+        }
         let (Some(from), Some(to)) = (after.next(), before.prev()) else {
             return 0;
         };
