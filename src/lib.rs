@@ -161,7 +161,7 @@ const STORE_COMMANDS: [StoreCommand; 4] = [
         "xprocess.patch",
         patch_command,
         "write deny-oom",
-        -7,
+        4,
         "write",
     ),
 ];

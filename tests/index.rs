@@ -401,25 +401,14 @@ fn restore_refuses_corrupt_payloads_and_the_server_lives_on() {
 fn patch_is_refused_from_clients_scripts_and_transactions() {
     let srv = Server::start();
     let mut con = srv.conn();
-    let argv = [
-        "XPROCESS.PATCH",
-        "k",
-        "s",
-        "1",
-        "0",
-        "1-0",
-        "1-0",
-        "1-0",
-        "1-0",
-        "0",
-    ];
+    let argv = ["XPROCESS.PATCH", "k", "s", "\x01"];
     let e = err(&call(&mut con, &argv));
     assert!(e.starts_with("ERR XPROCESS.PATCH is internal"), "{e}");
     let lua = call(
         &mut con,
         &[
             "EVAL",
-            "return redis.call('XPROCESS.PATCH', 'k', 's', '1', '0', '1-0', '1-0', '1-0', '1-0', '0')",
+            "return redis.call('XPROCESS.PATCH', 'k', 's', 'payload')",
             "0",
         ],
     );
