@@ -133,9 +133,7 @@ impl DedupeStore for IndexStore<'_> {
             .ok_or_else(|| ReplyError::new("ERR the dedupe index could not be written"))?;
         index.sweep(&mut Stream { ctx, name }, &mut touched);
         if let Some(p) = index.patch(&touched) {
-            let args = patch::to_args(&key, &index.stream, &p);
-            let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            self.ctx.replicate(patch::COMMAND, argv.as_slice());
+            patch::replicate(ctx, &key, &index.stream, &p);
         }
         self.touched = Touched::default();
         self.recorded = false;

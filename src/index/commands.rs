@@ -181,9 +181,7 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
     }
     index.shrink_if_sparse();
     if let Some(p) = index.patch(&touched) {
-        let args = patch::to_args(key, &index.stream, &p);
-        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        ctx.replicate(patch::COMMAND, argv.as_slice());
+        patch::replicate(ctx.ctx, key, &index.stream, &p);
     }
     forgotten
 }

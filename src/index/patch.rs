@@ -14,6 +14,7 @@
 
 use super::ranges::{Index, Patch, Range};
 use crate::parse::StreamId;
+use redis_module::raw;
 
 pub const COMMAND: &str = "XPROCESS.PATCH";
 
@@ -46,6 +47,27 @@ pub fn to_args(key: &[u8], stream: &[u8], patch: &Patch) -> [Vec<u8>; 3] {
         }
     }
     [key.to_vec(), stream.to_vec(), payload]
+}
+
+/// Replicate `XPROCESS.PATCH key stream payload` (into the current call's
+/// MULTI/EXEC). The buffers go to Redis as they are (`b` format): no
+/// intermediate module strings.
+pub fn replicate(ctx: *mut raw::RedisModuleCtx, key: &[u8], stream: &[u8], patch: &Patch) {
+    let [key, stream, payload] = to_args(key, stream, patch);
+    // SAFETY: three (pointer, length) pairs for "bbb"; Redis copies them.
+    unsafe {
+        raw::RedisModule_Replicate.unwrap()(
+            ctx,
+            c"XPROCESS.PATCH".as_ptr(),
+            c"bbb".as_ptr(),
+            key.as_ptr(),
+            key.len(),
+            stream.as_ptr(),
+            stream.len(),
+            payload.as_ptr(),
+            payload.len(),
+        );
+    }
 }
 
 /// A parsed `XPROCESS.PATCH` (arguments after the command name).
