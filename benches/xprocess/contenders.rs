@@ -24,10 +24,17 @@ redis.call('XACK', stream, group, id)
 return 1
 "#;
 
+/// XPROCESS's dedupe store (`STORE INDEX | SET`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Store {
+    Index,
+    Set,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Contender {
-    /// XPROCESS with this many IDs per call.
-    XProcess(usize),
+    /// XPROCESS with this many IDs per call, on this store.
+    XProcess(usize, Store),
     /// EVALSHA of [`LUA_SCRIPT`], one entry per call.
     Lua,
     /// HINCRBY + SADD + XACK per entry, not atomic.
@@ -36,10 +43,13 @@ pub enum Contender {
     Xack,
 }
 
-pub const ALL: [Contender; 6] = [
-    Contender::XProcess(1),
-    Contender::XProcess(10),
-    Contender::XProcess(100),
+pub const ALL: [Contender; 9] = [
+    Contender::XProcess(1, Store::Index),
+    Contender::XProcess(10, Store::Index),
+    Contender::XProcess(100, Store::Index),
+    Contender::XProcess(1, Store::Set),
+    Contender::XProcess(10, Store::Set),
+    Contender::XProcess(100, Store::Set),
     Contender::Lua,
     Contender::Naive,
     Contender::Xack,
@@ -48,7 +58,9 @@ pub const ALL: [Contender; 6] = [
 impl Contender {
     pub fn name(self) -> String {
         match self {
-            Contender::XProcess(k) => format!("XPROCESS, {k} ID{} per call", plural(k)),
+            Contender::XProcess(k, store) => {
+                format!("XPROCESS {}, {k} ID{} per call", store.label(), plural(k))
+            }
             Contender::Lua => "Lua script (EVALSHA), 1 entry per call".into(),
             Contender::Naive => "naive pipeline HINCRBY+SADD+XACK (not atomic)".into(),
             Contender::Xack => "bare XACK, 1 ID per call (floor)".into(),
@@ -58,7 +70,8 @@ impl Contender {
     /// Short name for BENCH_ONLY and progress lines.
     pub fn tag(self) -> String {
         match self {
-            Contender::XProcess(k) => format!("xprocess{k}"),
+            Contender::XProcess(k, Store::Index) => format!("xprocess{k}"),
+            Contender::XProcess(k, Store::Set) => format!("xprocess{k}-set"),
             Contender::Lua => "lua".into(),
             Contender::Naive => "naive".into(),
             Contender::Xack => "xack".into(),
@@ -68,7 +81,7 @@ impl Contender {
     /// Entries handled by one call (one latency sample).
     pub fn batch(self) -> usize {
         match self {
-            Contender::XProcess(k) => k,
+            Contender::XProcess(k, _) => k,
             _ => 1,
         }
     }
@@ -77,7 +90,7 @@ impl Contender {
     /// time (top-level commands only).
     pub fn top_level(self) -> &'static [&'static str] {
         match self {
-            Contender::XProcess(_) => &["xprocess"],
+            Contender::XProcess(..) => &["xprocess"],
             Contender::Lua => &["evalsha"],
             Contender::Naive => &["hincrby", "sadd", "xack"],
             Contender::Xack => &["xack"],
@@ -109,7 +122,7 @@ impl Contender {
     /// Append the commands for one batch (`entries.len() <= batch()`).
     pub fn encode_batch(self, out: &mut Vec<u8>, entries: &[Entry], sha: &str) {
         match self {
-            Contender::XProcess(_) => encode_xprocess(out, entries),
+            Contender::XProcess(_, store) => encode_xprocess(out, entries, store),
             Contender::Lua => {
                 let id = &entries[0].id;
                 let args = ["EVALSHA", sha, "3", STREAM, DEDUPE, TOTALS, GROUP, id];
@@ -134,11 +147,29 @@ impl Contender {
     }
 }
 
-fn encode_xprocess(out: &mut Vec<u8>, entries: &[Entry]) {
+impl Store {
+    fn label(self) -> &'static str {
+        match self {
+            Store::Index => "(index)",
+            Store::Set => "(Set)",
+        }
+    }
+
+    fn token(self) -> &'static str {
+        match self {
+            Store::Index => "INDEX",
+            Store::Set => "SET",
+        }
+    }
+}
+
+fn encode_xprocess(out: &mut Vec<u8>, entries: &[Entry], store: Store) {
     let n = entries.len().to_string();
     let mut args: Vec<&[u8]> = [
         STREAM,
         GROUP,
+        "STORE",
+        store.token(),
         "HINCRBY",
         TOTALS,
         "$customer",

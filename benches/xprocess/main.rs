@@ -156,7 +156,8 @@ fn setup_text(cfg: &Config, all: &[Results]) -> String {
     s += &format!(
         "- Workload: N = {} pending entries per contender and round (fields `customer`, one of \
          100, and `amount`), all delivered to one consumer by XREADGROUP; effect \
-         `HINCRBY totals $customer $amount`, dedupe set `{}`.\n\
+         `HINCRBY totals $customer $amount`, dedupe key `{}`: an index (`STORE INDEX`, the \
+         default) or a Set (`STORE SET`, as the Lua script and the naive pipeline keep it).\n\
          - Rounds: {}; each contender runs on a fresh redis-server (`--save \"\" --appendonly no`) \
          in every round, the order rotating from round to round. Tables show the median and \
          (min–max) over rounds.\n\
@@ -164,7 +165,8 @@ fn setup_text(cfg: &Config, all: &[Results]) -> String {
          reads the replies (like `redis-cli --pipe`). entries/s is N over the wall time of that \
          phase. Server µs/entry is INFO commandstats usec of the top-level command(s) only \
          (xprocess; evalsha; hincrby+sadd+xack; xack) over N, reset right before the phase.\n\
-         - Dedupe bytes/entry: `MEMORY USAGE <set> SAMPLES 0` / SCARD after the phase.\n\
+         - Dedupe bytes/entry: `MEMORY USAGE <key> SAMPLES 0` / IDs recorded (SCARD of a Set, \
+         `recorded` of XPROCESS.INFO for an index) after the phase.\n\
          - Latency: sequential calls, one in flight, on fresh pending entries, per call (a call \
          covers k entries for XPROCESS with k IDs; for the naive pipeline a call is the three \
          commands of one entry in one write). Calls: {}.\n\

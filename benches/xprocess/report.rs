@@ -1,6 +1,6 @@
 //! Medians, spreads and ratios over rounds, as Markdown; BENCHMARKS.md.
 
-use crate::contenders::Contender;
+use crate::contenders::{Contender, Store};
 use crate::run::Sample;
 use std::fmt::Write;
 use std::path::Path;
@@ -93,8 +93,8 @@ pub fn results_table(all: &[Results]) -> String {
 /// The targets: (entries/s vs Lua, vs naive), for 1 and 100 IDs.
 fn target(who: Contender) -> Option<(f64, f64)> {
     match who {
-        Contender::XProcess(1) => Some((2.5, 1.0)),
-        Contender::XProcess(100) => Some((5.0, 1.5)),
+        Contender::XProcess(1, Store::Index) => Some((2.5, 1.0)),
+        Contender::XProcess(100, Store::Index) => Some((5.0, 1.5)),
         _ => None,
     }
 }
@@ -127,7 +127,7 @@ pub fn ratio_table(all: &[Results]) -> String {
     );
     for r in all
         .iter()
-        .filter(|r| matches!(r.who, Contender::XProcess(_)))
+        .filter(|r| matches!(r.who, Contender::XProcess(..)))
     {
         let eps = |s: &Sample| s.entries_per_s;
         let us = |s: &Sample| s.server_us_per_entry;
@@ -162,7 +162,7 @@ pub fn inner_table(all: &[Results]) -> String {
     );
     let with_inner = all
         .iter()
-        .filter(|r| matches!(r.who, Contender::XProcess(_) | Contender::Lua));
+        .filter(|r| matches!(r.who, Contender::XProcess(..) | Contender::Lua));
     for r in with_inner {
         t += &inner_row(r);
     }
