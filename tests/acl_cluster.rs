@@ -74,7 +74,46 @@ fn acl_allows_with_write_permission_on_dedupe_key() {
     );
     assert_eq!(slots(&r), ["1"]);
     assert_eq!(hget(&mut admin, "totals", "u").as_deref(), Some("5"));
-    assert!(sismember(&mut admin, DEDUPE, &ids[0]));
+    assert!(processed(&mut admin, DEDUPE, &ids[0]));
+}
+
+/// XPROCESS.EXISTS and XPROCESS.INFO read the dedupe key, XPROCESS.FORGET
+/// writes it: Redis checks the key like any argv key.
+#[test]
+fn acl_applies_to_the_store_commands() {
+    let srv = Server::start();
+    let (mut admin, ids) = acl_setup(&srv, &["~orders", "~totals", "%R~{orders}:*", "+@all"]);
+    let r = xprocess(
+        &mut admin,
+        &[
+            "orders", "g", "HINCRBY", "totals", "$user", "$amount", "IDS", "1", &ids[0],
+        ],
+    );
+    assert_eq!(slots(&r), ["1"]);
+    q::<String>(
+        &mut admin,
+        &["ACL", "SETUSER", "none", "on", ">p", "~orders", "+@all"],
+    );
+    let mut reader = srv.conn_as("u", "p");
+    let mut none = srv.conn_as("none", "p");
+    let before = digest(&mut admin);
+    // Read-only access: EXISTS and INFO, not FORGET.
+    let r: Vec<i64> = q(&mut reader, &["XPROCESS.EXISTS", DEDUPE, &ids[0]]);
+    assert_eq!(r, [1]);
+    assert_eq!(recorded(&mut reader, DEDUPE), 1);
+    let r = call(&mut reader, &["XPROCESS.FORGET", DEDUPE, &ids[0]]);
+    assert!(err(&r).starts_with("NOPERM"), "{r:?}");
+    // No access: none of them.
+    for cmd in [
+        &["XPROCESS.EXISTS", DEDUPE, &ids[0]][..],
+        &["XPROCESS.INFO", DEDUPE],
+        &["XPROCESS.FORGET", DEDUPE, &ids[0]],
+    ] {
+        let r = call(&mut none, cmd);
+        assert!(err(&r).starts_with("NOPERM"), "{cmd:?}: {r:?}");
+    }
+    assert_eq!(digest(&mut admin), before);
+    assert!(processed(&mut admin, DEDUPE, &ids[0]));
 }
 
 #[test]
@@ -214,7 +253,11 @@ fn cluster_crossslot_and_hash_tags() {
     );
     assert_eq!(slots(&r), ["1", "1"]);
     let dedupe = "{o}orders:xprocess:g";
-    assert!(sismember(&mut con, dedupe, &ids[0]));
+    assert_eq!(
+        processed_flags(&mut con, dedupe, &[&ids[0], &ids[1]]),
+        [true, true]
+    );
+    assert_eq!(q::<String>(&mut con, &["TYPE", dedupe]), "xproc-idx");
     assert_eq!(slot(&mut con, dedupe), slot(&mut con, "{o}orders"));
     assert_eq!(hget(&mut con, "{o}totals", "v").as_deref(), Some("3"));
 }
@@ -239,6 +282,6 @@ fn cluster_derived_key_without_hash_tag_shares_the_slot() {
         ],
     );
     assert_eq!(slots(&r), ["1"]);
-    assert!(sismember(&mut con, DEDUPE, &ids[0]));
+    assert!(processed(&mut con, DEDUPE, &ids[0]));
     assert_eq!(slot(&mut con, DEDUPE), slot(&mut con, "orders"));
 }

@@ -1,11 +1,14 @@
 //! AOF persistence: after `kill -9` and a reload, the dataset is exactly what
 //! it was, and the AOF holds each entry's writes as one MULTI/EXEC of plain
-//! commands, never XPROCESS itself.
+//! commands, never XPROCESS itself. The dedupe record in that block is an
+//! `SADD` for a Set and an `XPROCESS.PATCH` for an index; the workload runs
+//! once with each store under the derived key (the other one under its
+//! explicit DEDUPE key).
 
 mod common;
 
 use common::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Split a RESP stream of commands (an AOF) into argv vectors.
 fn parse_commands(mut buf: &[u8]) -> Vec<Vec<String>> {
@@ -50,10 +53,20 @@ fn read_incr_aof(dir: &std::path::Path) -> Vec<u8> {
 }
 
 #[test]
-fn aof_reload_after_kill9_restores_everything() {
+fn aof_reload_after_kill9_restores_everything_index() {
+    reload_after_kill9(Store::Index);
+}
+
+#[test]
+fn aof_reload_after_kill9_restores_everything_set() {
+    reload_after_kill9(Store::Set);
+}
+
+/// [`mixed_workload_with`] `store`, `kill -9`, reload the AOF.
+fn reload_after_kill9(store: Store) {
     let mut srv = Server::with(&[], &["--appendonly", "yes", "--appendfsync", "always"]);
     let mut con = srv.conn();
-    let keys = mixed_workload(&mut con);
+    let keys = mixed_workload_with(&mut con, store);
     let want_digest = digest(&mut con);
     let want = snapshot(&mut con, &keys);
     let audit = xrange(&mut con, "audit");
@@ -76,25 +89,62 @@ fn aof_reload_after_kill9_restores_everything() {
         "XADD IDs changed on reload"
     );
 
-    check_aof_transactions(&commands, &keys);
+    for key in [WORKLOAD_DEDUPE, WORKLOAD_DEDUPE2] {
+        let kind: String = q(&mut con, &["TYPE", key]);
+        assert_eq!(kind, store_of(store, key).type_name(), "{key} after reload");
+    }
+    check_aof_transactions(&commands, &keys, store);
 }
 
-/// No XPROCESS in the AOF; every write to an effect target or dedupe set is
-/// inside MULTI/EXEC, and each such transaction also records and acks.
-fn check_aof_transactions(commands: &[Vec<String>], workload_keys: &[&str]) {
+/// The store the workload run with `store` keeps at dedupe key `key`.
+fn store_of(store: Store, key: &str) -> Store {
+    match (key == WORKLOAD_DEDUPE, store) {
+        (true, s) => s,
+        (false, Store::Index) => Store::Set,
+        (false, Store::Set) => Store::Index,
+    }
+}
+
+/// The dedupe key a command records into, and how: `SADD key ...` for a
+/// Set, `XPROCESS.PATCH key stream ...` for an index.
+fn dedupe_record<'a>(
+    argv: &'a [String],
+    dedupe: &[&str],
+) -> Option<(&'a str, Store, &'a [String])> {
+    let key = argv.get(1).filter(|k| dedupe.contains(&k.as_str()))?;
+    let kind = match argv[0].to_ascii_lowercase().as_str() {
+        "sadd" => Store::Set,
+        "xprocess.patch" => Store::Index,
+        _ => return None,
+    };
+    Some((key, kind, argv))
+}
+
+/// No XPROCESS in the AOF; every write to an effect target or dedupe store
+/// is inside MULTI/EXEC, and each such transaction also records (in the
+/// right form for the store at that key) and acks. A Set given a TTL gets
+/// its PEXPIREAT in the same transaction; an index never has an expiry.
+fn check_aof_transactions(commands: &[Vec<String>], workload_keys: &[&str], store: Store) {
     // Every key the workload wrote, except the source stream itself.
     let targets: HashSet<&str> = workload_keys
         .iter()
         .copied()
         .filter(|k| *k != "orders")
         .collect();
-    let dedupe: HashSet<&str> = ["done", "{orders}:xprocess:g"].into();
+    let dedupe = [WORKLOAD_DEDUPE, WORKLOAD_DEDUPE2];
+    let mut records: HashMap<&str, usize> = HashMap::new();
     let mut in_multi = false;
     let mut block: Vec<&Vec<String>> = Vec::new();
-    let mut transactions = 0;
     for argv in commands {
         let name = argv[0].to_ascii_lowercase();
         assert_ne!(name, "xprocess", "XPROCESS written to the AOF: {argv:?}");
+        if name.contains("expire") && argv.len() > 1 {
+            let key = argv[1].as_str();
+            assert!(
+                !dedupe.contains(&key) || store_of(store, key) == Store::Set,
+                "an expiry on the dedupe index: {argv:?}"
+            );
+        }
         match name.as_str() {
             "multi" => {
                 assert!(!in_multi, "nested MULTI");
@@ -110,11 +160,32 @@ fn check_aof_transactions(commands: &[Vec<String>], workload_keys: &[&str]) {
                         .any(|a| a.len() > 1 && set.contains(a[1].as_str()))
                 };
                 if touches(&targets) {
-                    transactions += 1;
-                    let sadd_dedupe = block.iter().any(|a| {
-                        a[0].eq_ignore_ascii_case("sadd") && dedupe.contains(a[1].as_str())
-                    });
-                    assert!(sadd_dedupe, "transaction without dedupe record: {block:?}");
+                    let recorded: Vec<_> = block
+                        .iter()
+                        .filter_map(|a| dedupe_record(a, &dedupe))
+                        .collect();
+                    assert_eq!(
+                        recorded.len(),
+                        1,
+                        "transaction without exactly one dedupe record: {block:?}"
+                    );
+                    let (key, kind, record) = recorded[0];
+                    assert_eq!(
+                        kind,
+                        store_of(store, key),
+                        "{key} recorded as a {kind:?}: {block:?}"
+                    );
+                    if kind == Store::Index {
+                        assert_eq!(record[2], "orders", "PATCH of another stream: {record:?}");
+                    }
+                    *records.entry(key).or_default() += 1;
+                    // The TTL of the Set under the derived key.
+                    if key == WORKLOAD_DEDUPE && kind == Store::Set {
+                        let expiry = block
+                            .iter()
+                            .any(|a| a[0].eq_ignore_ascii_case("pexpireat") && a[1] == key);
+                        assert!(expiry, "Set record without its PEXPIREAT: {block:?}");
+                    }
                     // Group g's entries were pending, so their XACK is a write
                     // (g2 never delivered them: its XACK changes nothing).
                     let xack = block
@@ -122,7 +193,7 @@ fn check_aof_transactions(commands: &[Vec<String>], workload_keys: &[&str]) {
                         .any(|a| a[0].eq_ignore_ascii_case("xack") && a[1] == "orders");
                     let in_g = block
                         .iter()
-                        .any(|a| a.contains(&"{orders}:xprocess:g".into()));
+                        .any(|a| a.iter().any(|arg| arg == WORKLOAD_DEDUPE));
                     assert!(xack || !in_g, "transaction without XACK: {block:?}");
                 }
             }
@@ -134,9 +205,8 @@ fn check_aof_transactions(commands: &[Vec<String>], workload_keys: &[&str]) {
         }
     }
     assert!(!in_multi, "AOF ends inside a transaction");
-    // Applied calls in mixed_workload: two entries, then one, then two.
-    assert!(
-        transactions >= 3,
-        "only {transactions} transactions in the AOF"
-    );
+    // The calls of mixed_workload that applied something: in group g two
+    // entries, then the claimed one; in g2 two entries.
+    let want: HashMap<&str, usize> = [(WORKLOAD_DEDUPE, 2), (WORKLOAD_DEDUPE2, 1)].into();
+    assert_eq!(records, want, "transactions recording into each dedupe key");
 }

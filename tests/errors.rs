@@ -22,6 +22,8 @@ const UNKNOWN_METADATA: &str =
 const NEED_DEDUPE: &str =
     "ERR cannot derive a dedupe key from an empty key name or one with '}' but no hash tag, use DEDUPE";
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+const BAD_STORE: &str = "ERR STORE must be INDEX or SET";
+const TTL_ON_INDEX: &str = "ERR TTL applies to a Set dedupe store only, an index never needs to expire (use STORE SET for a Set)";
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 const NOT_FLOAT: &str = "ERR value is not a valid float";
 const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
@@ -33,7 +35,8 @@ const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
 
 /// Two pending entries `[bad, good]` of `orders`; process both with `effects`.
 /// Asserts the reply is `[want, 1]` and that `bad` is left exactly as it was:
-/// still pending for `c1`, not in the dedupe set. Returns `[bad, good]`.
+/// still pending for `c1`, not recorded in the dedupe store (an index: the
+/// default). Returns `[bad, good]`.
 fn bad_then_good(
     con: &mut Connection,
     bad: &[(&str, &str)],
@@ -53,8 +56,9 @@ fn bad_then_good(
         None,
         "good entry not acked"
     );
-    assert!(!sismember(con, DEDUPE, &ids[0]), "failed entry recorded");
-    assert!(sismember(con, DEDUPE, &ids[1]));
+    assert_eq!(q::<String>(con, &["TYPE", DEDUPE]), "xproc-idx");
+    assert!(!processed(con, DEDUPE, &ids[0]), "failed entry recorded");
+    assert!(processed(con, DEDUPE, &ids[1]));
     ids
 }
 
@@ -98,8 +102,16 @@ fn id_not_in_stream() {
     );
     let members: Vec<String> = q(&mut con, &["SMEMBERS", "s"]);
     assert_eq!(members, [ids[0].clone()]);
-    let done: Vec<String> = q(&mut con, &["SMEMBERS", DEDUPE]);
-    assert_eq!(done, [ids[0].clone()]);
+    // Only the applied entry is recorded.
+    assert_eq!(
+        processed_flags(
+            &mut con,
+            DEDUPE,
+            &["1-1", &ids[0], "99999999999999-0", &ids[1]]
+        ),
+        [false, true, false, false]
+    );
+    assert_eq!(recorded(&mut con, DEDUPE), 1);
     assert_eq!(
         pel(&mut con, "orders", "g"),
         [(ids[1].clone(), "c1".into())]
@@ -439,6 +451,40 @@ fn syntax_errors() {
         &["orders", "g", "XADD", "out", "MAXLEN", "5", "IDS", "1", id],
         syntax,
     );
+    // STORE: a value other than INDEX or SET, twice, without a value, after
+    // the effects
+    for kind in ["BTREE", "", "SETS", "IND"] {
+        whole_call_error(
+            &mut con,
+            &[
+                "orders", "g", "STORE", kind, "SADD", "s", "m", "IDS", "1", id,
+            ],
+            exactly(BAD_STORE),
+        );
+    }
+    whole_call_error(
+        &mut con,
+        &[
+            "orders", "g", "STORE", "SET", "STORE", "SET", "SADD", "s", "m", "IDS", "1", id,
+        ],
+        syntax,
+    );
+    whole_call_error(
+        &mut con,
+        &[
+            "orders", "g", "STORE", "SET", "DEDUPE", "d", "store", "index", "SADD", "s", "m",
+            "IDS", "1", id,
+        ],
+        syntax,
+    );
+    whole_call_error(
+        &mut con,
+        &[
+            "orders", "g", "SADD", "s", "m", "STORE", "SET", "IDS", "1", id,
+        ],
+        syntax,
+    );
+    whole_call_error(&mut con, &["orders", "g", "STORE"], arity);
     // no effect at all / no IDS
     whole_call_error(
         &mut con,
@@ -577,6 +623,51 @@ fn dedupe_key_of_wrong_type() {
         &["orders", "g", "SADD", "s", "m", "IDS", "1", &ids[0]],
         exactly(WRONGTYPE),
     );
+    // Whatever STORE asks for.
+    for kind in ["INDEX", "SET"] {
+        whole_call_error(
+            &mut con,
+            &[
+                "orders", "g", "STORE", kind, "SADD", "s", "m", "IDS", "1", &ids[0],
+            ],
+            exactly(WRONGTYPE),
+        );
+    }
+}
+
+#[test]
+fn dedupe_store_of_the_other_kind() {
+    let (_srv, mut con, ids) = fixture();
+    // An index at the derived key, a Set at `d`.
+    let run = |con: &mut Connection, opts: &[&str]| {
+        let mut args = vec!["orders", "g"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["SADD", "s", "$user", "IDS", "1", &ids[0]]);
+        slots(&xprocess(con, &args))
+    };
+    assert_eq!(run(&mut con, &[]), ["1"]);
+    assert_eq!(run(&mut con, &["DEDUPE", "d", "STORE", "SET"]), ["1"]);
+    for (opts, want) in [
+        (&["STORE", "SET"][..], WRONGTYPE),
+        (&["DEDUPE", "d", "STORE", "INDEX"], WRONGTYPE),
+        (&["TTL", "1000"], TTL_ON_INDEX),
+        (&["TTL", "0", "STORE", "INDEX"], TTL_ON_INDEX),
+    ] {
+        let mut args = vec!["orders", "g"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["SADD", "s", "$user", "IDS", "1", &ids[1]]);
+        whole_call_error(&mut con, &args, exactly(want));
+    }
+    // A missing key that would become an index refuses TTL too.
+    whole_call_error(
+        &mut con,
+        &[
+            "orders", "g", "DEDUPE", "fresh", "TTL", "1000", "SADD", "s", "$user", "IDS", "1",
+            &ids[1],
+        ],
+        exactly(TTL_ON_INDEX),
+    );
+    assert!(!exists(&mut con, "fresh"));
 }
 
 #[test]

@@ -71,7 +71,17 @@ fn numids_over_max_ids_is_refused_and_can_be_raised() {
     let applied = slots(&reply).iter().filter(|s| *s == "1").count();
     assert_eq!(applied, 100_000);
     assert_eq!(q::<i64>(&mut con, &["HGET", "totals", "7"]), 1_000);
-    assert_eq!(q::<i64>(&mut con, &["SCARD", "{s}:xprocess:g"]), 100_000);
+    let dedupe = "{s}:xprocess:g";
+    assert_eq!(recorded(&mut con, dedupe), 100_000);
+    let (first, last) = (ids[0].as_str(), ids[99_999].as_str());
+    assert_eq!(
+        processed_flags(&mut con, dedupe, &[first, &ids[50_000], last]),
+        [true, true, true]
+    );
+    // 100,000 consecutive entries are one range: the index stays small.
+    assert_eq!(dedupe_info_int(&mut con, dedupe, "ranges"), 1);
+    let usage: i64 = q(&mut con, &["MEMORY", "USAGE", dedupe]);
+    assert!(usage < 1024, "MEMORY USAGE of the index: {usage}");
     assert_eq!(pel(&mut con, "s", "g").len(), 0);
     println!("100,000 IDs in one call (debug build): {took:?}");
 }

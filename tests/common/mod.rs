@@ -432,6 +432,79 @@ pub fn exists(con: &mut Connection, key: &str) -> bool {
     q::<i64>(con, &["EXISTS", key]) == 1
 }
 
+// ---- dedupe stores -------------------------------------------------------------
+
+/// The dedupe store a test asks for with `STORE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// The module's `xproc-idx` type, the default for a new dedupe key.
+    Index,
+    /// A plain Redis Set (`STORE SET`).
+    Set,
+}
+
+impl Store {
+    /// The Redis `TYPE` of a dedupe key holding this store.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Store::Index => "xproc-idx",
+            Store::Set => "set",
+        }
+    }
+}
+
+/// `XPROCESS.EXISTS key id ...`: per ID, whether the dedupe store at `key`
+/// (an index or a Set; a missing key has processed nothing) recorded it.
+pub fn processed_flags(con: &mut Connection, key: &str, ids: &[&str]) -> Vec<bool> {
+    let mut args = vec!["XPROCESS.EXISTS", key];
+    args.extend_from_slice(ids);
+    let flags: Vec<i64> = q(con, &args);
+    assert_eq!(flags.len(), ids.len(), "XPROCESS.EXISTS {key} {ids:?}");
+    flags
+        .into_iter()
+        .map(|f| {
+            assert!(f == 0 || f == 1, "XPROCESS.EXISTS answered {f}");
+            f == 1
+        })
+        .collect()
+}
+
+/// Whether the dedupe store at `key` recorded `id` as processed.
+pub fn processed(con: &mut Connection, key: &str, id: &str) -> bool {
+    processed_flags(con, key, &[id])[0]
+}
+
+/// `XPROCESS.INFO key` as field -> value (RESP2: a flat field/value array).
+pub fn dedupe_info(con: &mut Connection, key: &str) -> std::collections::BTreeMap<String, Value> {
+    let flat: Vec<Value> = q(con, &["XPROCESS.INFO", key]);
+    assert!(
+        flat.len().is_multiple_of(2),
+        "XPROCESS.INFO {key}: {flat:?}"
+    );
+    flat.chunks(2)
+        .map(|kv| {
+            let name: String = redis::from_redis_value(&kv[0])
+                .unwrap_or_else(|e| panic!("XPROCESS.INFO field name {:?}: {e}", kv[0]));
+            (name, kv[1].clone())
+        })
+        .collect()
+}
+
+/// One integer field of `XPROCESS.INFO key`.
+pub fn dedupe_info_int(con: &mut Connection, key: &str, field: &str) -> i64 {
+    let info = dedupe_info(con, key);
+    let value = info
+        .get(field)
+        .unwrap_or_else(|| panic!("XPROCESS.INFO {key} has no {field}: {info:?}"));
+    redis::from_redis_value(value)
+        .unwrap_or_else(|e| panic!("XPROCESS.INFO {key} {field} = {value:?}: {e}"))
+}
+
+/// How many IDs the dedupe index at `key` recorded since it was created.
+pub fn recorded(con: &mut Connection, key: &str) -> i64 {
+    dedupe_info_int(con, key, "recorded")
+}
+
 // ---- digests, INFO, polling --------------------------------------------------
 
 pub fn digest(con: &mut Connection) -> String {
@@ -535,9 +608,24 @@ pub fn raw_roundtrip(sock: &mut TcpStream, args: &[&str]) -> Vec<u8> {
 
 // ---- a mixed workload for replication / AOF checks -----------------------------
 
-/// Run a workload touching every effect kind, duplicates, per-entry errors,
-/// fencing, TTL and an explicit DEDUPE key. Returns the keys it touched.
+/// The derived dedupe key of [`mixed_workload`]'s group `g`.
+pub const WORKLOAD_DEDUPE: &str = "{orders}:xprocess:g";
+/// The explicit DEDUPE key of [`mixed_workload`]'s group `g2`.
+pub const WORKLOAD_DEDUPE2: &str = "done";
+
+/// [`mixed_workload_with`] on the default store: an index for the derived
+/// key, a Set for the explicit one.
 pub fn mixed_workload(con: &mut Connection) -> Vec<&'static str> {
+    mixed_workload_with(con, Store::Index)
+}
+
+/// Run a workload touching every effect kind, duplicates, per-entry errors,
+/// fencing and an explicit DEDUPE key. Group `g` records into the derived
+/// key ([`WORKLOAD_DEDUPE`]) in `store` (a Set gets `TTL 600000`, an index
+/// is the default for a new key, no option); group `g2` records into
+/// [`WORKLOAD_DEDUPE2`] in the other kind of store, without a TTL. So both
+/// stores are always exercised. Returns the keys it touched.
+pub fn mixed_workload_with(con: &mut Connection, store: Store) -> Vec<&'static str> {
     let ids = pending(
         con,
         "orders",
@@ -588,29 +676,42 @@ pub fn mixed_workload(con: &mut Connection) -> Vec<&'static str> {
         args.extend_from_slice(ids);
         slots(&xprocess(con, &args))
     };
+    // Group g: the derived key, in `store`; group g2: DEDUPE, the other one.
+    let (opts, opts2): (&[&str], &[&str]) = match store {
+        Store::Index => (&[], &["STORE", "SET"]),
+        Store::Set => (&["STORE", "SET", "TTL", "600000"], &[]),
+    };
+    let with = |extra: &[&'static str]| [opts, extra].concat();
     let first = [ids[0].as_str(), &ids[1], &ids[2]];
-    let r = run(con, &["TTL", "600000"], &first);
+    let r = run(con, opts, &first);
     assert_eq!(r[..2], ["1", "1"], "{r:?}");
     assert!(r[2].starts_with("ERR"), "{r:?}");
     // Retry: duplicates and the same error.
-    let r = run(con, &["TTL", "600000"], &first);
+    let r = run(con, opts, &first);
     assert_eq!(r[..2], ["0", "0"], "{r:?}");
     // Fencing: the last entry is claimed by B; A is refused, B applies it.
     q::<Value>(con, &["XCLAIM", "orders", "g", "B", "0", &ids[3], "JUSTID"]);
-    let r = run(con, &["CONSUMER", "A", "TTL", "600000"], &[&ids[3]]);
+    let r = run(con, &with(&["CONSUMER", "A"]), &[&ids[3]]);
     assert!(r[0].starts_with("NOTOWNER"), "{r:?}");
-    let r = run(con, &["CONSUMER", "B", "TTL", "600000"], &[&ids[3]]);
+    let r = run(con, &with(&["CONSUMER", "B"]), &[&ids[3]]);
     assert_eq!(r, ["1"]);
-    // A second group with an explicit dedupe set and no TTL.
+    // A second group with an explicit dedupe key and no TTL.
     q::<String>(con, &["XGROUP", "CREATE", "orders", "g2", "0"]);
-    let r = slots(&xprocess(
-        con,
-        &[
-            "orders", "g2", "DEDUPE", "done", "HINCRBY", "g2totals", "$user", "1", "XADD", "audit",
-            "FIELDS", "1", "g2", "$@id", "IDS", "2", &ids[0], &ids[1],
-        ],
-    ));
+    let mut args = vec!["orders", "g2", "DEDUPE", WORKLOAD_DEDUPE2];
+    args.extend_from_slice(opts2);
+    args.extend_from_slice(&[
+        "HINCRBY", "g2totals", "$user", "1", "XADD", "audit", "FIELDS", "1", "g2", "$@id", "IDS",
+        "2", &ids[0], &ids[1],
+    ]);
+    let r = slots(&xprocess(con, &args));
     assert_eq!(r, ["1", "1"]);
+    let other = match store {
+        Store::Index => Store::Set,
+        Store::Set => Store::Index,
+    };
+    for (key, want) in [(WORKLOAD_DEDUPE, store), (WORKLOAD_DEDUPE2, other)] {
+        assert_eq!(q::<String>(con, &["TYPE", key]), want.type_name(), "{key}");
+    }
     vec![
         "orders",
         "totals",
@@ -619,8 +720,8 @@ pub fn mixed_workload(con: &mut Connection) -> Vec<&'static str> {
         "audit",
         "copy",
         "g2totals",
-        "done",
-        "{orders}:xprocess:g",
+        WORKLOAD_DEDUPE2,
+        WORKLOAD_DEDUPE,
     ]
 }
 
@@ -669,6 +770,12 @@ pub fn snapshot(con: &mut Connection, keys: &[&str]) -> Vec<String> {
                     })
                     .collect();
                 format!("{:?} {groups:?} {pels:?}", xrange(con, key))
+            }
+            "xproc-idx" => {
+                // All but `memory` (allocation sizes, not content).
+                let mut info = dedupe_info(con, key);
+                info.remove("memory");
+                format!("{info:?}")
             }
             other => other.to_string(),
         };
