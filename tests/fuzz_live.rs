@@ -163,6 +163,8 @@ const KEYS: &[&str] = &[
     "missing", // never exists
     "a}b",     // cannot derive a dedupe key
     "{s}:xprocess:g",
+    "{t}s:xprocess:g", // the tagged stream's index, once a call made it
+    "idx",             // an explicit dedupe index, once a call made it
 ];
 
 fn setup(w: &mut Wire) {
@@ -360,6 +362,9 @@ const TOKENS: &[&str] = &[
     "CONSUMER",
     "DEDUPE",
     "TTL",
+    "STORE",
+    "INDEX",
+    "SET",
     "BOGUS",
     "XACK",
     "LIMIT",
@@ -506,7 +511,7 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     } else {
         rng.pick(&["g2", "nogroup", ""])
     }));
-    let mut options = vec![0, 1, 2];
+    let mut options = vec![0, 1, 2, 3];
     for i in (1..options.len()).rev() {
         options.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -521,8 +526,14 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
             }
             1 => {
                 a.push(bytes("DEDUPE"));
+                a.push(bytes(rng.pick(&[
+                    "dd", "dd2", "idx", "idx", "dd2", "set", "str", "h", "o",
+                ])));
+            }
+            3 => {
+                a.push(bytes("STORE"));
                 a.push(bytes(
-                    rng.pick(&["dd", "dd2", "dd", "dd2", "set", "str", "h", "o"]),
+                    rng.pick(&["INDEX", "SET", "index", "set", "BTREE", ""]),
                 ));
             }
             _ => {
@@ -604,13 +615,46 @@ fn random_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     a
 }
 
+/// XPROCESS.EXISTS / FORGET / INFO on dedupe keys of every kind.
+fn store_call(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut a = vec![bytes(rng.pick(&[
+        "XPROCESS.EXISTS",
+        "XPROCESS.FORGET",
+        "XPROCESS.INFO",
+        "xprocess.exists",
+    ]))];
+    let keys = [
+        "idx",
+        "{t}s:xprocess:g",
+        "{s}:xprocess:g",
+        "dd",
+        "str",
+        "missing",
+    ];
+    a.push(bytes(rng.pick(&keys)));
+    let n = if a[0].eq_ignore_ascii_case(b"XPROCESS.INFO") && rng.chance(90) {
+        0
+    } else {
+        rng.below(4)
+    };
+    for _ in 0..n {
+        a.push(bytes(if rng.chance(80) {
+            &IDS[..11][rng.below(11) as usize]
+        } else {
+            rng.pick(IDS)
+        }));
+    }
+    a
+}
+
 fn generate(rng: &mut Rng) -> Vec<Vec<u8>> {
-    match rng.below(10) {
-        0..=3 => valid_call(rng),
-        4..=7 => {
+    match rng.below(20) {
+        0..=7 => valid_call(rng),
+        8..=14 => {
             let v = valid_call(rng);
             mutate(rng, v)
         }
+        15..=16 => store_call(rng),
         _ => random_call(rng),
     }
 }
@@ -638,12 +682,12 @@ struct Stats {
     cases: u64,
     whole_call_errors: u64,
     arrays: u64,
+    store_calls: u64,
     applied: u64,
     duplicates: u64,
     slot_errors: u64,
 }
 
-/// Run one case; `Err` describes a violation.
 /// A mutated case may give a dedupe set a TTL of a few milliseconds. Once
 /// it has passed, the key still counts in DEBUG DIGEST (Valkey 9.1 shows it)
 /// until something touches it, so the next case, whatever its outcome, would
@@ -662,6 +706,47 @@ fn persist_short_ttls(w: &mut Wire) {
     assert_eq!(reply, Ok(Resp::Bulk(None)), "the TTL clean-up script");
 }
 
+/// XPROCESS.EXISTS and INFO never change anything; FORGET only when it
+/// forgot something; errors are whole-call errors with Redis' codes.
+fn check_store_case(
+    argv: &[Vec<u8>],
+    reply: Resp,
+    changed: bool,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let name = String::from_utf8_lossy(&argv[0]).to_ascii_uppercase();
+    stats.store_calls += 1;
+    match (name.as_str(), &reply) {
+        (_, Resp::Error(e)) => {
+            if !["ERR", "WRONGTYPE"].contains(&code(e)) || e.contains("internal error") {
+                return Err(format!("{name}: unexpected error {e}"));
+            }
+            if changed {
+                return Err(format!("{name}: an error changed the dataset: {e}"));
+            }
+        }
+        ("XPROCESS.EXISTS", Resp::Array(Some(flags))) => {
+            if flags.len() != argv.len() - 2 || !flags.iter().all(|f| matches!(f, Resp::Int(0 | 1)))
+            {
+                return Err(format!("{name}: malformed reply {reply:?}"));
+            }
+        }
+        ("XPROCESS.FORGET", Resp::Int(n)) => {
+            if *n < 0 || *n as usize > argv.len() - 2 || (*n == 0 && changed) {
+                return Err(format!("{name}: reply {n}, dataset changed: {changed}"));
+            }
+            return Ok(());
+        }
+        ("XPROCESS.INFO", Resp::Array(Some(fields))) if fields.len() % 2 == 0 => {}
+        _ => return Err(format!("{name}: malformed reply {reply:?}")),
+    }
+    if changed {
+        return Err(format!("{name} changed the dataset"));
+    }
+    Ok(())
+}
+
+/// Run one case; `Err` describes a violation.
 fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), String> {
     let digest = || vec![bytes("DEBUG"), bytes("DIGEST")];
     w.send(&[digest(), argv.to_vec(), digest()])
@@ -676,6 +761,9 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
     }
     let changed = before != after;
     stats.cases += 1;
+    if argv[0].len() > 9 && argv[0][..9].eq_ignore_ascii_case(b"XPROCESS.") {
+        return check_store_case(argv, reply, changed, stats);
+    }
     match reply {
         Resp::Error(e) => {
             stats.whole_call_errors += 1;

@@ -544,3 +544,20 @@ fn replica_and_primary_agree_on_the_index() {
     assert!(stats.contains("cmdstat_xprocess.patch"), "{stats}");
     assert!(!stats.contains("cmdstat_xprocess:"), "{stats}");
 }
+
+/// A gap that emptied (XDEL) before a sweep merged it: the lowest
+/// unprocessed entry is the first one no range covers, not the first one
+/// after the first range.
+#[test]
+fn lowest_unprocessed_skips_ranges_past_an_emptied_gap() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    fill(&mut con, 6, |_| false);
+    process(&mut con, "INDEX", &[1, 3], 2);
+    q::<i64>(&mut con, &["XDEL", "s", "2-0"]);
+    process(&mut con, "INDEX", &[5], 1);
+    assert_eq!(exists(&mut con, DEDUPE, &[3, 4, 5]), vec![1, 0, 1]);
+    assert_eq!(field(&mut con, DEDUPE, "lowest-unprocessed-id"), "4-0");
+    process(&mut con, "INDEX", &[4, 6], 2);
+    assert_eq!(field(&mut con, DEDUPE, "lowest-unprocessed-id"), "nil");
+}

@@ -125,7 +125,7 @@ impl DedupeStore for IndexStore<'_> {
         if !self.recorded {
             return Ok(());
         }
-        let (ctx, name) = (self.ctx.ctx, self.stream);
+        let (context, ctx, name) = (self.ctx, self.ctx.ctx, self.stream);
         let mut touched = self.touched;
         let key = self.name.as_slice().to_vec();
         let index = self
@@ -133,7 +133,7 @@ impl DedupeStore for IndexStore<'_> {
             .ok_or_else(|| ReplyError::new("ERR the dedupe index could not be written"))?;
         index.sweep(&mut Stream { ctx, name }, &mut touched);
         if let Some(p) = index.patch(&touched) {
-            patch::replicate(ctx, &key, &index.stream, &p);
+            patch::replicate(context, &key, &index.stream, &p);
         }
         self.touched = Touched::default();
         self.recorded = false;

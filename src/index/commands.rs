@@ -181,7 +181,7 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
     }
     index.shrink_if_sparse();
     if let Some(p) = index.patch(&touched) {
-        patch::replicate(ctx.ctx, key, &index.stream, &p);
+        patch::replicate(ctx, key, &index.stream, &p);
     }
     forgotten
 }
@@ -214,10 +214,7 @@ enum Value {
 }
 
 fn index_info(ctx: &Context, index: &Index) -> Vec<(&'static str, Value)> {
-    let lowest = index
-        .ranges()
-        .first()
-        .and_then(|r| stream_reader::first_after(ctx.ctx, &index.stream, r.end));
+    let lowest = lowest_unprocessed(ctx, index);
     vec![
         ("kind", Value::Text(b"index".to_vec())),
         ("stream", Value::Text(index.stream.clone())),
@@ -231,6 +228,21 @@ fn index_info(ctx: &Context, index: &Index) -> Vec<(&'static str, Value)> {
         ("left-unprocessed", Value::Int(index.lost as i64)),
         ("memory", Value::Int(index.memory() as i64)),
     ]
+}
+
+/// The first entry of the stream above the first range that no range
+/// covers (a gap may have emptied without being merged yet).
+fn lowest_unprocessed(ctx: &Context, index: &Index) -> Option<StreamId> {
+    let ranges = index.ranges();
+    let mut after = ranges.first()?.end;
+    loop {
+        let id = stream_reader::first_after(ctx.ctx, &index.stream, after)?;
+        let p = ranges.partition_point(|r| r.start <= id);
+        match ranges.get(p.wrapping_sub(1)) {
+            Some(r) if p > 0 && r.end >= id => after = r.end,
+            _ => return Some(id),
+        }
+    }
 }
 
 fn set_info(ctx: &Context, key: &[u8]) -> Result<Vec<(&'static str, Value)>, ReplyError> {

@@ -14,7 +14,7 @@
 
 use super::ranges::{Index, Patch, Range};
 use crate::parse::StreamId;
-use redis_module::raw;
+use redis_module::{raw, Context};
 
 pub const COMMAND: &str = "XPROCESS.PATCH";
 
@@ -52,12 +52,12 @@ pub fn to_args(key: &[u8], stream: &[u8], patch: &Patch) -> [Vec<u8>; 3] {
 /// Replicate `XPROCESS.PATCH key stream payload` (into the current call's
 /// MULTI/EXEC). The buffers go to Redis as they are (`b` format): no
 /// intermediate module strings.
-pub fn replicate(ctx: *mut raw::RedisModuleCtx, key: &[u8], stream: &[u8], patch: &Patch) {
+pub fn replicate(ctx: &Context, key: &[u8], stream: &[u8], patch: &Patch) {
     let [key, stream, payload] = to_args(key, stream, patch);
     // SAFETY: three (pointer, length) pairs for "bbb"; Redis copies them.
     unsafe {
         raw::RedisModule_Replicate.unwrap()(
-            ctx,
+            ctx.ctx,
             c"XPROCESS.PATCH".as_ptr(),
             c"bbb".as_ptr(),
             key.as_ptr(),
