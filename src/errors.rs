@@ -27,6 +27,7 @@ pub const TRYAGAIN: &str =
     "TRYAGAIN Multiple keys request during rehashing of slot (the stream's dedupe set is not on this node)";
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const INTERNAL: &str = "ERR xprocess internal error, see the server log";
+pub const INDEX_UNWRITABLE: &str = "ERR the dedupe index could not be written";
 pub const BAD_STORE: &str = "ERR STORE must be INDEX or SET";
 pub const TTL_ON_INDEX: &str =
     "ERR TTL applies to a Set dedupe store only, an index never needs to expire (use STORE SET for a Set)";

@@ -1,11 +1,18 @@
 //! xprocess: exactly-once effects for Redis Streams.
 //!
-//! One command, XPROCESS, checks a dedupe set keyed by entry ID, applies
-//! Redis-native effects templated from the entry's fields, records the ID and
-//! XACKs, atomically. Layout: `parse` (argv -> request), `template`, `plan`
-//! (validate an entry's effects before any runs), `process` (the per-entry
-//! loop), `dedupe` (stores), `execute` (the Redis backend), `replication`
-//! (the write path), `reply`, `keys`, `config`, `errors`.
+//! XPROCESS checks a dedupe store keyed by entry ID, applies Redis-native
+//! effects templated from the entry's fields, records the ID and XACKs,
+//! atomically. Layout:
+//! - the command: `parse` (argv -> request), `template`, `reply`,
+//!   `command_info` (COMMAND DOCS), `errors`;
+//! - the engine: `plan` (validate an entry's effects before any runs),
+//!   `process` (the per-entry loop, against traits);
+//! - the stores: `dedupe/` (the trait, the Set, the index, an in-memory one)
+//!   and `index/` (the index data type: ranges, encoding, patches, Redis
+//!   callbacks, its commands);
+//! - the Redis side: `execute` (the backend), `replication` (the write path),
+//!   `stream_reader`, `entry_cache`, `events`, `cluster`, `keys`, `config`,
+//!   `stats`.
 
 pub mod cluster;
 pub mod command_info;

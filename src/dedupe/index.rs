@@ -7,7 +7,7 @@
 //! `XPROCESS.PATCH` inside the call's MULTI/EXEC.
 
 use super::DedupeStore;
-use crate::errors::ReplyError;
+use crate::errors::{self, ReplyError};
 use crate::index::data_type::{self, holds_index};
 use crate::index::patch;
 use crate::index::ranges::{Index, Touched};
@@ -130,7 +130,7 @@ impl DedupeStore for IndexStore<'_> {
         let key = self.name.as_slice().to_vec();
         let index = self
             .index_for_writing()
-            .ok_or_else(|| ReplyError::new("ERR the dedupe index could not be written"))?;
+            .ok_or(errors::INDEX_UNWRITABLE)?;
         index.sweep(&mut Stream { ctx, name }, &mut touched);
         if let Some(p) = index.patch(&touched) {
             patch::replicate(context, &key, &index.stream, &p);
