@@ -114,8 +114,15 @@ impl DedupeStore for IndexStore<'_> {
     fn insert(&mut self, id: StreamId) {
         let (ctx, name) = (self.ctx.ctx, self.stream);
         let mut touched = self.touched;
-        if let Some(index) = self.index_for_writing() {
-            index.record(id, &mut Stream { ctx, name }, &mut touched);
+        match self.index_for_writing() {
+            Some(index) => {
+                index.record(id, &mut Stream { ctx, name }, &mut touched);
+            }
+            // Planning reserved the key, so this cannot happen: say so loudly.
+            None => self.ctx.log_warning(&format!(
+                "xprocess: entry {id} applied but not recorded: {}",
+                errors::INDEX_UNWRITABLE
+            )),
         }
         self.touched = touched;
         self.recorded = true;
