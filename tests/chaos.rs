@@ -7,7 +7,14 @@
 //! (`appendonly yes`, `appendfsync always`) is `kill -9`ed and restarted from
 //! its AOF. At the end every entry must be acked, the totals must equal the
 //! produced amounts exactly, the receipts stream must hold one receipt per
-//! entry and the dedupe set exactly the processed IDs.
+//! entry and the dedupe store exactly the processed IDs.
+//!
+//! The XPROCESS run is made once per dedupe store: the dedupe index (the
+//! default for a new dedupe key; half the calls also name it with
+//! `STORE INDEX`) and a plain Set (`STORE SET` on every call). A Set is read
+//! with SMEMBERS; an index, which cannot be listed, with XPROCESS.EXISTS over
+//! the stream's IDs and XPROCESS.INFO's `recorded` (records of other IDs),
+//! and once everything is processed it must be one range without holes.
 //!
 //! The same run with the naive client-side pattern (HINCRBY + XADD, then XACK,
 //! no dedupe) must over-count: that proves the checker sees duplicates.
@@ -16,7 +23,8 @@
 //! `CHAOS_ENTRIES` (1000), `CHAOS_KILLS` (3), `CHAOS_SEED` (random, printed),
 //! `CHAOS_PRODUCERS` (2), `CHAOS_CONSUMERS` (4), `CHAOS_TIMEOUT_SECS`
 //! (whole run; 60 + entries / 20), `CHAOS_DRAIN_SECS` (60).
-//! The seed fixes every random choice; thread timing still varies.
+//! The seed fixes every random choice; thread timing still varies. Both
+//! stores run at the same size.
 
 mod common;
 
@@ -112,8 +120,9 @@ fn time_seed() -> u64 {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
-    /// `XPROCESS ... IDS n id...`: dedupe, effects and XACK in one step.
-    XProcess,
+    /// `XPROCESS ... IDS n id...`: dedupe, effects and XACK in one step,
+    /// remembering processed IDs in the given store.
+    XProcess(Store),
     /// HINCRBY + XADD per entry, then XACK: at-least-once, over-counts.
     Naive,
 }
@@ -408,7 +417,7 @@ impl Consumer<'_> {
                 continue;
             }
             match self.sh.mode {
-                Mode::XProcess => self.process_xprocess(&batch)?,
+                Mode::XProcess(store) => self.process_xprocess(store, &batch)?,
                 Mode::Naive => self.process_naive(&batch)?,
             }
         }
@@ -516,11 +525,17 @@ impl Consumer<'_> {
         Ok(None)
     }
 
-    fn process_xprocess(&mut self, batch: &[Entry]) -> Res<()> {
+    fn process_xprocess(&mut self, store: Store, batch: &[Entry]) -> Res<()> {
         // Half the calls fence with CONSUMER; without it, racing claimers
-        // both call and the dedupe set alone must keep it exactly-once.
+        // both call and the dedupe store alone must keep it exactly-once.
         let fenced = self.rng.chance(50);
-        let args = xprocess_args(fenced.then_some(self.me.as_str()), batch);
+        // The index is the default: half the calls name it anyway, so both
+        // spellings must find the same records.
+        let options = match store {
+            Store::Index if self.rng.chance(50) => &["STORE", "INDEX"][..],
+            _ => store.options(),
+        };
+        let args = xprocess_args(fenced.then_some(self.me.as_str()), options, batch);
         let first = match self.maybe_lose_reply(&args)? {
             Some(v) => Some(self.record(&v, batch)?),
             None => None,
@@ -618,13 +633,14 @@ impl Consumer<'_> {
     }
 }
 
-/// `XPROCESS payments billing [CONSUMER me] HINCRBY totals $customer $amount
-/// XADD receipts FIELDS 2 src $@id amount $amount IDS n id...`
-fn xprocess_args(consumer: Option<&str>, batch: &[Entry]) -> Vec<String> {
+/// `XPROCESS payments billing [CONSUMER me] [STORE ...] HINCRBY totals
+/// $customer $amount XADD receipts FIELDS 2 src $@id amount $amount IDS n id...`
+fn xprocess_args(consumer: Option<&str>, options: &[&str], batch: &[Entry]) -> Vec<String> {
     let mut args = strings(&["XPROCESS", STREAM, GROUP]);
     if let Some(me) = consumer {
         args.extend(strings(&["CONSUMER", me]));
     }
+    args.extend(strings(options));
     args.extend(strings(&[
         "HINCRBY",
         TOTALS,
@@ -839,6 +855,157 @@ fn group_field(con: &mut dyn ConnectionLike, name: &str) -> Result<String, Strin
     conv(&kv[1])
 }
 
+// ---- the dedupe store ---------------------------------------------------------------
+
+/// Where XPROCESS remembers processed IDs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Store {
+    /// The dedupe index (TYPE `xproc-idx`), the default for a new dedupe key.
+    Index,
+    /// A plain Redis Set of IDs (`STORE SET`).
+    Set,
+}
+
+impl Store {
+    /// XPROCESS options (after the group) that keep the calls on this store.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Store::Index => &[],
+            Store::Set => &["STORE", "SET"],
+        }
+    }
+
+    /// XPROCESS.INFO's `kind`.
+    fn kind(self) -> &'static str {
+        match self {
+            Store::Index => "index",
+            Store::Set => "set",
+        }
+    }
+}
+
+/// What a dedupe store records about a list of IDs.
+#[derive(Debug, Default, PartialEq)]
+struct Dedupe {
+    /// The IDs asked about that it records.
+    found: HashSet<String>,
+    /// How many records of other IDs it holds: a Set's other members; for an
+    /// index, which cannot be listed, XPROCESS.INFO's `recorded` (IDs
+    /// recorded since it was created; nothing is forgotten here) minus `found`.
+    others: u64,
+}
+
+/// XPROCESS.INFO of `key` as field -> value (a nil value as "").
+fn store_info(con: &mut dyn ConnectionLike, key: &str) -> Result<HashMap<String, String>, String> {
+    let pairs: Vec<(Value, Value)> = match query(con, &["XPROCESS.INFO", key])? {
+        Value::Array(flat) if flat.len() % 2 == 0 => flat
+            .chunks(2)
+            .map(|kv| (kv[0].clone(), kv[1].clone()))
+            .collect(),
+        Value::Map(map) => map,
+        other => return Err(format!("XPROCESS.INFO {key}: {other:?}")),
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Nil => String::new(),
+                v => conv(v)?,
+            };
+            Ok((conv(k)?, v))
+        })
+        .collect()
+}
+
+/// Which of `ids` the dedupe store at `key` records, and how many other
+/// records it holds: SMEMBERS for a Set, XPROCESS.EXISTS and `recorded` for
+/// an index. The key must hold the kind of store asked for (or be missing:
+/// nothing recorded).
+fn read_dedupe(
+    con: &mut dyn ConnectionLike,
+    store: Store,
+    key: &str,
+    ids: &[String],
+) -> Result<Dedupe, String> {
+    let exists: i64 = conv(&query(con, &["EXISTS", key])?)?;
+    if exists == 0 {
+        return Ok(Dedupe::default());
+    }
+    let info = store_info(con, key)?;
+    let kind = info.get("kind").map_or("?", String::as_str);
+    if kind != store.kind() {
+        return Err(format!(
+            "{key} holds a {kind}, not a {}: {info:?}",
+            store.kind()
+        ));
+    }
+    let wanted: HashSet<&String> = ids.iter().collect();
+    match store {
+        Store::Set => {
+            let members: HashSet<String> = conv(&query(con, &["SMEMBERS", key])?)?;
+            let (found, others): (HashSet<String>, HashSet<String>) =
+                members.into_iter().partition(|m| wanted.contains(m));
+            Ok(Dedupe {
+                found,
+                others: others.len() as u64,
+            })
+        }
+        Store::Index => {
+            let mut found = HashSet::new();
+            for chunk in ids.chunks(1000) {
+                let mut args = vec!["XPROCESS.EXISTS", key];
+                args.extend(chunk.iter().map(String::as_str));
+                let flags: Vec<i64> = conv(&query(con, &args)?)?;
+                if flags.len() != chunk.len() {
+                    return Err(format!("XPROCESS.EXISTS: {flags:?} for {chunk:?}"));
+                }
+                let hits = chunk.iter().zip(flags).filter(|(_, f)| *f == 1);
+                found.extend(hits.map(|(id, _)| id.clone()));
+            }
+            let recorded: u64 = info["recorded"]
+                .parse()
+                .map_err(|e| format!("recorded {:?}: {e}", info["recorded"]))?;
+            let others = recorded.checked_sub(found.len() as u64).ok_or_else(|| {
+                format!(
+                    "{key}: XPROCESS.EXISTS finds {} IDs, `recorded` is {recorded}",
+                    found.len()
+                )
+            })?;
+            Ok(Dedupe { found, others })
+        }
+    }
+}
+
+/// An index once every entry of `stream` is processed (and none left it):
+/// one range, no hole, no lowest unprocessed entry, nothing left unprocessed.
+fn index_settled(con: &mut dyn ConnectionLike, key: &str, stream: &str) -> Vec<String> {
+    let info = match store_info(con, key) {
+        Ok(info) => info,
+        Err(e) => return vec![e],
+    };
+    let expected = [
+        ("kind", "index"),
+        ("stream", stream),
+        ("holes", "0"),
+        ("lowest-unprocessed-id", ""),
+        ("left-unprocessed", "0"),
+    ];
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(f, v)| info.get(*f).map(String::as_str) != Some(*v))
+        .map(|(f, v)| format!("{f} is {:?}, expected {v:?}", info.get(*f)))
+        .collect();
+    if wrong.is_empty() {
+        return Vec::new();
+    }
+    // Without `memory`, so the text stays the same across a restart.
+    let shown: BTreeMap<&String, &String> = info.iter().filter(|(f, _)| *f != "memory").collect();
+    vec![format!(
+        "index {key} after everything was processed: {}; XPROCESS.INFO {shown:?}",
+        wrong.join(", ")
+    )]
+}
+
 // ---- the checker --------------------------------------------------------------------
 
 /// What the server holds, compared with what was produced. A correct
@@ -863,9 +1030,13 @@ struct Report {
     /// Sum over customers of the amount counted too much / too little.
     totals_over: i64,
     totals_under: i64,
-    /// Dedupe set vs. the stream's IDs (XPROCESS mode only).
+    /// Dedupe store vs. the stream's IDs (XPROCESS mode only): stream IDs
+    /// it lacks, and records of IDs that are not in the stream.
     dedupe_missing: usize,
     dedupe_extra: usize,
+    /// The store is not the kind asked for, cannot be read, or (an index)
+    /// is not one range without holes although every entry is processed.
+    dedupe_problems: Vec<String>,
     /// Exactly-once violations seen by the clients.
     client_violations: Vec<String>,
 }
@@ -889,6 +1060,7 @@ impl Report {
             && self.lost() == 0
             && self.unknown_entries.is_empty()
             && self.bad_receipts.is_empty()
+            && self.dedupe_problems.is_empty()
             && self.client_violations.is_empty()
     }
 }
@@ -980,11 +1152,24 @@ fn check_totals(con: &mut Connection, entries: &[(String, String, i64)], r: &mut
     }
 }
 
-fn check_dedupe(con: &mut Connection, entries: &[(String, String, i64)], r: &mut Report) {
-    let members: HashSet<String> = common::q(con, &["SMEMBERS", DEDUPE]);
-    let ids: HashSet<&String> = entries.iter().map(|(id, ..)| id).collect();
-    r.dedupe_missing = ids.iter().filter(|id| !members.contains(**id)).count();
-    r.dedupe_extra = members.iter().filter(|m| !ids.contains(m)).count();
+fn check_dedupe(
+    con: &mut Connection,
+    store: Store,
+    entries: &[(String, String, i64)],
+    r: &mut Report,
+) {
+    let ids: Vec<String> = entries.iter().map(|(id, ..)| id.clone()).collect();
+    match read_dedupe(con, store, DEDUPE, &ids) {
+        Ok(d) => {
+            r.dedupe_missing = ids.iter().filter(|id| !d.found.contains(*id)).count();
+            r.dedupe_extra = d.others as usize;
+        }
+        Err(e) => r.dedupe_problems.push(e),
+    }
+    // Every entry is processed by now (the drain succeeded).
+    if store == Store::Index {
+        r.dedupe_problems.extend(index_settled(con, DEDUPE, STREAM));
+    }
 }
 
 fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
@@ -993,8 +1178,8 @@ fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
     (r.pending, r.undelivered) = backlog(con).unwrap_or_else(|e| panic!("{e}"));
     check_receipts(con, &entries, &mut r);
     check_totals(con, &entries, &mut r);
-    if sh.mode == Mode::XProcess {
-        check_dedupe(con, &entries, &mut r);
+    if let Mode::XProcess(store) = sh.mode {
+        check_dedupe(con, store, &entries, &mut r);
     }
     r.client_violations = sh.violations.lock().unwrap().clone();
     r
@@ -1010,7 +1195,7 @@ struct Outcome {
 fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
     let s = &sh.stats;
     let naive = match sh.mode {
-        Mode::XProcess => String::new(),
+        Mode::XProcess(_) => String::new(),
         Mode::Naive => format!(
             " crashes-after-effect={}",
             get(&s.naive_crashes_after_effect)
@@ -1100,9 +1285,17 @@ fn run(mode: Mode) -> Outcome {
     Outcome { report, summary }
 }
 
+/// With the dedupe index, the default store.
 #[test]
 fn xprocess_is_exactly_once_under_chaos() {
-    let Outcome { report, summary } = run(Mode::XProcess);
+    let Outcome { report, summary } = run(Mode::XProcess(Store::Index));
+    assert!(report.is_clean(), "{summary}\n{report:#?}");
+}
+
+/// With a plain Set as the dedupe store (`STORE SET`).
+#[test]
+fn xprocess_is_exactly_once_under_chaos_with_a_set() {
+    let Outcome { report, summary } = run(Mode::XProcess(Store::Set));
     assert!(report.is_clean(), "{summary}\n{report:#?}");
 }
 

@@ -10,10 +10,17 @@
 //! (ASKING first), and retries TRYAGAIN.
 //!
 //! Migrating key by key opens windows in which some keys of a slot are on the
-//! target and others still on the source. The derived dedupe set is not an
+//! target and others still on the source. The derived dedupe key is not an
 //! argument of XPROCESS, so Redis' routing does not see it: a second test
 //! builds each window on purpose and checks that XPROCESS neither applies an
-//! entry twice nor records it in a second dedupe set.
+//! entry twice nor records it in a second dedupe store.
+//!
+//! Both tests run once per dedupe store: the dedupe index (the default for a
+//! new dedupe key, moved by MIGRATE as a DUMP payload of the module type) and
+//! a plain Set (`STORE SET` on every call). A Set is read with SMEMBERS; an
+//! index, which cannot be listed, with XPROCESS.EXISTS over the produced IDs
+//! and XPROCESS.INFO's `recorded` (records of other IDs), and once
+//! everything is processed it must be one range without holes.
 
 mod common;
 
@@ -394,23 +401,26 @@ impl Client {
 
 // ---- workers and producers -------------------------------------------------------
 
-/// One stream and its effect keys, all with the same hash tag.
+/// One stream and its effect keys, all with the same hash tag, and the
+/// dedupe store its XPROCESS calls use.
 #[derive(Clone)]
 struct Keys {
     stream: String,
     totals: String,
     receipts: String,
     dedupe: String,
+    store: Store,
 }
 
 impl Keys {
-    fn new(tag: &str) -> Keys {
+    fn new(tag: &str, store: Store) -> Keys {
         Keys {
             stream: format!("{{{tag}}}:pay"),
             totals: format!("{{{tag}}}:totals"),
             receipts: format!("{{{tag}}}:receipts"),
             // The derived name, see README "The dedupe key".
             dedupe: format!("{{{tag}}}:pay:xprocess:{GROUP}"),
+            store,
         }
     }
 
@@ -425,6 +435,7 @@ impl Keys {
         if let Some(consumer) = consumer {
             args.extend(["CONSUMER".to_string(), consumer.to_string()]);
         }
+        args.extend(self.store.options().iter().map(|s| s.to_string()));
         args.extend(
             [
                 "HINCRBY",
@@ -711,8 +722,9 @@ fn migrate_slot(
 }
 
 /// MIGRATE one key (no REPLACE: a key already on the target is a finding).
-/// On BUSYKEY for a set, the two sets are merged on the target so the rest
-/// of the run can still be checked; the finding stays.
+/// On BUSYKEY for a dedupe store, the two are settled on the target (see
+/// `settle_busy_dedupe`) so the rest of the run can still be checked; the
+/// finding stays.
 fn migrate_key(
     src: &mut Connection,
     dst: &mut Connection,
@@ -740,28 +752,79 @@ fn migrate_key(
     if reply == "OK" || reply == "NOKEY" {
         return;
     }
-    if reply.contains("BUSYKEY") && text(&call(src, &["TYPE", key])) == "set" {
-        // TYPE on the migrating source answers for a key it still has.
-        let on_source: Vec<String> = q(src, &["SMEMBERS", key]);
-        ok(dst, &["ASKING"]);
-        let on_target: Vec<String> = q(dst, &["SMEMBERS", key]);
-        findings.push(format!(
-            "slot {slot}: MIGRATE of '{key}' from port {from} to port {to} failed with \
-             '{reply}': the target already had a set of that name with {} members created \
-             during the migration while the source's has {} (merged to go on)",
-            on_target.len(),
-            on_source.len()
-        ));
-        for chunk in on_source.chunks(500) {
-            let mut args = vec!["SADD", key];
-            args.extend(chunk.iter().map(String::as_str));
-            ok(dst, &["ASKING"]);
-            q::<i64>(dst, &args);
+    // TYPE on the migrating source answers for a key it still has.
+    if reply.contains("BUSYKEY") {
+        if let Some(store) = Store::of_type(&text(&call(src, &["TYPE", key]))) {
+            let how = settle_busy_dedupe(src, dst, to, key, store);
+            findings.push(format!(
+                "slot {slot}: MIGRATE of '{key}' from port {from} to port {to} failed with \
+                 '{reply}': the target already had a dedupe {store:?} of that name created \
+                 during the migration; {how}"
+            ));
+            return;
         }
-        q::<i64>(src, &["DEL", key]);
-        return;
     }
     panic!("MIGRATE {key} from {from} to {to}: {reply}");
+}
+
+/// The dedupe store `key` is on the migrating source `src` and (created
+/// during the migration) on the importing target `dst` too: leave one on
+/// the target so a run can go on to its checks, and say what was done. Two
+/// Sets are merged; an index cannot be merged by hand, so the source's
+/// replaces the target's (MIGRATE REPLACE), whose records are lost.
+fn settle_busy_dedupe(
+    src: &mut Connection,
+    dst: &mut Connection,
+    to: u16,
+    key: &str,
+    store: Store,
+) -> String {
+    match store {
+        Store::Set => {
+            let on_source: Vec<String> = q(src, &["SMEMBERS", key]);
+            ok(dst, &["ASKING"]);
+            let on_target: Vec<String> = q(dst, &["SMEMBERS", key]);
+            for chunk in on_source.chunks(500) {
+                let mut args = vec!["SADD", key];
+                args.extend(chunk.iter().map(String::as_str));
+                ok(dst, &["ASKING"]);
+                q::<i64>(dst, &args);
+            }
+            q::<i64>(src, &["DEL", key]);
+            format!(
+                "the target's set had {} members, the source's {} (merged to go on)",
+                on_target.len(),
+                on_source.len()
+            )
+        }
+        Store::Index => {
+            let recorded = |con: &mut Connection, asking: bool| {
+                if asking {
+                    ok(con, &["ASKING"]);
+                }
+                store_info(con, key).map(|i| i.get("recorded").cloned().unwrap_or_default())
+            };
+            let (on_source, on_target) = (recorded(src, false), recorded(dst, true));
+            let to_text = to.to_string();
+            let args = [
+                "MIGRATE",
+                "127.0.0.1",
+                &to_text,
+                "",
+                "0",
+                "5000",
+                "REPLACE",
+                "KEYS",
+                key,
+            ];
+            let reply = text(&call(src, &args));
+            assert_eq!(reply, "OK", "{args:?}");
+            format!(
+                "the target's index had recorded {on_target:?} IDs, the source's {on_source:?} \
+                 (an index cannot be merged: the source's replaced the target's to go on)"
+            )
+        }
+    }
 }
 
 // ---- checks --------------------------------------------------------------------
@@ -822,20 +885,24 @@ fn check_stream(
     if text(&items(&summary)[0]) != "0" {
         fail(format!("PEL not empty: {summary:?}"));
     }
-    let mut dedupe: Vec<String> = q(&mut con, &["SMEMBERS", &keys.dedupe]);
-    dedupe.sort();
-    let mut sorted = ids.clone();
-    sorted.sort();
-    if dedupe != sorted {
-        let d: HashSet<&String> = dedupe.iter().collect();
-        let s: HashSet<&String> = sorted.iter().collect();
-        fail(format!(
-            "dedupe set has {} IDs, {} processed; {} processed IDs missing from it, {} extra",
-            dedupe.len(),
-            sorted.len(),
-            s.difference(&d).count(),
-            d.difference(&s).count()
-        ));
+    // The dedupe records, on the owner of the slot.
+    let dedupe = read_dedupe(&mut con, keys.store, &keys.dedupe, &ids);
+    match &dedupe {
+        Ok(d) if d.found.len() == ids.len() && d.others == 0 => {}
+        Ok(d) => fail(format!(
+            "dedupe {:?} records {} of the {} processed IDs ({} missing from it) and {} extra",
+            keys.store,
+            d.found.len(),
+            ids.len(),
+            ids.len() - d.found.len(),
+            d.others
+        )),
+        Err(e) => fail(e.clone()),
+    }
+    if keys.store == Store::Index {
+        for p in index_settled(&mut con, &keys.dedupe, &keys.stream) {
+            fail(p);
+        }
     }
     let twice: Vec<_> = tally.applied.iter().filter(|(_, &n)| n > 1).collect();
     let never = ids
@@ -861,16 +928,199 @@ fn check_stream(
         ok(&mut rc, &["READONLY"]);
         let rsum: Option<String> = q(&mut rc, &["HGET", &keys.totals, "sum"]);
         let rlen: i64 = q(&mut rc, &["XLEN", &keys.receipts]);
-        let rcard: i64 = q(&mut rc, &["SCARD", &keys.dedupe]);
+        let rdedupe = read_dedupe(&mut rc, keys.store, &keys.dedupe, &ids);
         if rsum.as_deref() != Some(sum.to_string().as_str())
             || rlen != items(&receipts).len() as i64
-            || rcard != dedupe.len() as i64
+            || rdedupe != dedupe
         {
+            let count = |d: &Result<Dedupe, String>| match d {
+                Ok(d) => format!(
+                    "{} of the processed IDs and {} other",
+                    d.found.len(),
+                    d.others
+                ),
+                Err(e) => e.clone(),
+            };
             fail(format!(
-                "replica {r}: sum {rsum:?}, {rlen} receipts, {rcard} dedupe IDs"
+                "replica {r}: sum {rsum:?}, {rlen} receipts, dedupe IDs: {} (owner: {})",
+                count(&rdedupe),
+                count(&dedupe)
             ));
         }
+        if keys.store == Store::Index {
+            for p in index_settled(&mut rc, &keys.dedupe, &keys.stream) {
+                fail(format!("replica {r}: {p}"));
+            }
+        }
     }
+}
+
+// ---- the dedupe store ------------------------------------------------------------
+
+/// Where XPROCESS remembers processed IDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Store {
+    /// The dedupe index (TYPE `xproc-idx`), the default for a new dedupe key.
+    Index,
+    /// A plain Redis Set of IDs (`STORE SET`).
+    Set,
+}
+
+impl Store {
+    /// XPROCESS options (after the group) that keep the calls on this store.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Store::Index => &[],
+            Store::Set => &["STORE", "SET"],
+        }
+    }
+
+    /// XPROCESS.INFO's `kind`.
+    fn kind(self) -> &'static str {
+        match self {
+            Store::Index => "index",
+            Store::Set => "set",
+        }
+    }
+
+    /// The store a key of this TYPE is, if any.
+    fn of_type(type_name: &str) -> Option<Store> {
+        match type_name {
+            "xproc-idx" => Some(Store::Index),
+            "set" => Some(Store::Set),
+            _ => None,
+        }
+    }
+}
+
+/// What a dedupe store records about a list of IDs.
+#[derive(Debug, PartialEq)]
+struct Dedupe {
+    /// The IDs asked about that it records.
+    found: HashSet<String>,
+    /// How many records of other IDs it holds: a Set's other members; for an
+    /// index, which cannot be listed, XPROCESS.INFO's `recorded` (IDs
+    /// recorded since it was created; nothing is forgotten here) minus `found`.
+    others: u64,
+}
+
+/// XPROCESS.INFO of `key` as field -> value (a nil value as "").
+fn store_info(con: &mut Connection, key: &str) -> Result<BTreeMap<String, String>, String> {
+    let reply = call(con, &["XPROCESS.INFO", key]);
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Array(flat) if flat.len() % 2 == 0 => flat
+            .chunks(2)
+            .map(|kv| (kv[0].clone(), kv[1].clone()))
+            .collect(),
+        Value::Map(map) => map,
+        other => return Err(format!("XPROCESS.INFO {key}: {other:?}")),
+    };
+    let value = |v: &Value| match v {
+        Value::Nil => String::new(),
+        v => text(v),
+    };
+    Ok(pairs.iter().map(|(k, v)| (text(k), value(v))).collect())
+}
+
+/// Which of `ids` the dedupe store at `key` records, and how many other
+/// records it holds: SMEMBERS for a Set, XPROCESS.EXISTS and `recorded` for
+/// an index. The key must hold the kind of store asked for (or be missing:
+/// nothing recorded). Read on the node `con` is connected to.
+fn read_dedupe(
+    con: &mut Connection,
+    store: Store,
+    key: &str,
+    ids: &[String],
+) -> Result<Dedupe, String> {
+    let Value::Int(exists) = call(con, &["EXISTS", key]) else {
+        return Err(format!("EXISTS {key} failed"));
+    };
+    if exists == 0 {
+        return Ok(Dedupe {
+            found: HashSet::new(),
+            others: 0,
+        });
+    }
+    let info = store_info(con, key)?;
+    let kind = info.get("kind").map_or("?", String::as_str);
+    if kind != store.kind() {
+        return Err(format!(
+            "{key} holds a {kind}, not a {}: {info:?}",
+            store.kind()
+        ));
+    }
+    let wanted: HashSet<&String> = ids.iter().collect();
+    match store {
+        Store::Set => {
+            let members = call(con, &["SMEMBERS", key]);
+            if let Some(e) = error_text(&members) {
+                return Err(format!("SMEMBERS {key}: {e}"));
+            }
+            let (found, others): (HashSet<String>, HashSet<String>) = items(&members)
+                .iter()
+                .map(text)
+                .partition(|m| wanted.contains(m));
+            Ok(Dedupe {
+                found,
+                others: others.len() as u64,
+            })
+        }
+        Store::Index => {
+            let mut found = HashSet::new();
+            for chunk in ids.chunks(1000) {
+                let mut args = vec!["XPROCESS.EXISTS", key];
+                args.extend(chunk.iter().map(String::as_str));
+                let flags = call(con, &args);
+                if items(&flags).len() != chunk.len() {
+                    return Err(format!("XPROCESS.EXISTS {key}: {flags:?}"));
+                }
+                let hits = chunk
+                    .iter()
+                    .zip(items(&flags))
+                    .filter(|(_, f)| **f == Value::Int(1));
+                found.extend(hits.map(|(id, _)| id.clone()));
+            }
+            let recorded: u64 = info["recorded"]
+                .parse()
+                .map_err(|e| format!("recorded {:?}: {e}", info["recorded"]))?;
+            let others = recorded.checked_sub(found.len() as u64).ok_or_else(|| {
+                format!(
+                    "{key}: XPROCESS.EXISTS finds {} IDs, `recorded` is {recorded}",
+                    found.len()
+                )
+            })?;
+            Ok(Dedupe { found, others })
+        }
+    }
+}
+
+/// An index once every entry of `stream` is processed (and none left it):
+/// one range, no hole, no lowest unprocessed entry, nothing left unprocessed.
+fn index_settled(con: &mut Connection, key: &str, stream: &str) -> Vec<String> {
+    let mut info = match store_info(con, key) {
+        Ok(info) => info,
+        Err(e) => return vec![e],
+    };
+    info.remove("memory");
+    let expected = [
+        ("kind", "index"),
+        ("stream", stream),
+        ("holes", "0"),
+        ("lowest-unprocessed-id", ""),
+        ("left-unprocessed", "0"),
+    ];
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(f, v)| info.get(*f).map(String::as_str) != Some(*v))
+        .map(|(f, v)| format!("{f} is {:?}, expected {v:?}", info.get(*f)))
+        .collect();
+    if wrong.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "index {key} after everything was processed: {}; XPROCESS.INFO {info:?}",
+        wrong.join(", ")
+    )]
 }
 
 // ---- tests ---------------------------------------------------------------------
@@ -894,10 +1144,21 @@ fn key_slot_matches_the_server() {
 }
 
 /// The live run: 4 streams over 3 shards, 2 workers each, one producer;
-/// the slot of one stream makes a round trip (dedupe set first), the slot
-/// of another moves with its dedupe set last.
+/// the slot of one stream makes a round trip (dedupe store first), the slot
+/// of another moves with its dedupe store last, a fifth moves with
+/// `redis-cli --cluster reshard`. With the dedupe index, the default store.
 #[test]
 fn exactly_once_across_live_slot_migrations() {
+    live_slot_migrations(Store::Index);
+}
+
+/// The same with a plain Set as the dedupe store (`STORE SET`).
+#[test]
+fn exactly_once_across_live_slot_migrations_with_a_set() {
+    live_slot_migrations(Store::Set);
+}
+
+fn live_slot_migrations(store: Store) {
     let started = Instant::now();
     let cluster = Cluster::start(3, 1);
     let primaries = cluster.primaries();
@@ -907,7 +1168,7 @@ fn exactly_once_across_live_slot_migrations() {
     let mut streams: Vec<Keys> = Vec::new();
     let mut covered = HashSet::new();
     for n in 1.. {
-        let keys = Keys::new(&format!("s{n}"));
+        let keys = Keys::new(&format!("s{n}"), store);
         let owner = cluster.owner(keys.slot());
         if covered.insert(owner) || (covered.len() == primaries.len() && streams.len() < 4) {
             streams.push(keys);
@@ -924,7 +1185,7 @@ fn exactly_once_across_live_slot_migrations() {
         .map(|&p| map.iter().position(|(o, _)| *o == p).unwrap() as u16)
         .collect();
     let resharded = (1..)
-        .map(|n| Keys::new(&format!("r{n}")))
+        .map(|n| Keys::new(&format!("r{n}"), store))
         .find(|k| lowest.contains(&k.slot()))
         .unwrap();
     streams.push(resharded);
@@ -999,7 +1260,7 @@ fn exactly_once_across_live_slot_migrations() {
             }));
         }
     }
-    // Let the effect keys and dedupe sets come into being.
+    // Let the effect keys and dedupe stores come into being.
     let deadline = Instant::now() + CLUSTER_TIMEOUT;
     while shared
         .tallies
@@ -1042,31 +1303,31 @@ fn exactly_once_across_live_slot_migrations() {
         k.stream,
         k.slot()
     ));
-    // Stream 0: dedupe set first, stream last; then back home the same way.
+    // Stream 0: dedupe store first, stream last; then back home the same way.
     let k = &streams[0];
     let home = cluster.owner(k.slot());
     let away = *primaries.iter().find(|&&p| p != home).unwrap();
     let dedupe_first = [&k.dedupe[..], &k.totals, &k.receipts, &k.stream];
     migrate_slot(&cluster, k.slot(), home, away, &dedupe_first, &mut findings);
     moves.push(format!(
-        "{} slot {}: {home} -> {away} (dedupe set first)",
+        "{} slot {}: {home} -> {away} (dedupe store first)",
         k.stream,
         k.slot()
     ));
     migrate_slot(&cluster, k.slot(), away, home, &dedupe_first, &mut findings);
     moves.push(format!(
-        "{} slot {}: {away} -> {home} (dedupe set first)",
+        "{} slot {}: {away} -> {home} (dedupe store first)",
         k.stream,
         k.slot()
     ));
-    // Stream 1: stream and effect keys first, the dedupe set last.
+    // Stream 1: stream and effect keys first, the dedupe store last.
     let k = &streams[1];
     let from = cluster.owner(k.slot());
     let to = *primaries.iter().find(|&&p| p != from).unwrap();
     let dedupe_last = [&k.stream[..], &k.totals, &k.receipts, &k.dedupe];
     migrate_slot(&cluster, k.slot(), from, to, &dedupe_last, &mut findings);
     moves.push(format!(
-        "{} slot {}: {from} -> {to} (dedupe set last)",
+        "{} slot {}: {from} -> {to} (dedupe store last)",
         k.stream,
         k.slot()
     ));
@@ -1135,7 +1396,7 @@ fn exactly_once_across_live_slot_migrations() {
         ));
     }
     let report = format!(
-        "migrations: {moves:#?}\nredirects: {} MOVED, {} ASK, {} TRYAGAIN/CLUSTERDOWN\n{}\n\
+        "dedupe store: {store:?}\nmigrations: {moves:#?}\nredirects: {} MOVED, {} ASK, {} TRYAGAIN/CLUSTERDOWN\n{}\n\
          findings: {findings:#?}\nproblems: {problems:#?}\nmigrations took {migrations_took:?}, \
          runtime {:?}",
         redirects.moved.load(Ordering::Relaxed),
@@ -1152,12 +1413,23 @@ fn exactly_once_across_live_slot_migrations() {
 /// a worker sends in them: a retry of an entry already processed (without
 /// CONSUMER, which the README allows) and a new pending entry (with
 /// CONSUMER). Neither may be applied unless its dedupe record lands in the
-/// one dedupe set of the stream; afterwards the set must migrate cleanly and
-/// every entry be applied exactly once.
+/// one dedupe store of the stream; afterwards the store must migrate cleanly
+/// and every entry be applied exactly once. With the dedupe index, the
+/// default store.
 #[test]
 fn migration_windows_never_apply_twice() {
+    migration_windows(Store::Index);
+}
+
+/// The same with a plain Set as the dedupe store (`STORE SET`).
+#[test]
+fn migration_windows_never_apply_twice_with_a_set() {
+    migration_windows(Store::Set);
+}
+
+fn migration_windows(store: Store) {
     let cluster = Cluster::start(3, 0);
-    let keys = Keys::new("w");
+    let keys = Keys::new("w", store);
     let slot = keys.slot();
     let slot_text = slot.to_string();
     let a = cluster.owner(slot);
@@ -1238,7 +1510,7 @@ fn migration_windows_never_apply_twice() {
     assert_eq!(slots(&run(&mut ca, false, &fenced(&ids[0]))), ["1"]);
     assert_eq!(sum(&mut ca, false), 10);
 
-    // Window A: the dedupe set already on b, stream and effect keys still
+    // Window A: the dedupe store already on b, stream and effect keys still
     // on a. Redis serves XPROCESS on a (all its declared keys are there).
     setslot(b, &["IMPORTING", &cluster.id(a)]);
     setslot(a, &["MIGRATING", &cluster.id(b)]);
@@ -1260,14 +1532,14 @@ fn migration_windows_never_apply_twice() {
     ] {
         if matches!(v, Value::Array(r) if r.contains(&Value::Int(1))) {
             findings.push(format!(
-                "window A: {what} was applied on port {a} while the dedupe set was on port {b}: \
+                "window A: {what} was applied on port {a} while the dedupe store was on port {b}: \
                  {v:?}; keys now {after}"
             ));
         }
     }
     if Cluster::keys_in_slot(a, slot).contains(&keys.dedupe) {
         findings.push(format!(
-            "window A: a second dedupe set '{}' was created on port {a}: {after}",
+            "window A: a second dedupe store '{}' was created on port {a}: {after}",
             keys.dedupe
         ));
     }
@@ -1302,7 +1574,7 @@ fn migration_windows_never_apply_twice() {
         ));
     }
 
-    // Window B: stream and effect keys already on c, the dedupe set still
+    // Window B: stream and effect keys already on c, the dedupe store still
     // on b. Redis sends XPROCESS from b to c with ASK.
     setslot(c, &["IMPORTING", &cluster.id(b)]);
     setslot(b, &["MIGRATING", &cluster.id(c)]);
@@ -1333,27 +1605,23 @@ fn migration_windows_never_apply_twice() {
     ] {
         if matches!(v, Value::Array(r) if r.contains(&Value::Int(1))) {
             findings.push(format!(
-                "window B: {what} was applied on port {c} while the dedupe set was on port {b}: \
+                "window B: {what} was applied on port {c} while the dedupe store was on port {b}: \
                  {v:?}; keys now {after}; sum {before} -> {now}"
             ));
         }
     }
     let last = migrate(b, c, &keys.dedupe);
     log.push(format!(
-        "window B: MIGRATE of the dedupe set {b} -> {c}: {last}"
+        "window B: MIGRATE of the dedupe store {b} -> {c}: {last}"
     ));
     if last != "OK" {
         findings.push(format!(
             "window B: MIGRATE '{}' from port {b} to port {c} failed: {last} (keys: {after})",
             keys.dedupe
         ));
-        // Merge to reach a consistent end state; the finding stays.
-        let on_b: Vec<String> = q(&mut cb, &["SMEMBERS", &keys.dedupe]);
-        for id in &on_b {
-            ok(&mut cc, &["ASKING"]);
-            q::<i64>(&mut cc, &["SADD", &keys.dedupe, id]);
-        }
-        q::<i64>(&mut cb, &["DEL", &keys.dedupe]);
+        // Settle on c to reach a consistent end state; the finding stays.
+        let how = settle_busy_dedupe(&mut cb, &mut cc, c, &keys.dedupe, store);
+        log.push(format!("window B: {how}"));
     }
     finish_move(c);
 
@@ -1368,18 +1636,31 @@ fn migration_windows_never_apply_twice() {
     }
     let s = sum(&mut cc, false);
     let receipts: i64 = q(&mut cc, &["XLEN", &keys.receipts]);
-    let mut dedupe: Vec<String> = q(&mut cc, &["SMEMBERS", &keys.dedupe]);
+    let (mut dedupe, others) = match read_dedupe(&mut cc, store, &keys.dedupe, &ids) {
+        Ok(d) => (d.found.into_iter().collect::<Vec<_>>(), d.others),
+        Err(e) => {
+            findings.push(format!("end state on port {c}: {e}"));
+            (Vec::new(), 0)
+        }
+    };
     dedupe.sort();
+    let unsettled = match store {
+        Store::Index => index_settled(&mut cc, &keys.dedupe, &keys.stream),
+        Store::Set => Vec::new(),
+    };
     let pel = pel(&mut cc, &keys.stream, GROUP);
     log.push(format!(
-        "end on port {c}: sum {s}, {receipts} receipts, dedupe {dedupe:?}, PEL {pel:?}"
+        "end on port {c}: sum {s}, {receipts} receipts, dedupe {store:?} {dedupe:?} and {others} \
+         other IDs, PEL {pel:?}"
     ));
-    if s != 150 || receipts != 4 || dedupe != ids || !pel.is_empty() {
+    if s != 150 || receipts != 4 || dedupe != ids || others != 0 || !pel.is_empty() {
         findings.push(format!(
             "end state on port {c}: sum {s} (expected 150), {receipts} receipts (expected 4), \
-             dedupe set {dedupe:?} (expected {ids:?}), PEL {pel:?}"
+             dedupe {store:?} {dedupe:?} and {others} other IDs (expected {ids:?} only), \
+             PEL {pel:?}"
         ));
     }
+    findings.extend(unsettled);
     let report = format!("{log:#?}\nfindings: {findings:#?}");
     eprintln!("{report}");
     assert!(findings.is_empty(), "{report}");

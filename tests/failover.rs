@@ -11,7 +11,7 @@
 //!
 //! Checked on the last primary: every entry of its stream has exactly one
 //! receipt, per-customer totals equal the sum of the amounts of the entries in
-//! its stream, the dedupe set holds exactly the stream's IDs, nothing is
+//! its stream, the dedupe store holds exactly the stream's IDs, nothing is
 //! pending. Entries whose XADD never reached the replica are lost for the
 //! producer (they are not in the stream), and work the old primary did but
 //! never replicated is redone once on the new one: both are counted and
@@ -22,8 +22,17 @@
 //! entry counted as done must be on the last primary, with its receipt and
 //! dedupe record, and must never have been redone after a failover.
 //!
-//! Environment: `FAILOVER_ROUNDS` (3), `FAILOVER_ENTRIES` (entries processed
-//! per round before the kill, 300), `FAILOVER_SEED` (random, printed).
+//! Every run is made once per dedupe store: the dedupe index (the default
+//! for a new dedupe key) and a plain Set (`STORE SET` on every call). A Set
+//! is read with SMEMBERS; an index, which cannot be listed, with
+//! XPROCESS.EXISTS over the stream's IDs and XPROCESS.INFO's `recorded`
+//! (records of IDs outside the stream), and once everything is processed it
+//! must be one range without holes.
+//!
+//! Environment: `FAILOVER_ROUNDS` (3 with the index, 2 with a Set when
+//! unset; both stores run the given number when set, as `make failover`
+//! does), `FAILOVER_ENTRIES` (entries processed per round before the kill,
+//! 300), `FAILOVER_SEED` (random, printed).
 
 mod common;
 
@@ -60,6 +69,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 /// Which server is the primary now. Port 0 while a failover is in progress.
 struct Shared {
+    /// The dedupe store every XPROCESS call uses.
+    store: Store,
     port: AtomicU16,
     epoch: AtomicU64,
     stop_producer: AtomicBool,
@@ -210,6 +221,7 @@ fn process(
     }
     let n = ids.len().to_string();
     let mut args = vec!["XPROCESS", STREAM, GROUP];
+    args.extend_from_slice(shared.store.options());
     args.extend_from_slice(&EFFECTS);
     args.push(&n);
     args.extend(ids.iter().map(String::as_str));
@@ -393,9 +405,147 @@ fn start_replica(primary_port: u16) -> Server {
     replica
 }
 
-fn members(con: &mut Connection, key: &str) -> HashSet<String> {
-    cmd(&["SMEMBERS", key]).query(con).unwrap()
+// ---- the dedupe store -------------------------------------------------------
+
+/// Where XPROCESS remembers processed IDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Store {
+    /// The dedupe index (TYPE `xproc-idx`), the default for a new dedupe key.
+    Index,
+    /// A plain Redis Set of IDs (`STORE SET`).
+    Set,
 }
+
+impl Store {
+    /// XPROCESS options (after the group) that keep the calls on this store.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Store::Index => &[],
+            Store::Set => &["STORE", "SET"],
+        }
+    }
+
+    /// XPROCESS.INFO's `kind`.
+    fn kind(self) -> &'static str {
+        match self {
+            Store::Index => "index",
+            Store::Set => "set",
+        }
+    }
+}
+
+/// What a dedupe store records about a list of IDs.
+struct Dedupe {
+    /// The IDs asked about that it records.
+    found: HashSet<String>,
+    /// How many records of other IDs it holds: a Set's other members; for an
+    /// index, which cannot be listed, XPROCESS.INFO's `recorded` (IDs
+    /// recorded since it was created; nothing is forgotten here) minus `found`.
+    others: u64,
+}
+
+/// XPROCESS.INFO of `key` as field -> value (a nil value as "").
+fn store_info(con: &mut Connection, key: &str) -> BTreeMap<String, String> {
+    let pairs: Vec<(Value, Value)> = match cmd(&["XPROCESS.INFO", key]).query(con).unwrap() {
+        Value::Array(flat) if flat.len() % 2 == 0 => flat
+            .chunks(2)
+            .map(|kv| (kv[0].clone(), kv[1].clone()))
+            .collect(),
+        Value::Map(map) => map,
+        other => panic!("XPROCESS.INFO {key}: {other:?}"),
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Nil => String::new(),
+                v => redis::from_redis_value(v).unwrap(),
+            };
+            (redis::from_redis_value(k).unwrap(), v)
+        })
+        .collect()
+}
+
+/// Which of `ids` the dedupe store at `key` records, and how many other
+/// records it holds: SMEMBERS for a Set, XPROCESS.EXISTS and `recorded` for
+/// an index. The key must hold the kind of store asked for (or be missing:
+/// nothing recorded).
+fn read_dedupe(con: &mut Connection, store: Store, key: &str, ids: &[String]) -> Dedupe {
+    let exists: i64 = cmd(&["EXISTS", key]).query(con).unwrap();
+    if exists == 0 {
+        return Dedupe {
+            found: HashSet::new(),
+            others: 0,
+        };
+    }
+    let info = store_info(con, key);
+    assert_eq!(
+        info.get("kind").map(String::as_str),
+        Some(store.kind()),
+        "{key} is not the store asked for: {info:?}"
+    );
+    let wanted: HashSet<&String> = ids.iter().collect();
+    match store {
+        Store::Set => {
+            let members: HashSet<String> = cmd(&["SMEMBERS", key]).query(con).unwrap();
+            let (found, others): (HashSet<String>, HashSet<String>) =
+                members.into_iter().partition(|m| wanted.contains(m));
+            Dedupe {
+                found,
+                others: others.len() as u64,
+            }
+        }
+        Store::Index => {
+            let mut found = HashSet::new();
+            for chunk in ids.chunks(1000) {
+                let mut args = vec!["XPROCESS.EXISTS", key];
+                args.extend(chunk.iter().map(String::as_str));
+                let flags: Vec<i64> = cmd(&args).query(con).unwrap();
+                assert_eq!(flags.len(), chunk.len(), "XPROCESS.EXISTS: {flags:?}");
+                let hits = chunk.iter().zip(flags).filter(|(_, f)| *f == 1);
+                found.extend(hits.map(|(id, _)| id.clone()));
+            }
+            let recorded: u64 = info["recorded"].parse().unwrap();
+            let others = recorded.checked_sub(found.len() as u64).unwrap_or_else(|| {
+                panic!(
+                    "{key}: XPROCESS.EXISTS finds {} IDs, `recorded` is {recorded}",
+                    found.len()
+                )
+            });
+            Dedupe { found, others }
+        }
+    }
+}
+
+/// An index once every entry of `stream` is processed (and none left it):
+/// one range, no hole, no lowest unprocessed entry, nothing left unprocessed.
+fn assert_index_settled(con: &mut Connection, key: &str, stream: &str) {
+    let mut info = store_info(con, key);
+    info.remove("memory");
+    let expected = [
+        ("kind", "index"),
+        ("stream", stream),
+        ("holes", "0"),
+        ("lowest-unprocessed-id", ""),
+        ("left-unprocessed", "0"),
+    ];
+    for (f, v) in expected {
+        assert_eq!(
+            info.get(f).map(String::as_str),
+            Some(v),
+            "index {key} after everything was processed: XPROCESS.INFO {info:?}"
+        );
+    }
+}
+
+/// The IDs of the stream's entries.
+fn stream_ids(con: &mut Connection) -> Vec<String> {
+    let entries: Vec<(String, HashMap<String, String>)> =
+        cmd(&["XRANGE", STREAM, "-", "+"]).query(con).unwrap();
+    entries.into_iter().map(|(id, _)| id).collect()
+}
+
+// ---- a run ------------------------------------------------------------------------
 
 struct Report {
     entries: usize,
@@ -410,10 +560,23 @@ struct Report {
     failovers: u64,
 }
 
+/// Failovers per run: `FAILOVER_ROUNDS`, else 3 with the index and 2 with a
+/// Set (one of each kind: without and after a partition), so that `make
+/// test` stays short; `make failover` sets it, for both stores.
+fn rounds(store: Store) -> u64 {
+    env_u64(
+        "FAILOVER_ROUNDS",
+        match store {
+            Store::Index => 3,
+            Store::Set => 2,
+        },
+    )
+}
+
 /// One run: `rounds` failovers, every other one after a partition (or all
-/// of them with `partition_every_round`).
-fn run(use_wait: bool, partition_every_round: bool) -> Report {
-    let rounds = env_u64("FAILOVER_ROUNDS", 3);
+/// of them with `partition_every_round`), with `store` as the dedupe store.
+fn run(use_wait: bool, partition_every_round: bool, store: Store) -> Report {
+    let rounds = rounds(store);
     let per_round = env_u64("FAILOVER_ENTRIES", 300);
     let seed = env_u64("FAILOVER_SEED", {
         let t = std::time::SystemTime::now()
@@ -422,7 +585,8 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
         t.as_nanos() as u64
     });
     println!(
-        "failover: seed {seed}, rounds {rounds}, entries per round {per_round}, wait {use_wait}"
+        "failover: seed {seed}, rounds {rounds}, entries per round {per_round}, wait {use_wait}, \
+         store {store:?}"
     );
 
     let mut primary = Server::start();
@@ -433,6 +597,7 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
             .unwrap();
     }
     let shared = Shared {
+        store,
         port: AtomicU16::new(primary.port()),
         epoch: AtomicU64::new(0),
         stop_producer: AtomicBool::new(false),
@@ -440,8 +605,10 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
         produced: AtomicU64::new(0),
         applied: AtomicU64::new(0),
     };
-    // IDs in the new primary's dedupe set at each promotion, and what
-    // consumers had applied before it.
+    // IDs of its stream in the new primary's dedupe store at each promotion
+    // (an entry not in its stream cannot be in its store either: the store
+    // holds no records of other IDs, checked at the end), and what consumers
+    // had applied before it.
     let snapshots: Mutex<Vec<(u64, HashSet<String>)>> = Mutex::new(Vec::new());
     let mut old_servers = Vec::new();
 
@@ -490,10 +657,9 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
             // The producer's throttle compares its count with applied work:
             // entries lost with the old primary would stall it, so reset.
             shared.produced.store(shared.applied.load(SeqCst), SeqCst);
-            snapshots
-                .lock()
-                .unwrap()
-                .push((epoch, members(&mut rc, DEDUPE)));
+            let in_stream = stream_ids(&mut rc);
+            let at_promotion = read_dedupe(&mut rc, store, DEDUPE, &in_stream).found;
+            snapshots.lock().unwrap().push((epoch, at_promotion));
             shared.port.store(replica.port(), SeqCst);
             println!(
                 "failover {}: {} (partition: {partition}), applied so far {}",
@@ -564,7 +730,11 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
     let duplicates: Vec<_> = per_src.iter().filter(|(_, n)| **n > 1).collect();
     let lost: Vec<_> = ids.iter().filter(|id| !per_src.contains_key(*id)).collect();
     let strays: Vec<_> = per_src.keys().filter(|id| !ids.contains(*id)).collect();
-    let dedupe = members(&mut con, DEDUPE);
+    let in_stream: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
+    let Dedupe {
+        found: dedupe,
+        others: dedupe_others,
+    } = read_dedupe(&mut con, store, DEDUPE, &in_stream);
     let pending: (u64, Value, Value, Value) =
         cmd(&["XPENDING", STREAM, GROUP]).query(&mut con).unwrap();
 
@@ -591,7 +761,14 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
         "receipts for entries not in the stream: {strays:?}"
     );
     assert_eq!(totals, expected, "totals != sum of the stream's amounts");
-    assert_eq!(dedupe, ids, "dedupe set != the stream's IDs");
+    assert_eq!(dedupe, ids, "dedupe store != the stream's IDs");
+    assert_eq!(
+        dedupe_others, 0,
+        "the dedupe store records IDs that are not in the stream"
+    );
+    if store == Store::Index {
+        assert_index_settled(&mut con, DEDUPE, STREAM);
+    }
     assert_eq!(pending.0, 0, "entries still pending");
     // Every entry that ended up on the last primary was applied there or
     // replicated to it as applied: it has exactly one receipt (checked above).
@@ -641,7 +818,7 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
         failovers: snapshots.len() as u64,
     };
     println!(
-        "failover result (wait {use_wait}): failovers {}, entries on the last primary {}, \
+        "failover result (wait {use_wait}, store {store:?}): failovers {}, entries on the last primary {}, \
          producer XADDs acked {} (lost with a dead primary {}), `1` replies {}, \
          redone after a failover {}, applied-but-unreplicated at promotion {}, \
          `0` replies {}, confirmed by WAIT {}, consumer reconnects {}; \
@@ -663,10 +840,19 @@ fn run(use_wait: bool, partition_every_round: bool) -> Report {
 /// Kill -9 the primary mid-load (every other round after a partition),
 /// promote the replica, finish there: no effect applied twice, nothing lost
 /// from what the last primary holds.
+/// With the dedupe index, the default store.
 #[test]
 fn failover_applies_every_entry_once() {
-    let r = run(false, false);
-    assert_eq!(r.failovers, env_u64("FAILOVER_ROUNDS", 3));
+    let r = run(false, false, Store::Index);
+    assert_eq!(r.failovers, rounds(Store::Index));
+    assert!(r.entries > 0);
+}
+
+/// The same with a plain Set as the dedupe store (`STORE SET`).
+#[test]
+fn failover_applies_every_entry_once_with_a_set() {
+    let r = run(false, false, Store::Set);
+    assert_eq!(r.failovers, rounds(Store::Set));
     assert!(r.entries > 0);
 }
 
@@ -675,6 +861,13 @@ fn failover_applies_every_entry_once() {
 /// there is always an unreplicated tail that WAIT did not confirm).
 #[test]
 fn failover_keeps_work_confirmed_by_wait() {
-    let r = run(true, true);
+    let r = run(true, true, Store::Index);
+    assert!(r.confirmed > 0);
+}
+
+/// The same with a plain Set as the dedupe store (`STORE SET`).
+#[test]
+fn failover_keeps_work_confirmed_by_wait_with_a_set() {
+    let r = run(true, true, Store::Set);
     assert!(r.confirmed > 0);
 }
