@@ -139,9 +139,8 @@ pub fn measure(module: &Path, n: u64) -> Vec<Figure> {
 }
 
 pub fn table(figures: &[Figure]) -> String {
-    let mut t = String::from(
-        "| Scenario | index (MEMORY USAGE) | Set (MEMORY USAGE) |\n|---|---:|---:|\n",
-    );
+    let mut t =
+        String::from("| Scenario | index (MEMORY USAGE) | Set (MEMORY USAGE) |\n|---|---:|---:|\n");
     for f in figures {
         let set = f.set.map_or("–".to_string(), |b| format!("{b} B"));
         t += &format!("| {} | {} B | {set} |\n", f.what, f.index);

@@ -135,9 +135,7 @@ impl DedupeStore for IndexStore<'_> {
         let (context, ctx, name) = (self.ctx, self.ctx.ctx, self.stream);
         let mut touched = self.touched;
         let key = self.name.as_slice().to_vec();
-        let index = self
-            .index_for_writing()
-            .ok_or(errors::INDEX_UNWRITABLE)?;
+        let index = self.index_for_writing().ok_or(errors::INDEX_UNWRITABLE)?;
         index.sweep(&mut Stream { ctx, name }, &mut touched);
         if let Some(p) = index.patch(&touched) {
             patch::replicate(context, &key, &index.stream, &p);

@@ -94,13 +94,25 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Parsed<'a>, &'static str> {
         .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
     let mut next = || words.next().unwrap_or_default();
     let (recorded, lost) = (next(), next());
-    let lo = StreamId { ms: next(), seq: next() };
-    let hi = StreamId { ms: next(), seq: next() };
+    let lo = StreamId {
+        ms: next(),
+        seq: next(),
+    };
+    let hi = StreamId {
+        ms: next(),
+        seq: next(),
+    };
     let count = (body.len() - (HEADER - 1)) / RANGE;
     let ranges = (0..count)
         .map(|_| Range {
-            start: StreamId { ms: next(), seq: next() },
-            end: StreamId { ms: next(), seq: next() },
+            start: StreamId {
+                ms: next(),
+                seq: next(),
+            },
+            end: StreamId {
+                ms: next(),
+                seq: next(),
+            },
             gap: next(),
         })
         .collect();
@@ -180,8 +192,14 @@ mod tests {
         let argv = |payload: &[u8]| parse(&[b"k", b"s", payload]).is_err();
         assert!(!argv(&good[2]));
         assert!(argv(&good[2][..good[2].len() - 1]), "truncated");
-        assert!(argv(&[good[2].as_slice(), &[0; 39]].concat()), "part of a range");
-        assert!(argv(&[&[2u8][..], &good[2][1..]].concat()), "unknown version");
+        assert!(
+            argv(&[good[2].as_slice(), &[0; 39]].concat()),
+            "part of a range"
+        );
+        assert!(
+            argv(&[&[2u8][..], &good[2][1..]].concat()),
+            "unknown version"
+        );
         assert!(argv(b""));
         assert!(parse(&[b"k", b"s"]).is_err());
         assert!(parse(&[b"k", b"s", &good[2], b"x"]).is_err());
