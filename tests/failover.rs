@@ -38,7 +38,8 @@ mod common;
 
 use common::rng::Rng;
 
-use common::Server;
+use common::dedupe::{index_settled, read_dedupe, Dedupe};
+use common::{Server, Store};
 use redis::{Connection, ConnectionLike, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::SeqCst};
@@ -405,139 +406,6 @@ fn start_replica(primary_port: u16) -> Server {
     replica
 }
 
-// ---- the dedupe store -------------------------------------------------------
-
-/// Where XPROCESS remembers processed IDs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Store {
-    /// The dedupe index (TYPE `xproc-idx`), the default for a new dedupe key.
-    Index,
-    /// A plain Redis Set of IDs (`STORE SET`).
-    Set,
-}
-
-impl Store {
-    /// XPROCESS options (after the group) that keep the calls on this store.
-    fn options(self) -> &'static [&'static str] {
-        match self {
-            Store::Index => &[],
-            Store::Set => &["STORE", "SET"],
-        }
-    }
-
-    /// XPROCESS.INFO's `kind`.
-    fn kind(self) -> &'static str {
-        match self {
-            Store::Index => "index",
-            Store::Set => "set",
-        }
-    }
-}
-
-/// What a dedupe store records about a list of IDs.
-struct Dedupe {
-    /// The IDs asked about that it records.
-    found: HashSet<String>,
-    /// How many records of other IDs it holds: a Set's other members; for an
-    /// index, which cannot be listed, XPROCESS.INFO's `recorded` (IDs
-    /// recorded since it was created; nothing is forgotten here) minus `found`.
-    others: u64,
-}
-
-/// XPROCESS.INFO of `key` as field -> value (a nil value as "").
-fn store_info(con: &mut Connection, key: &str) -> BTreeMap<String, String> {
-    let pairs: Vec<(Value, Value)> = match cmd(&["XPROCESS.INFO", key]).query(con).unwrap() {
-        Value::Array(flat) if flat.len() % 2 == 0 => flat
-            .chunks(2)
-            .map(|kv| (kv[0].clone(), kv[1].clone()))
-            .collect(),
-        Value::Map(map) => map,
-        other => panic!("XPROCESS.INFO {key}: {other:?}"),
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::Nil => String::new(),
-                v => redis::from_redis_value(v).unwrap(),
-            };
-            (redis::from_redis_value(k).unwrap(), v)
-        })
-        .collect()
-}
-
-/// Which of `ids` the dedupe store at `key` records, and how many other
-/// records it holds: SMEMBERS for a Set, XPROCESS.EXISTS and `recorded` for
-/// an index. The key must hold the kind of store asked for (or be missing:
-/// nothing recorded).
-fn read_dedupe(con: &mut Connection, store: Store, key: &str, ids: &[String]) -> Dedupe {
-    let exists: i64 = cmd(&["EXISTS", key]).query(con).unwrap();
-    if exists == 0 {
-        return Dedupe {
-            found: HashSet::new(),
-            others: 0,
-        };
-    }
-    let info = store_info(con, key);
-    assert_eq!(
-        info.get("kind").map(String::as_str),
-        Some(store.kind()),
-        "{key} is not the store asked for: {info:?}"
-    );
-    let wanted: HashSet<&String> = ids.iter().collect();
-    match store {
-        Store::Set => {
-            let members: HashSet<String> = cmd(&["SMEMBERS", key]).query(con).unwrap();
-            let (found, others): (HashSet<String>, HashSet<String>) =
-                members.into_iter().partition(|m| wanted.contains(m));
-            Dedupe {
-                found,
-                others: others.len() as u64,
-            }
-        }
-        Store::Index => {
-            let mut found = HashSet::new();
-            for chunk in ids.chunks(1000) {
-                let mut args = vec!["XPROCESS.EXISTS", key];
-                args.extend(chunk.iter().map(String::as_str));
-                let flags: Vec<i64> = cmd(&args).query(con).unwrap();
-                assert_eq!(flags.len(), chunk.len(), "XPROCESS.EXISTS: {flags:?}");
-                let hits = chunk.iter().zip(flags).filter(|(_, f)| *f == 1);
-                found.extend(hits.map(|(id, _)| id.clone()));
-            }
-            let recorded: u64 = info["recorded"].parse().unwrap();
-            let others = recorded.checked_sub(found.len() as u64).unwrap_or_else(|| {
-                panic!(
-                    "{key}: XPROCESS.EXISTS finds {} IDs, `recorded` is {recorded}",
-                    found.len()
-                )
-            });
-            Dedupe { found, others }
-        }
-    }
-}
-
-/// An index once every entry of `stream` is processed (and none left it):
-/// one range, no hole, no lowest unprocessed entry, nothing left unprocessed.
-fn assert_index_settled(con: &mut Connection, key: &str, stream: &str) {
-    let mut info = store_info(con, key);
-    info.remove("memory");
-    let expected = [
-        ("kind", "index"),
-        ("stream", stream),
-        ("holes", "0"),
-        ("lowest-unprocessed-id", ""),
-        ("left-unprocessed", "0"),
-    ];
-    for (f, v) in expected {
-        assert_eq!(
-            info.get(f).map(String::as_str),
-            Some(v),
-            "index {key} after everything was processed: XPROCESS.INFO {info:?}"
-        );
-    }
-}
-
 /// The IDs of the stream's entries.
 fn stream_ids(con: &mut Connection) -> Vec<String> {
     let entries: Vec<(String, HashMap<String, String>)> =
@@ -658,7 +526,9 @@ fn run(use_wait: bool, partition_every_round: bool, store: Store) -> Report {
             // entries lost with the old primary would stall it, so reset.
             shared.produced.store(shared.applied.load(SeqCst), SeqCst);
             let in_stream = stream_ids(&mut rc);
-            let at_promotion = read_dedupe(&mut rc, store, DEDUPE, &in_stream).found;
+            let at_promotion = read_dedupe(&mut rc, store, DEDUPE, &in_stream)
+                .unwrap_or_else(|e| panic!("dedupe store at promotion: {e}"))
+                .found;
             snapshots.lock().unwrap().push((epoch, at_promotion));
             shared.port.store(replica.port(), SeqCst);
             println!(
@@ -734,7 +604,8 @@ fn run(use_wait: bool, partition_every_round: bool, store: Store) -> Report {
     let Dedupe {
         found: dedupe,
         others: dedupe_others,
-    } = read_dedupe(&mut con, store, DEDUPE, &in_stream);
+    } = read_dedupe(&mut con, store, DEDUPE, &in_stream)
+        .unwrap_or_else(|e| panic!("dedupe store on the last primary: {e}"));
     let pending: (u64, Value, Value, Value) =
         cmd(&["XPENDING", STREAM, GROUP]).query(&mut con).unwrap();
 
@@ -767,7 +638,8 @@ fn run(use_wait: bool, partition_every_round: bool, store: Store) -> Report {
         "the dedupe store records IDs that are not in the stream"
     );
     if store == Store::Index {
-        assert_index_settled(&mut con, DEDUPE, STREAM);
+        let unsettled = index_settled(&mut con, DEDUPE, STREAM);
+        assert!(unsettled.is_empty(), "{}", unsettled.join("\n"));
     }
     assert_eq!(pending.0, 0, "entries still pending");
     // Every entry that ended up on the last primary was applied there or

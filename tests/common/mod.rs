@@ -8,6 +8,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod dedupe;
 pub mod rng;
 
 use redis::{Connection, ConnectionLike, FromRedisValue, RedisResult, Value};
@@ -448,6 +449,29 @@ impl Store {
     pub fn type_name(self) -> &'static str {
         match self {
             Store::Index => "xproc-idx",
+            Store::Set => "set",
+        }
+    }
+
+    /// The store a key of this `TYPE` is, if any.
+    pub fn of_type(type_name: &str) -> Option<Store> {
+        [Store::Index, Store::Set]
+            .into_iter()
+            .find(|s| s.type_name() == type_name)
+    }
+
+    /// XPROCESS options (after the group) that keep the calls on this store.
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            Store::Index => &[],
+            Store::Set => &["STORE", "SET"],
+        }
+    }
+
+    /// XPROCESS.INFO's `kind`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Store::Index => "index",
             Store::Set => "set",
         }
     }
