@@ -142,9 +142,8 @@ pub fn ratio_table(all: &[Results]) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} ID{} per call | {} | {} | {} | {} | {verdict} |",
-            r.who.batch(),
-            if r.who.batch() == 1 { "" } else { "s" },
+            "| {} | {} | {} | {} | {} | {verdict} |",
+            r.who.name(),
             x(vs_lua),
             x(vs_naive),
             x(ratio(lua, r, us)),
