@@ -209,30 +209,27 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         self.redis.ctx.open_key(&name)
     }
 
-    /// What the dedupe key holds.
+    /// What the dedupe key holds (one key lookup).
     fn holds(&self, name: &[u8]) -> Holds {
-        match self.kind(name) {
-            KeyKind::Missing => Holds::Missing,
-            KeyKind::Set => Holds::Store(StoreKind::Set),
-            _ if self.is_index(name) => Holds::Store(StoreKind::Index),
-            _ => Holds::Other,
-        }
-    }
-
-    fn is_index(&self, name: &[u8]) -> bool {
         let ctx = self.redis.ctx.ctx;
         let name = RedisString::create_from_slice(ctx, name);
-        // SAFETY: opened, inspected and closed here.
+        // SAFETY: opened, inspected and closed here; READ mode opens a
+        // missing key as NULL.
         unsafe {
             let key =
                 raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_READ as i32)
                     .cast::<raw::RedisModuleKey>();
             if key.is_null() {
-                return false;
+                return Holds::Missing;
             }
-            let index = holds_index(key);
+            let holds = match raw::RedisModule_KeyType.unwrap()(key) as isize {
+                raw::REDISMODULE_KEYTYPE_EMPTY => Holds::Missing,
+                raw::REDISMODULE_KEYTYPE_SET => Holds::Store(StoreKind::Set),
+                _ if holds_index(key) => Holds::Store(StoreKind::Index),
+                _ => Holds::Other,
+            };
             raw::RedisModule_CloseKey.unwrap()(key);
-            index
+            holds
         }
     }
 
