@@ -65,47 +65,35 @@ impl Cursor {
         })
     }
 
+    /// The next field/value pair of the entry `next_id` just returned.
+    fn next_field(&mut self) -> Option<(RedisString, RedisString)> {
+        let mut field: *mut raw::RedisModuleString = ptr::null_mut();
+        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+        // SAFETY: the strings returned are ours and freed by RedisString.
+        let status = unsafe {
+            raw::RedisModule_StreamIteratorNextField.unwrap()(self.key, &mut field, &mut value)
+        };
+        (status == raw::REDISMODULE_OK as i32).then(|| {
+            (
+                RedisString::from_redis_module_string(ptr::null_mut(), field),
+                RedisString::from_redis_module_string(ptr::null_mut(), value),
+            )
+        })
+    }
+
     /// The field/value pairs of the entry `next_id` just returned.
     fn fields(&mut self) -> Fields {
         let mut fields = Vec::new();
-        loop {
-            let mut field: *mut raw::RedisModuleString = ptr::null_mut();
-            let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-            // SAFETY: the strings returned are ours and freed by RedisString.
-            let status = unsafe {
-                raw::RedisModule_StreamIteratorNextField.unwrap()(self.key, &mut field, &mut value)
-            };
-            if status != raw::REDISMODULE_OK as i32 {
-                return fields;
-            }
-            let field = RedisString::from_redis_module_string(ptr::null_mut(), field);
-            let value = RedisString::from_redis_module_string(ptr::null_mut(), value);
+        while let Some((field, value)) = self.next_field() {
             fields.push((field.as_slice().to_vec(), value.as_slice().to_vec()));
         }
+        fields
     }
 
     /// Step over the fields of the entry `next_id` just returned, without
     /// copying them (Redis 7.0 asserts unless they are read).
     fn skip_fields(&mut self) {
-        loop {
-            let mut field: *mut raw::RedisModuleString = ptr::null_mut();
-            let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-            // SAFETY: as in `fields`; the strings are freed right away.
-            let status = unsafe {
-                raw::RedisModule_StreamIteratorNextField.unwrap()(self.key, &mut field, &mut value)
-            };
-            if status != raw::REDISMODULE_OK as i32 {
-                return;
-            }
-            drop(RedisString::from_redis_module_string(
-                ptr::null_mut(),
-                field,
-            ));
-            drop(RedisString::from_redis_module_string(
-                ptr::null_mut(),
-                value,
-            ));
-        }
+        while self.next_field().is_some() {}
     }
 
     fn stop(&mut self) {
