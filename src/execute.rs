@@ -3,12 +3,11 @@
 
 use crate::cluster;
 use crate::config;
-use crate::dedupe::{DedupeStore, IndexStore, SetStore};
+use crate::dedupe::{DedupeKey, DedupeStore, Holds, IndexStore, SetStore};
 use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
 use crate::fingerprint::FastMap;
 use crate::hash_writes::HashWrites;
-use crate::index::data_type::holds_index;
 use crate::keys::derived_dedupe_key;
 use crate::parse::{IdText, Request, StoreKind, StreamId};
 use crate::plan::{KeyKind, Op, State};
@@ -69,14 +68,6 @@ fn run_with<D: DedupeStore>(
     kind: KeyKind,
 ) -> Vec<Outcome> {
     process(req, backend, store, &[(dedupe_key, kind)])
-}
-
-/// What the dedupe key holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Holds {
-    Missing,
-    Store(StoreKind),
-    Other,
 }
 
 /// The store to use: the kind the key holds, or STORE's (an index by
@@ -209,28 +200,9 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         self.redis.ctx.open_key(&name)
     }
 
-    /// What the dedupe key holds (one key lookup).
+    /// What the dedupe key holds.
     fn holds(&self, name: &[u8]) -> Holds {
-        let ctx = self.redis.ctx.ctx;
-        let name = RedisString::create_from_slice(ctx, name);
-        // SAFETY: opened, inspected and closed here; READ mode opens a
-        // missing key as NULL.
-        unsafe {
-            let key =
-                raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_READ as i32)
-                    .cast::<raw::RedisModuleKey>();
-            if key.is_null() {
-                return Holds::Missing;
-            }
-            let holds = match raw::RedisModule_KeyType.unwrap()(key) as isize {
-                raw::REDISMODULE_KEYTYPE_EMPTY => Holds::Missing,
-                raw::REDISMODULE_KEYTYPE_SET => Holds::Store(StoreKind::Set),
-                _ if holds_index(key) => Holds::Store(StoreKind::Index),
-                _ => Holds::Other,
-            };
-            raw::RedisModule_CloseKey.unwrap()(key);
-            holds
-        }
+        DedupeKey::open(self.redis.ctx, name, false).holds()
     }
 
     fn xadd(

@@ -6,24 +6,21 @@
 //! entries left the stream, then replicates what changed as one
 //! `XPROCESS.PATCH` inside the call's MULTI/EXEC.
 
-use super::DedupeStore;
+use super::{DedupeKey, DedupeStore, Holds};
 use crate::errors::{self, ReplyError};
-use crate::index::data_type::{self, holds_index};
 use crate::index::patch;
 use crate::index::ranges::{Index, Touched};
 use crate::parse::StreamId;
 use crate::stream_reader::Stream;
-use redis_module::{raw, Context, RedisString};
-use std::ptr;
+use redis_module::Context;
 
 pub struct IndexStore<'c> {
     ctx: &'c Context,
-    name: RedisString,
+    name: &'c [u8],
     stream: &'c [u8],
     /// The dedupe key, open for reading until the first record, then for
-    /// writing (a key closed after writing mode signals a modification to
-    /// WATCH, so a call of duplicates only never opens it so).
-    key: *mut raw::RedisModuleKey,
+    /// writing (so a call of duplicates only signals no modification).
+    key: DedupeKey,
     writing: bool,
     touched: Touched,
     recorded: bool,
@@ -32,18 +29,17 @@ pub struct IndexStore<'c> {
 impl<'c> IndexStore<'c> {
     /// The store at `key`, which is missing or holds an index. An index that
     /// belongs to another stream is a whole-call error.
-    pub fn open(ctx: &'c Context, key: &[u8], stream: &'c [u8]) -> Result<Self, ReplyError> {
+    pub fn open(ctx: &'c Context, key: &'c [u8], stream: &'c [u8]) -> Result<Self, ReplyError> {
         let mut store = IndexStore {
             ctx,
-            name: RedisString::create_from_slice(ctx.ctx, key),
+            name: key,
             stream,
-            key: ptr::null_mut(),
+            key: DedupeKey::open(ctx, key, false),
             writing: false,
             touched: Touched::default(),
             recorded: false,
         };
-        store.key = store.open_key(raw::REDISMODULE_READ);
-        if let Some(index) = store.index() {
+        if let Some(index) = store.key.index() {
             if index.stream != stream {
                 return Err(ReplyError::index_of_other_stream(
                     key,
@@ -55,60 +51,22 @@ impl<'c> IndexStore<'c> {
         Ok(store)
     }
 
-    fn open_key(&self, mode: u32) -> *mut raw::RedisModuleKey {
-        // SAFETY: the name outlives the handle, which Drop closes.
-        unsafe {
-            raw::RedisModule_OpenKey.unwrap()(self.ctx.ctx, self.name.inner, mode as i32)
-                .cast::<raw::RedisModuleKey>()
-        }
-    }
-
-    fn index(&mut self) -> Option<&mut Index> {
-        // SAFETY: the key stays open for the whole call, and effects cannot
-        // write it (it is reserved: planning refuses effects on it).
-        unsafe { data_type::value_of(self.key) }
-    }
-
     /// The index, opened for writing and created if missing.
     fn index_for_writing(&mut self) -> Option<&mut Index> {
         if !self.writing {
-            self.close();
-            self.key = self.open_key(raw::REDISMODULE_READ | raw::REDISMODULE_WRITE);
+            self.key.reopen_for_writing(self.ctx);
             self.writing = true;
-            // SAFETY: just opened for writing; an empty key takes a new index.
-            unsafe {
-                if raw::RedisModule_KeyType.unwrap()(self.key)
-                    == raw::REDISMODULE_KEYTYPE_EMPTY as i32
-                    && !data_type::set_value(self.key, Index::new(self.stream))
-                {
-                    return None;
-                }
-                if !holds_index(self.key) {
-                    return None;
-                }
+            if self.key.holds() == Holds::Missing && !self.key.create_index(self.stream) {
+                return None;
             }
         }
-        self.index()
-    }
-
-    fn close(&mut self) {
-        if !self.key.is_null() {
-            // SAFETY: opened by open_key, closed once.
-            unsafe { raw::RedisModule_CloseKey.unwrap()(self.key) };
-            self.key = ptr::null_mut();
-        }
-    }
-}
-
-impl Drop for IndexStore<'_> {
-    fn drop(&mut self) {
-        self.close();
+        self.key.index()
     }
 }
 
 impl DedupeStore for IndexStore<'_> {
     fn contains(&mut self, id: StreamId) -> Result<bool, ReplyError> {
-        Ok(self.index().is_some_and(|index| index.contains(id)))
+        Ok(self.key.index().is_some_and(|index| index.contains(id)))
     }
 
     fn insert(&mut self, id: StreamId) {
@@ -134,15 +92,14 @@ impl DedupeStore for IndexStore<'_> {
         }
         let (context, ctx, name) = (self.ctx, self.ctx.ctx, self.stream);
         let mut touched = self.touched;
-        let key = self.name.as_slice().to_vec();
+        let key = self.name;
         let index = self.index_for_writing().ok_or(errors::INDEX_UNWRITABLE)?;
         index.sweep(&mut Stream { ctx, name }, &mut touched);
         if let Some(p) = index.patch(&touched) {
-            patch::replicate(context, &key, &index.stream, &p);
+            patch::replicate(context, key, &index.stream, &p);
         }
         self.touched = Touched::default();
         self.recorded = false;
-        self.close();
         Ok(())
     }
 }

@@ -1,12 +1,15 @@
 //! Dedupe stores: where processed entry IDs are remembered. `store` is the
-//! trait `process` works against; one file per kind of store.
+//! trait `process` works against; one file per kind of store; `key` opens a
+//! dedupe key and tells what it holds.
 
 mod index;
+mod key;
 mod memory;
 mod set;
 mod store;
 
 pub use index::IndexStore;
+pub use key::{DedupeKey, Holds};
 pub use memory::MemoryStore;
 pub use set::SetStore;
 pub use store::DedupeStore;

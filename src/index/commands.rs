@@ -1,82 +1,19 @@
 //! The commands of the dedupe stores (an index, or a Set where it makes
 //! sense), and the internal XPROCESS.PATCH that replays index changes.
 
-use super::data_type::{self, holds_index};
 use super::patch;
 use super::ranges::{Index, Touched};
+use crate::dedupe::{DedupeKey, Holds};
 use crate::errors::{self, ReplyError};
-use crate::parse::StreamId;
+use crate::parse::{StoreKind, StreamId};
 use crate::replication::Redis;
 use crate::stream_reader;
-use redis_module::{raw, CallReply, Context, ContextFlags, RedisString};
+use redis_module::{raw, CallReply, Context, ContextFlags};
 use std::ffi::CString;
 
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const PATCH_INTERNAL: &str =
     "ERR XPROCESS.PATCH is internal: only a primary's replication stream and AOF loading may call it";
-
-/// An open key, closed on drop.
-struct Key {
-    handle: *mut raw::RedisModuleKey,
-    _name: RedisString,
-}
-
-impl Key {
-    fn open(ctx: &Context, name: &[u8], write: bool) -> Key {
-        let name = RedisString::create_from_slice(ctx.ctx, name);
-        let mode = if write {
-            raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
-        } else {
-            raw::REDISMODULE_READ
-        };
-        // SAFETY: the name lives as long as the handle; Drop closes it.
-        let handle = unsafe {
-            raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.inner, mode as i32)
-                .cast::<raw::RedisModuleKey>()
-        };
-        Key {
-            handle,
-            _name: name,
-        }
-    }
-
-    fn kind(&self) -> Kind {
-        if self.handle.is_null() {
-            return Kind::Missing;
-        }
-        // SAFETY: an open key.
-        unsafe {
-            match raw::RedisModule_KeyType.unwrap()(self.handle) as isize {
-                raw::REDISMODULE_KEYTYPE_EMPTY => Kind::Missing,
-                raw::REDISMODULE_KEYTYPE_SET => Kind::Set,
-                _ if holds_index(self.handle) => Kind::Index,
-                _ => Kind::Other,
-            }
-        }
-    }
-
-    fn index(&mut self) -> Option<&mut Index> {
-        // SAFETY: an open key; the reference does not outlive `self`.
-        unsafe { data_type::value_of(self.handle) }
-    }
-}
-
-impl Drop for Key {
-    fn drop(&mut self) {
-        if !self.handle.is_null() {
-            // SAFETY: opened in `open`, closed once.
-            unsafe { raw::RedisModule_CloseKey.unwrap()(self.handle) };
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Missing,
-    Set,
-    Index,
-    Other,
-}
 
 fn parse_ids(args: &[&[u8]]) -> Result<Vec<StreamId>, ReplyError> {
     args.iter()
@@ -103,20 +40,20 @@ pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         return Err(errors::SYNTAX.into());
     };
     let ids = parse_ids(ids)?;
-    let mut open = Key::open(ctx, key, false);
-    let flags: Vec<i64> = match open.kind() {
-        Kind::Missing => vec![0; ids.len()],
-        Kind::Index => {
+    let mut open = DedupeKey::open(ctx, key, false);
+    let flags: Vec<i64> = match open.holds() {
+        Holds::Missing => vec![0; ids.len()],
+        Holds::Store(StoreKind::Index) => {
             let index = open.index().ok_or(errors::INTERNAL)?;
             ids.iter()
                 .map(|id| i64::from(index.contains(*id)))
                 .collect()
         }
-        Kind::Set => {
+        Holds::Store(StoreKind::Set) => {
             drop(open);
             set_members(ctx, key, &ids)?
         }
-        Kind::Other => return Err(errors::WRONGTYPE.into()),
+        Holds::Other => return Err(errors::WRONGTYPE.into()),
     };
     ints(ctx, &flags);
     Ok(())
@@ -146,14 +83,14 @@ pub fn forget(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         return Err(errors::SYNTAX.into());
     };
     let ids = parse_ids(ids)?;
-    let mut open = Key::open(ctx, key, true);
-    let forgotten = match open.kind() {
-        Kind::Missing => 0,
-        Kind::Index => {
+    let mut open = DedupeKey::open(ctx, key, true);
+    let forgotten = match open.holds() {
+        Holds::Missing => 0,
+        Holds::Store(StoreKind::Index) => {
             let index = open.index().ok_or(errors::INTERNAL)?;
             forget_in_index(ctx, key, index, &ids)
         }
-        Kind::Set => {
+        Holds::Store(StoreKind::Set) => {
             drop(open);
             let texts: Vec<_> = ids.iter().map(|id| id.text()).collect();
             let mut args: Vec<&[u8]> = vec![key];
@@ -163,7 +100,7 @@ pub fn forget(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
                 _ => return Err(errors::INTERNAL.into()),
             }
         }
-        Kind::Other => return Err(errors::WRONGTYPE.into()),
+        Holds::Other => return Err(errors::WRONGTYPE.into()),
     };
     // SAFETY: a reply call on the command's context.
     unsafe { raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, forgotten) };
@@ -193,15 +130,15 @@ pub fn info(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     let [_, key] = argv else {
         return Err(errors::SYNTAX.into());
     };
-    let mut open = Key::open(ctx, key, false);
-    let fields = match open.kind() {
-        Kind::Missing => return Err(NO_SUCH_KEY.into()),
-        Kind::Index => index_info(ctx, open.index().ok_or(errors::INTERNAL)?),
-        Kind::Set => {
+    let mut open = DedupeKey::open(ctx, key, false);
+    let fields = match open.holds() {
+        Holds::Missing => return Err(NO_SUCH_KEY.into()),
+        Holds::Store(StoreKind::Index) => index_info(ctx, open.index().ok_or(errors::INTERNAL)?),
+        Holds::Store(StoreKind::Set) => {
             drop(open);
             set_info(ctx, key)?
         }
-        Kind::Other => return Err(errors::WRONGTYPE.into()),
+        Holds::Other => return Err(errors::WRONGTYPE.into()),
     };
     reply_map(ctx, &fields);
     Ok(())
@@ -295,15 +232,14 @@ pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         return Err(PATCH_INTERNAL.into());
     }
     let parsed = patch::parse(&argv[1..]).map_err(ReplyError::from)?;
-    let mut open = Key::open(ctx, parsed.key, true);
-    match open.kind() {
-        Kind::Missing => {
-            // SAFETY: opened for writing and empty.
-            if !unsafe { data_type::set_value(open.handle, Index::new(parsed.stream)) } {
+    let mut open = DedupeKey::open(ctx, parsed.key, true);
+    match open.holds() {
+        Holds::Missing => {
+            if !open.create_index(parsed.stream) {
                 return Err(errors::INTERNAL.into());
             }
         }
-        Kind::Index => {}
+        Holds::Store(StoreKind::Index) => {}
         _ => return Err(errors::WRONGTYPE.into()),
     }
     let index = open.index().ok_or(errors::INTERNAL)?;
