@@ -722,6 +722,17 @@ fn migrate_slot(
     cluster.wait_owner(slot, to);
 }
 
+/// `MIGRATE 127.0.0.1 <to> "" 0 5000 [REPLACE] KEYS <key>` on `src`.
+fn migrate(src: &mut Connection, to: u16, key: &str, replace: bool) -> Value {
+    let to_text = to.to_string();
+    let mut args = vec!["MIGRATE", "127.0.0.1", &to_text, "", "0", "5000"];
+    if replace {
+        args.push("REPLACE");
+    }
+    args.extend(["KEYS", key]);
+    call(src, &args)
+}
+
 /// MIGRATE one key (no REPLACE: a key already on the target is a finding).
 /// On BUSYKEY for a dedupe store, the two are settled on the target (see
 /// `settle_busy_dedupe`) so the rest of the run can still be checked; the
@@ -735,21 +746,7 @@ fn migrate_key(
     key: &str,
     findings: &mut Vec<String>,
 ) {
-    let to_text = to.to_string();
-    let v = call(
-        src,
-        &[
-            "MIGRATE",
-            "127.0.0.1",
-            &to_text,
-            "",
-            "0",
-            "5000",
-            "KEYS",
-            key,
-        ],
-    );
-    let reply = text(&v);
+    let reply = text(&migrate(src, to, key, false));
     if reply == "OK" || reply == "NOKEY" {
         return;
     }
@@ -806,20 +803,8 @@ fn settle_busy_dedupe(
                 store_info(con, key).map(|i| i.get("recorded").cloned().unwrap_or_default())
             };
             let (on_source, on_target) = (recorded(src, false), recorded(dst, true));
-            let to_text = to.to_string();
-            let args = [
-                "MIGRATE",
-                "127.0.0.1",
-                &to_text,
-                "",
-                "0",
-                "5000",
-                "REPLACE",
-                "KEYS",
-                key,
-            ];
-            let reply = text(&call(src, &args));
-            assert_eq!(reply, "OK", "{args:?}");
+            let reply = text(&migrate(src, to, key, true));
+            assert_eq!(reply, "OK", "MIGRATE REPLACE {key}");
             format!(
                 "the target's index had recorded {on_target:?} IDs, the source's {on_source:?} \
                  (an index cannot be merged: the source's replaced the target's to go on)"
