@@ -9,7 +9,7 @@ use crate::errors::{self, ReplyError};
 use crate::fingerprint::FastMap;
 use crate::hash_writes::HashWrites;
 use crate::keys::derived_dedupe_key;
-use crate::parse::{IdText, Request, StoreKind, StreamId};
+use crate::parse::{Request, StoreKind, StreamId};
 use crate::plan::{KeyKind, Op, State};
 use crate::process::{process, Backend, Fields, Outcome};
 use crate::replication::Redis;
@@ -356,11 +356,8 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {
-        let ids: Vec<IdText> = ids.iter().map(|id| id.text()).collect();
-        let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 2);
-        args.extend_from_slice(&[self.stream, self.group]);
-        args.extend(ids.iter().map(IdText::as_bytes));
-        self.redis.write("XACK", &args).map(drop)
+        let lead = [self.stream, self.group];
+        self.redis.with_ids(true, "XACK", &lead, ids).map(drop)
     }
 
     fn warn(&mut self, message: &str) {

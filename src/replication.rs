@@ -8,6 +8,7 @@
 
 use crate::errors::ReplyError;
 use crate::hash_writes::Pending;
+use crate::parse::{IdText, StreamId};
 use redis_module::{
     raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent, RedisString,
 };
@@ -51,6 +52,25 @@ impl<'c> Redis<'c> {
 }
 
 impl Redis<'_> {
+    /// `cmd lead... id...`, the IDs as `ms-seq` text; a write (replicated)
+    /// or a read.
+    pub fn with_ids(
+        &self,
+        write: bool,
+        cmd: &str,
+        lead: &[&[u8]],
+        ids: &[StreamId],
+    ) -> Result<CallReply<'static>, ReplyError> {
+        let texts: Vec<IdText> = ids.iter().map(|id| id.text()).collect();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(lead.len() + ids.len());
+        args.extend_from_slice(lead);
+        args.extend(texts.iter().map(IdText::as_bytes));
+        match write {
+            true => self.write(cmd, &args),
+            false => self.read(cmd, &args),
+        }
+    }
+
     /// Set hash fields to values HINCRBY planning computed, without
     /// RedisModule_Call: the low-level hash API writes them, one `HSET key
     /// field value ...` replicates them (the final values: deterministic),

@@ -5,7 +5,7 @@
 use super::DedupeStore;
 use crate::errors::ReplyError;
 use crate::fingerprint::FastSet;
-use crate::parse::{IdText, StreamId};
+use crate::parse::StreamId;
 use crate::replication::Redis;
 use redis_module::CallReply;
 
@@ -63,11 +63,8 @@ impl DedupeStore for SetStore<'_, '_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let ids: Vec<IdText> = self.pending.iter().map(|id| id.text()).collect();
-        let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 1);
-        args.push(self.key);
-        args.extend(ids.iter().map(IdText::as_bytes));
-        self.redis.write("SADD", &args)?;
+        self.redis
+            .with_ids(true, "SADD", &[self.key], &self.pending)?;
         if self.ttl_ms > 0 {
             let ttl = self.ttl_ms.to_string();
             self.redis.write("PEXPIRE", &[self.key, ttl.as_bytes()])?;
@@ -79,11 +76,8 @@ impl DedupeStore for SetStore<'_, '_> {
 
     /// One SMISMEMBER for the whole call instead of a SISMEMBER per ID.
     fn prefetch(&mut self, ids: &[StreamId]) {
-        let texts: Vec<IdText> = ids.iter().map(|id| id.text()).collect();
-        let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 1);
-        args.push(self.key);
-        args.extend(texts.iter().map(IdText::as_bytes));
-        let Ok(CallReply::Array(flags)) = self.redis.read("SMISMEMBER", &args) else {
+        let reply = self.redis.with_ids(false, "SMISMEMBER", &[self.key], ids);
+        let Ok(CallReply::Array(flags)) = reply else {
             return; // keep looking IDs up one by one
         };
         let mut known = FastSet::default();

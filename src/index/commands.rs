@@ -60,10 +60,7 @@ pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
 }
 
 fn set_members(ctx: &Context, key: &[u8], ids: &[StreamId]) -> Result<Vec<i64>, ReplyError> {
-    let texts: Vec<_> = ids.iter().map(|id| id.text()).collect();
-    let mut args: Vec<&[u8]> = vec![key];
-    args.extend(texts.iter().map(|t| t.as_bytes()));
-    match Redis::new(ctx).read("SMISMEMBER", &args)? {
+    match Redis::new(ctx).with_ids(false, "SMISMEMBER", &[key], ids)? {
         CallReply::Array(flags) => Ok(flags
             .iter()
             .map(|f| match f {
@@ -92,10 +89,7 @@ pub fn forget(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         }
         Holds::Store(StoreKind::Set) => {
             drop(open);
-            let texts: Vec<_> = ids.iter().map(|id| id.text()).collect();
-            let mut args: Vec<&[u8]> = vec![key];
-            args.extend(texts.iter().map(|t| t.as_bytes()));
-            match Redis::new(ctx).write("SREM", &args)? {
+            match Redis::new(ctx).with_ids(true, "SREM", &[key], &ids)? {
                 CallReply::I64(n) => n.to_i64(),
                 _ => return Err(errors::INTERNAL.into()),
             }
