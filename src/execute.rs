@@ -127,7 +127,15 @@ fn notify_applied(ctx: &Context, stream: &[u8], outcomes: &[Outcome]) {
     }
     let key = RedisString::create_from_slice(ctx.ctx, stream);
     for _ in 0..applied {
-        ctx.notify_keyspace_event(NotifyEvent::MODULE, "xprocess", &key);
+        // SAFETY: an event name literal and a live key name; Redis copies.
+        unsafe {
+            raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
+                ctx.ctx,
+                NotifyEvent::MODULE.bits(),
+                c"xprocess".as_ptr(),
+                key.inner,
+            )
+        };
     }
 }
 
@@ -356,8 +364,7 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {
-        let lead = [self.stream, self.group];
-        self.redis.with_ids(true, "XACK", &lead, ids).map(drop)
+        self.redis.ack(self.stream, self.group, ids)
     }
 
     fn warn(&mut self, message: &str) {

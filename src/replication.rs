@@ -10,7 +10,7 @@ use crate::errors::ReplyError;
 use crate::hash_writes::Pending;
 use crate::parse::{IdText, StreamId};
 use redis_module::{
-    raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent, RedisString,
+    raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent,
 };
 use std::cell::Cell;
 use std::os::raw::c_void;
@@ -52,6 +52,67 @@ impl<'c> Redis<'c> {
 }
 
 impl Redis<'_> {
+    /// `XACK stream group id...`, the one RedisModule_Call of a steady-state
+    /// call. Made without the wrapper's per-call allocations (a C string of
+    /// the command name, a module string per argument and vectors of them):
+    /// stream and group go to Redis as buffers (`b`), a single ID too.
+    pub fn ack(&self, stream: &[u8], group: &[u8], ids: &[StreamId]) -> Result<(), ReplyError> {
+        self.calls.set(self.calls.get() + 1);
+        let ctx = self.ctx.ctx;
+        // SAFETY: the module API is initialised before any command runs.
+        let call = unsafe { raw::RedisModule_Call.unwrap() };
+        // SAFETY: each format letter has its arguments: `b` a pointer and a
+        // length, `v` an array of module strings and its length. Redis
+        // copies or retains them; the strings are freed after the call.
+        let reply = unsafe {
+            if let [id] = ids {
+                let id = id.text();
+                let id = id.as_bytes();
+                call(
+                    ctx,
+                    c"XACK".as_ptr(),
+                    c"!Ebbb".as_ptr(),
+                    stream.as_ptr(),
+                    stream.len(),
+                    group.as_ptr(),
+                    group.len(),
+                    id.as_ptr(),
+                    id.len(),
+                )
+            } else {
+                let strings: Vec<*mut raw::RedisModuleString> = ids
+                    .iter()
+                    .map(|id| {
+                        let text = id.text();
+                        let text = text.as_bytes();
+                        raw::RedisModule_CreateString.unwrap()(
+                            ctx,
+                            text.as_ptr().cast(),
+                            text.len(),
+                        )
+                    })
+                    .collect();
+                let reply = call(
+                    ctx,
+                    c"XACK".as_ptr(),
+                    c"!Ebbv".as_ptr(),
+                    stream.as_ptr(),
+                    stream.len(),
+                    group.as_ptr(),
+                    group.len(),
+                    strings.as_ptr(),
+                    strings.len(),
+                );
+                for s in strings {
+                    raw::RedisModule_FreeString.unwrap()(ctx, s);
+                }
+                reply
+            }
+        };
+        // SAFETY: a reply from RedisModule_Call, read and freed here.
+        unsafe { reply_status(reply) }
+    }
+
     /// `cmd lead... id...`, the IDs as `ms-seq` text; a write (replicated)
     /// or a read.
     pub fn with_ids(
@@ -74,47 +135,80 @@ impl Redis<'_> {
     /// Set hash fields to values HINCRBY planning computed, without
     /// RedisModule_Call: the low-level hash API writes them, one `HSET key
     /// field value ...` replicates them (the final values: deterministic),
-    /// and each HINCRBY that produced them is notified as `hincrby`.
+    /// and each HINCRBY that produced them is notified as `hincrby`. The
+    /// same module strings serve the write and the replication (`v`: Redis
+    /// retains them rather than copying).
     pub fn write_hash(&self, key: &[u8], fields: &[(Vec<u8>, Pending)]) {
         let ctx = self.ctx.ctx;
-        let name = RedisString::create_from_slice(ctx, key);
-        let mut strings = Vec::with_capacity(2 * fields.len());
-        for (field, (value, _)) in fields {
-            let mut digits = itoa_buf();
-            strings.push(RedisString::create_from_slice(ctx, field));
-            strings.push(RedisString::create_from_slice(
-                ctx,
-                format_i64(*value, &mut digits),
-            ));
-        }
+        let strings = Strings::new(ctx, key, fields);
+        let [name, pairs @ ..] = strings.0.as_slice() else {
+            return;
+        };
         // SAFETY: the key is opened for writing, set and closed here; Redis
         // copies fields and values. Closing it signals the modification
         // (WATCH). HashSet returns a count of replaced fields, not a status:
         // planning checked the key is a hash or missing, so it cannot fail.
         unsafe {
             let handle =
-                raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_WRITE as i32)
+                raw::RedisModule_OpenKey.unwrap()(ctx, *name, raw::REDISMODULE_WRITE as i32)
                     .cast::<raw::RedisModuleKey>();
-            for pair in strings.chunks(2) {
+            for pair in pairs.chunks(2) {
                 raw::RedisModule_HashSet.unwrap()(
                     handle,
                     raw::REDISMODULE_HASH_NONE as i32,
-                    pair[0].inner,
-                    pair[1].inner,
+                    pair[0],
+                    pair[1],
                     ptr::null_mut::<c_void>(),
                 );
             }
             raw::RedisModule_CloseKey.unwrap()(handle);
-        }
-        let mut args: Vec<&RedisString> = Vec::with_capacity(strings.len() + 1);
-        args.push(&name);
-        args.extend(strings.iter());
-        self.ctx.replicate("HSET", args.as_slice());
-        for (_, (_, count)) in fields {
-            for _ in 0..*count {
-                self.ctx
-                    .notify_keyspace_event(NotifyEvent::HASH, "hincrby", &name);
+            raw::RedisModule_Replicate.unwrap()(
+                ctx,
+                c"HSET".as_ptr(),
+                c"v".as_ptr(),
+                strings.0.as_ptr(),
+                strings.0.len(),
+            );
+            for (_, (_, count)) in fields {
+                for _ in 0..*count {
+                    raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
+                        ctx,
+                        NotifyEvent::HASH.bits(),
+                        c"hincrby".as_ptr(),
+                        *name,
+                    );
+                }
             }
+        }
+    }
+}
+
+/// `key field value ...` of one hash write as module strings, freed on drop.
+struct Strings(Vec<*mut raw::RedisModuleString>, *mut raw::RedisModuleCtx);
+
+impl Strings {
+    fn new(ctx: *mut raw::RedisModuleCtx, key: &[u8], fields: &[(Vec<u8>, Pending)]) -> Self {
+        let create = |bytes: &[u8]| unsafe {
+            // SAFETY: Redis copies the bytes into a new string.
+            raw::RedisModule_CreateString.unwrap()(ctx, bytes.as_ptr().cast(), bytes.len())
+        };
+        let mut strings = Vec::with_capacity(1 + 2 * fields.len());
+        strings.push(create(key));
+        for (field, (value, _)) in fields {
+            let mut digits = itoa_buf();
+            strings.push(create(field));
+            strings.push(create(format_i64(*value, &mut digits)));
+        }
+        Strings(strings, ctx)
+    }
+}
+
+impl Drop for Strings {
+    fn drop(&mut self) {
+        for s in self.0.drain(..) {
+            // SAFETY: created in `new`, freed once; Redis retained its own
+            // references to whatever it keeps.
+            unsafe { raw::RedisModule_FreeString.unwrap()(self.1, s) };
         }
     }
 }
@@ -141,6 +235,28 @@ pub fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
         buf[i] = b'-';
     }
     &buf[i..]
+}
+
+/// Ok, or the error a raw RedisModule_Call replied (or failed with); frees
+/// the reply.
+///
+/// # Safety
+/// `reply` must come from RedisModule_Call (or be null) and not be used after.
+unsafe fn reply_status(reply: *mut raw::RedisModuleCallReply) -> Result<(), ReplyError> {
+    if reply.is_null() {
+        return Err(ReplyError::new("ERR internal call failed"));
+    }
+    let status = match raw::RedisModule_CallReplyType.unwrap()(reply) as isize {
+        raw::REDISMODULE_REPLY_ERROR => {
+            let mut len = 0;
+            let ptr = raw::RedisModule_CallReplyStringPtr.unwrap()(reply, &mut len);
+            let text = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+            Err(ReplyError::new(String::from_utf8_lossy(text).into_owned()))
+        }
+        _ => Ok(()),
+    };
+    raw::RedisModule_FreeCallReply.unwrap()(reply);
+    status
 }
 
 fn to_reply_error(e: redis_module::ErrorReply<'_>) -> ReplyError {
