@@ -15,6 +15,7 @@
 use super::ranges::{Index, Patch, Range};
 use crate::parse::StreamId;
 use redis_module::{raw, Context};
+use std::cell::RefCell;
 
 pub const COMMAND: &str = "XPROCESS.PATCH";
 
@@ -28,8 +29,15 @@ const AOF_CHUNK: usize = 1024;
 
 /// The arguments after the command name.
 pub fn to_args(key: &[u8], stream: &[u8], patch: &Patch) -> [Vec<u8>; 3] {
-    let mut payload = Vec::with_capacity(HEADER + RANGE * patch.ranges.len());
-    payload.push(VERSION);
+    let mut payload = Vec::new();
+    write_payload(patch, &mut payload);
+    [key.to_vec(), stream.to_vec(), payload]
+}
+
+/// The binary payload of `patch`, appended to `out`.
+fn write_payload(patch: &Patch, out: &mut Vec<u8>) {
+    out.reserve(HEADER + RANGE * patch.ranges.len());
+    out.push(VERSION);
     let header = [
         patch.recorded,
         patch.lost,
@@ -39,35 +47,42 @@ pub fn to_args(key: &[u8], stream: &[u8], patch: &Patch) -> [Vec<u8>; 3] {
         patch.hi.seq,
     ];
     for n in header {
-        payload.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&n.to_le_bytes());
     }
     for r in &patch.ranges {
         for n in [r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap] {
-            payload.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&n.to_le_bytes());
         }
     }
-    [key.to_vec(), stream.to_vec(), payload]
+}
+
+thread_local! {
+    /// The payload buffer, reused: replicating a call allocates nothing here.
+    static PAYLOAD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Replicate `XPROCESS.PATCH key stream payload` (into the current call's
 /// MULTI/EXEC). The buffers go to Redis as they are (`b` format): no
 /// intermediate module strings.
 pub fn replicate(ctx: &Context, key: &[u8], stream: &[u8], patch: &Patch) {
-    let [key, stream, payload] = to_args(key, stream, patch);
-    // SAFETY: three (pointer, length) pairs for "bbb"; Redis copies them.
-    unsafe {
-        raw::RedisModule_Replicate.unwrap()(
-            ctx.ctx,
-            c"XPROCESS.PATCH".as_ptr(),
-            c"bbb".as_ptr(),
-            key.as_ptr(),
-            key.len(),
-            stream.as_ptr(),
-            stream.len(),
-            payload.as_ptr(),
-            payload.len(),
-        );
-    }
+    PAYLOAD.with_borrow_mut(|payload| {
+        payload.clear();
+        write_payload(patch, payload);
+        // SAFETY: three (pointer, length) pairs for "bbb"; Redis copies them.
+        unsafe {
+            raw::RedisModule_Replicate.unwrap()(
+                ctx.ctx,
+                c"XPROCESS.PATCH".as_ptr(),
+                c"bbb".as_ptr(),
+                key.as_ptr(),
+                key.len(),
+                stream.as_ptr(),
+                stream.len(),
+                payload.as_ptr(),
+                payload.len(),
+            );
+        }
+    });
 }
 
 /// A parsed `XPROCESS.PATCH` (arguments after the command name).
