@@ -7,7 +7,8 @@ use crate::dedupe::{DedupeKey, DedupeStore, Holds, IndexStore, SetStore};
 use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
 use crate::fingerprint::FastMap;
-use crate::hash_writes::HashWrites;
+use crate::hash::reads::HashReads;
+use crate::hash::writes::HashWrites;
 use crate::keys::derived_dedupe_key;
 use crate::parse::{Request, StoreKind, StreamId};
 use crate::plan::{KeyKind, Op, State};
@@ -19,7 +20,6 @@ use redis_module::{
     raw, AclPermissions, CallReply, Context, ContextFlags, NotifyEvent, RedisString,
 };
 use std::cell::RefCell;
-use std::os::raw::c_void;
 use std::ptr;
 
 /// Entries (and bytes of field data) read ahead on a cache miss.
@@ -42,15 +42,16 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     };
     let redis = Redis::new(ctx);
     let mut backend = RedisBackend::new(&redis, req);
-    let store = check_keys(ctx, &backend, req, dedupe_key)?;
+    let (store, key) = check_keys(ctx, &backend, req, dedupe_key)?;
     let outcomes = match store {
         StoreKind::Set => {
+            drop(key);
             let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
             let mut set = SetStore::new(&redis, dedupe_key, ttl);
             run_with(req, &mut backend, &mut set, dedupe_key, KeyKind::Set)
         }
         StoreKind::Index => {
-            let mut index = IndexStore::open(ctx, dedupe_key, req.stream)?;
+            let mut index = IndexStore::open(ctx, key, dedupe_key, req.stream)?;
             // Effects on the index key are refused like on any other type.
             run_with(req, &mut backend, &mut index, dedupe_key, KeyKind::Other)
         }
@@ -88,19 +89,21 @@ fn choose_store(req: &Request, holds: Holds) -> Result<StoreKind, ReplyError> {
 /// Whole-call checks on the keys, before anything is written: the stream
 /// and its group exist, the dedupe key holds a store of the kind asked for
 /// or is missing (and, in a cluster, really missing rather than in the
-/// middle of a slot migration). Returns the store to use.
+/// middle of a slot migration). Returns the store to use and the dedupe
+/// key, open for reading.
 fn check_keys(
     ctx: &Context,
     backend: &RedisBackend,
     req: &Request,
     dedupe_key: &[u8],
-) -> Result<StoreKind, ReplyError> {
+) -> Result<(StoreKind, DedupeKey), ReplyError> {
     match backend.kind(req.stream) {
         KeyKind::Missing => return Err(ReplyError::nogroup(req.stream, req.group)),
         KeyKind::Stream => {}
         _ => return Err(errors::WRONGTYPE.into()),
     }
-    let holds = backend.holds(dedupe_key);
+    let key = DedupeKey::open(ctx, dedupe_key, false);
+    let holds = key.holds();
     let store = choose_store(req, holds)?;
     if holds == Holds::Missing
         && req.dedupe.is_none()
@@ -115,7 +118,7 @@ fn check_keys(
         backend.redis.read("XPENDING", &args)?;
         entry_cache::remember_group(backend.db, req.stream, req.group);
     }
-    Ok(store)
+    Ok((store, key))
 }
 
 /// One module keyspace event (`xprocess`, class `d`) on the stream per
@@ -187,8 +190,10 @@ struct RedisBackend<'r, 'c> {
     last_ids: RefCell<FastMap<Vec<u8>, StreamId>>,
     /// The database selected by the caller, for the entry cache.
     pub db: i32,
-    /// HINCRBY results not yet written (see `hash_writes`).
+    /// HINCRBY results not yet written (see `hash::writes`).
     hash_writes: HashWrites,
+    /// Hash field values read so far (see `hash::reads`).
+    hash_reads: RefCell<HashReads>,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -200,17 +205,13 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             last_ids: RefCell::default(),
             db: unsafe { raw::RedisModule_GetSelectedDb.unwrap()(redis.ctx.ctx) },
             hash_writes: HashWrites::default(),
+            hash_reads: RefCell::default(),
         }
     }
 
     fn key(&self, name: &[u8]) -> redis_module::key::RedisKey {
         let name = RedisString::create_from_slice(self.redis.ctx.ctx, name);
         self.redis.ctx.open_key(&name)
-    }
-
-    /// What the dedupe key holds.
-    fn holds(&self, name: &[u8]) -> Holds {
-        DedupeKey::open(self.redis.ctx, name, false).holds()
     }
 
     fn xadd(
@@ -258,31 +259,7 @@ impl State for RedisBackend<'_, '_> {
             return Some(value.to_string().into_bytes());
         }
         let ctx = self.redis.ctx.ctx;
-        let name = RedisString::create_from_slice(ctx, key);
-        let field = RedisString::create_from_slice(ctx, field);
-        // SAFETY: the key is opened, read and closed here; the returned
-        // value string is owned by us and freed by RedisString's Drop.
-        unsafe {
-            let handle =
-                raw::RedisModule_OpenKey.unwrap()(ctx, name.inner, raw::REDISMODULE_READ as i32)
-                    .cast::<raw::RedisModuleKey>();
-            if handle.is_null() {
-                return None; // READ mode opens a missing key as NULL
-            }
-            let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-            raw::RedisModule_HashGet.unwrap()(
-                handle,
-                raw::REDISMODULE_HASH_NONE as i32,
-                field.inner,
-                &mut value as *mut *mut raw::RedisModuleString,
-                ptr::null_mut::<c_void>(),
-            );
-            raw::RedisModule_CloseKey.unwrap()(handle);
-            (!value.is_null()).then(|| {
-                let value = RedisString::from_redis_module_string(ptr::null_mut(), value);
-                value.as_slice().to_vec()
-            })
-        }
+        self.hash_reads.borrow_mut().get(ctx, key, field)
     }
 
     fn stream_last_id(&self, key: &[u8]) -> StreamId {
@@ -351,6 +328,7 @@ impl Backend for RedisBackend<'_, '_> {
             }
             Op::HIncrByFloat { key, field, incr } => {
                 // A deferred HINCRBY of this field must land first.
+                self.hash_reads.get_mut().forget(key, field);
                 if let Some(pending) = self.hash_writes.take(key, field) {
                     self.redis.write_hash(key, &[(field.to_vec(), pending)]);
                 }
@@ -369,6 +347,10 @@ impl Backend for RedisBackend<'_, '_> {
 
     fn warn(&mut self, message: &str) {
         self.redis.ctx.log_warning(&format!("xprocess: {message}"));
+    }
+
+    fn entries_after(&mut self, n: usize) {
+        self.hash_reads.get_mut().entries_after = n;
     }
 
     fn finish(&mut self) {

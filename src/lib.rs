@@ -23,7 +23,7 @@ pub mod errors;
 pub mod events;
 pub mod execute;
 pub mod fingerprint;
-pub mod hash_writes;
+pub mod hash;
 pub mod index;
 pub mod info_fields;
 pub mod keys;

@@ -29,6 +29,9 @@ pub trait Backend: State {
     fn warn(&mut self, message: &str);
     /// Write whatever `apply` deferred (before the records and the XACK).
     fn finish(&mut self) {}
+    /// How many entries of the call follow the one about to be processed
+    /// (a hint for bulk reads).
+    fn entries_after(&mut self, _n: usize) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +61,9 @@ pub fn process<B: Backend, D: DedupeStore>(
     let outcomes = req
         .ids
         .iter()
-        .map(|&id| {
+        .enumerate()
+        .map(|(n, &id)| {
+            backend.entries_after(req.ids.len() - n - 1);
             let outcome = process_one(req, id, backend, store, reserved);
             if !matches!(outcome, Outcome::Failed(_)) {
                 acks.push(id);

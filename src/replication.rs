@@ -7,7 +7,7 @@
 //! the AOF. XPROCESS itself is never propagated. Reads are not propagated.
 
 use crate::errors::ReplyError;
-use crate::hash_writes::Pending;
+use crate::hash::writes::Pending;
 use crate::parse::{IdText, StreamId};
 use redis_module::{
     raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent,

@@ -24,6 +24,8 @@ pub struct Stats {
     pub redis_calls: u64,
     pub entry_cache_hits: u64,
     pub entry_cache_misses: u64,
+    /// Small hashes copied whole by a call that reads many of their fields.
+    pub hash_copies: u64,
     /// Effects applied, per kind.
     pub effects_hincrby: u64,
     pub effects_hincrbyfloat: u64,

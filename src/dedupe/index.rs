@@ -27,14 +27,20 @@ pub struct IndexStore<'c> {
 }
 
 impl<'c> IndexStore<'c> {
-    /// The store at `key`, which is missing or holds an index. An index that
-    /// belongs to another stream is a whole-call error.
-    pub fn open(ctx: &'c Context, key: &'c [u8], stream: &'c [u8]) -> Result<Self, ReplyError> {
+    /// The store at `key` (named `name`, open for reading), which is missing
+    /// or holds an index. An index that belongs to another stream is a
+    /// whole-call error.
+    pub fn open(
+        ctx: &'c Context,
+        key: DedupeKey,
+        name: &'c [u8],
+        stream: &'c [u8],
+    ) -> Result<Self, ReplyError> {
         let mut store = IndexStore {
             ctx,
-            name: key,
+            name,
             stream,
-            key: DedupeKey::open(ctx, key, false),
+            key,
             writing: false,
             touched: Touched::default(),
             recorded: false,
@@ -42,7 +48,7 @@ impl<'c> IndexStore<'c> {
         if let Some(index) = store.key.index() {
             if index.stream != stream {
                 return Err(ReplyError::index_of_other_stream(
-                    key,
+                    name,
                     &index.stream,
                     stream,
                 ));
