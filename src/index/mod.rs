@@ -5,10 +5,12 @@
 //! `ranges` is the structure and its logic (pure), `encoding` its bytes in
 //! RDB/DUMP payloads (pure), `patch` the XPROCESS.PATCH command that carries
 //! its changes to replicas and the AOF, `data_type` the Redis type and its
-//! callbacks, `commands` XPROCESS.EXISTS, FORGET, INFO and PATCH.
+//! callbacks, `commands` XPROCESS.EXISTS, FORGET, INFO and PATCH, `keys` the
+//! business keys remembered for a window (pure).
 
 pub mod commands;
 pub mod data_type;
 pub mod encoding;
+pub mod keys;
 pub mod patch;
 pub mod ranges;
