@@ -29,6 +29,11 @@ pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong
 pub const INTERNAL: &str = "ERR xprocess internal error, see the server log";
 pub const INDEX_UNWRITABLE: &str = "ERR the dedupe index could not be written";
 pub const BAD_STORE: &str = "ERR STORE must be INDEX or SET";
+pub const BAD_WINDOW: &str =
+    "ERR invalid WINDOW, must be an integer of milliseconds from 1 to 315360000000 (ten years)";
+pub const BAD_NUMFIELDS: &str = "ERR FINGERPRINT numfields must be a positive integer";
+pub const KEY_ON_SET: &str =
+    "ERR KEY needs a dedupe index, a Set dedupe store cannot remember business keys (use STORE INDEX)";
 pub const TTL_ON_INDEX: &str =
     "ERR TTL applies to a Set dedupe store only, an index never needs to expire (use STORE SET for a Set)";
 
@@ -89,6 +94,13 @@ impl ReplyError {
 
     pub fn entry_not_found(id: &str) -> Self {
         Self::new(format!("ERR entry {id} not found in the stream"))
+    }
+
+    pub fn conflict(id: &str, key: &[u8], other: impl fmt::Display) -> Self {
+        Self::new(format!(
+            "CONFLICT entry {id} has business key '{}' already applied by entry {other} with a different payload",
+            printable(key)
+        ))
     }
 
     pub fn missing_field(id: &str, field: &[u8]) -> Self {

@@ -14,6 +14,7 @@
 //!   `stream_reader`, `entry_cache`, `events`, `cluster`, `keys`, `config`,
 //!   `stats`.
 
+pub mod business_key;
 pub mod cluster;
 pub mod command_info;
 pub mod config;

@@ -3,6 +3,8 @@
 //! ```text
 //! XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key]
 //!          [STORE INDEX | SET] [TTL milliseconds]
+//!          [KEY template [WINDOW milliseconds]
+//!           [FINGERPRINT numfields field [field ...] | FINGERPRINT ENTRY]]
 //!          effect [effect ...] IDS numids id [id ...]
 //! ```
 //! Positional arguments first, then a case-insensitive option loop, then the
@@ -17,6 +19,10 @@ use std::fmt;
 /// The largest TTL: now + TTL must not overflow Redis' 64-bit expiry time
 /// (PEXPIRE refuses that), and half the range is still 146 million years.
 pub const MAX_TTL: i64 = i64::MAX / 2;
+
+/// The longest business-key window: ten years (a key's window ends in whole
+/// Unix seconds held in 32 bits, which last until 2106).
+pub const MAX_WINDOW: i64 = 10 * 365 * 24 * 3600 * 1000;
 
 /// A stream entry ID (`ms-seq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -187,10 +193,32 @@ pub struct Request<'a> {
     pub store: Option<StoreKind>,
     /// Milliseconds; `None` means "use the module default".
     pub ttl: Option<u64>,
+    /// `KEY`: dedupe by business key too.
+    pub business_key: Option<BusinessKey<'a>>,
     pub effects: Vec<Effect<'a>>,
     pub ids: Vec<StreamId>,
     /// argv positions of every key, in order (for getkeys and ACLs).
     pub key_positions: Vec<usize>,
+}
+
+/// `KEY template [WINDOW ms] [FINGERPRINT ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusinessKey<'a> {
+    pub template: Arg<'a>,
+    /// Milliseconds; `None` means the module default (`xprocess.key-window`).
+    pub window: Option<u64>,
+    pub fingerprint: FingerprintOf<'a>,
+}
+
+/// What a business key's payload fingerprint covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FingerprintOf<'a> {
+    /// The fields the call's effect templates read (the default).
+    Read,
+    /// These fields.
+    Fields(Vec<&'a [u8]>),
+    /// Every field/value pair of the entry.
+    Entry,
 }
 
 /// A cursor over argv; positions count the command name as 0.
@@ -243,6 +271,7 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
         dedupe: None,
         store: None,
         ttl: None,
+        business_key: None,
         effects: Vec::new(),
         ids: Vec::new(),
         key_positions: vec![1],
@@ -276,11 +305,45 @@ fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
             args.pos += 1;
             let ttl = parse_i64(args.next()?).filter(|t| (0..=MAX_TTL).contains(t));
             req.ttl = Some(ttl.ok_or(errors::BAD_TTL)? as u64);
+        } else if is(token, "KEY") && req.business_key.is_none() {
+            args.pos += 1;
+            req.business_key = Some(parse_business_key(args)?);
         } else {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// After `KEY`: `template [WINDOW ms] [FINGERPRINT (numfields field ... | ENTRY)]`.
+fn parse_business_key<'a>(args: &mut Args<'a, '_>) -> Result<BusinessKey<'a>, ReplyError> {
+    let mut key = BusinessKey {
+        template: args.next_template()?,
+        window: None,
+        fingerprint: FingerprintOf::Read,
+    };
+    let mut fingerprint_given = false;
+    while let Some(token) = args.peek() {
+        if is(token, "WINDOW") && key.window.is_none() {
+            args.pos += 1;
+            let window = parse_i64(args.next()?).filter(|w| (1..=MAX_WINDOW).contains(w));
+            key.window = Some(window.ok_or(errors::BAD_WINDOW)? as u64);
+        } else if is(token, "FINGERPRINT") && !fingerprint_given {
+            args.pos += 1;
+            fingerprint_given = true;
+            if args.peek().is_some_and(|t| is(t, "ENTRY")) {
+                args.pos += 1;
+                key.fingerprint = FingerprintOf::Entry;
+            } else {
+                let n = args.next_count(errors::BAD_NUMFIELDS)?;
+                let fields = (0..n).map(|_| args.next()).collect::<Result<_, _>>()?;
+                key.fingerprint = FingerprintOf::Fields(fields);
+            }
+        } else {
+            break;
+        }
+    }
+    Ok(key)
 }
 
 fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(), ReplyError> {

@@ -6,9 +6,10 @@
 //! Written against [`Backend`] and [`DedupeStore`] so the logic is tested in
 //! memory; `execute` supplies the Redis implementations.
 
+use crate::business_key::{key_hash, Plan};
 use crate::dedupe::DedupeStore;
 use crate::errors::ReplyError;
-use crate::parse::{Request, StreamId};
+use crate::parse::{BusinessKey, Request, StreamId};
 use crate::plan::{plan_entry, KeyKind, Op, State};
 use crate::template::Entry;
 
@@ -57,6 +58,10 @@ pub fn process<B: Backend, D: DedupeStore>(
     if !writes_dedupe {
         store.prefetch(&req.ids);
     }
+    let keys = req
+        .business_key
+        .as_ref()
+        .map(|bk| (bk, Plan::of(req, &bk.fingerprint)));
     let mut acks = Vec::with_capacity(req.ids.len());
     let outcomes = req
         .ids
@@ -64,7 +69,7 @@ pub fn process<B: Backend, D: DedupeStore>(
         .enumerate()
         .map(|(n, &id)| {
             backend.entries_after(req.ids.len() - n - 1);
-            let outcome = process_one(req, id, backend, store, reserved);
+            let outcome = process_one(req, id, keys.as_ref(), backend, store, reserved);
             if !matches!(outcome, Outcome::Failed(_)) {
                 acks.push(id);
             }
@@ -83,14 +88,18 @@ pub fn process<B: Backend, D: DedupeStore>(
     outcomes
 }
 
+/// A call's `KEY` and what its fingerprints cover.
+type Keys<'k, 'a> = Option<&'k (&'k BusinessKey<'a>, Plan<'a>)>;
+
 fn process_one<B: Backend, D: DedupeStore>(
     req: &Request,
     id: StreamId,
+    keys: Keys,
     backend: &mut B,
     store: &mut D,
     reserved: &[(&[u8], KeyKind)],
 ) -> Outcome {
-    match try_process_one(req, id, backend, store, reserved) {
+    match try_process_one(req, id, keys, backend, store, reserved) {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Failed(e),
     }
@@ -99,6 +108,7 @@ fn process_one<B: Backend, D: DedupeStore>(
 fn try_process_one<B: Backend, D: DedupeStore>(
     req: &Request,
     id: StreamId,
+    keys: Keys,
     backend: &mut B,
     store: &mut D,
     reserved: &[(&[u8], KeyKind)],
@@ -125,6 +135,16 @@ fn try_process_one<B: Backend, D: DedupeStore>(
         id: id_text,
         fields: &fields,
     };
+    let new_key = match keys {
+        Some((bk, plan)) => match check_key(bk, plan, &entry, store)? {
+            KeyCheck::New(key, fp) => Some((key, fp)),
+            KeyCheck::Retry => {
+                store.insert(id);
+                return Ok(Outcome::Duplicate);
+            }
+        },
+        None => None,
+    };
     let ops = plan_entry(&req.effects, &entry, backend, reserved)?;
     for (n, op) in ops.iter().enumerate() {
         if let Err(e) = backend.apply(op) {
@@ -137,7 +157,37 @@ fn try_process_one<B: Backend, D: DedupeStore>(
         }
     }
     store.insert(id);
+    if let Some((key, fp)) = new_key {
+        store.record_key(key, fp, id);
+    }
     Ok(Outcome::Applied)
+}
+
+enum KeyCheck {
+    /// Not seen in the window: apply, then remember (key hash, fingerprint).
+    New(u128, u32),
+    /// Seen with the same payload: a producer's retry, already applied.
+    Retry,
+}
+
+/// The entry's business key against the store: new, a retry, or (seen with
+/// another payload) a CONFLICT error.
+fn check_key<D: DedupeStore>(
+    bk: &BusinessKey,
+    plan: &Plan,
+    entry: &Entry,
+    store: &mut D,
+) -> Result<KeyCheck, ReplyError> {
+    let name = bk.template.expand(entry)?;
+    let (key, fp) = (key_hash(name), plan.fingerprint(entry)?);
+    match store.key(key) {
+        None => Ok(KeyCheck::New(key, fp)),
+        Some((seen, _)) if seen == fp => Ok(KeyCheck::Retry),
+        Some((_, other)) => {
+            store.conflict();
+            Err(ReplyError::conflict(entry.id, name, other))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +350,77 @@ mod tests {
         );
         assert_eq!(retry, vec![Outcome::Duplicate]);
         assert_eq!(total(&m), 1);
+    }
+
+    /// Entries 11..=14 pending for alice: 11 and 12 are one payment (the
+    /// producer retried, with another `sent`), 13 reuses the key with
+    /// another amount, 14 has no key field.
+    fn payments() -> Mem {
+        let mut m = Mem::default();
+        let rows: [&[(&[u8], &[u8])]; 4] = [
+            &[(b"pid", b"p1"), (b"amount", b"5"), (b"sent", b"1")],
+            &[(b"pid", b"p1"), (b"amount", b"5"), (b"sent", b"2")],
+            &[(b"pid", b"p1"), (b"amount", b"6")],
+            &[(b"amount", b"7")],
+        ];
+        for (n, row) in rows.iter().enumerate() {
+            let fields = row.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+            m.entries.insert(id(11 + n as u64), fields);
+            m.pel.insert(id(11 + n as u64), b"alice".to_vec());
+        }
+        m
+    }
+
+    #[test]
+    fn a_retried_payment_applies_once_and_a_changed_one_conflicts() {
+        let (mut m, mut store) = (payments(), MemoryStore::default());
+        let out = run(
+            "XPROCESS s g KEY $pid HINCRBY t c $amount IDS 4 11 12 13 14",
+            &mut m,
+            &mut store,
+        );
+        assert_eq!(out[..2], [Outcome::Applied, Outcome::Duplicate]);
+        assert_eq!(
+            out[2],
+            Outcome::Failed(ReplyError::new(
+                "CONFLICT entry 13-0 has business key 'p1' already applied by entry 11-0 with a different payload"
+            ))
+        );
+        assert_eq!(
+            out[3],
+            Outcome::Failed(ReplyError::missing_field("14-0", b"pid"))
+        );
+        assert_eq!(total(&m), 5, "one charge");
+        assert_eq!(
+            m.acked,
+            vec![id(11), id(12)],
+            "the retry is acked, the conflict is not"
+        );
+        assert!(
+            store.committed.contains(&id(12)),
+            "the retry counts as processed"
+        );
+        assert_eq!(store.conflicts, 1);
+    }
+
+    #[test]
+    fn the_fingerprint_covers_what_it_is_told_to() {
+        // With FINGERPRINT ENTRY the differing `sent` makes entry 12 a conflict.
+        let (mut m, mut store) = (payments(), MemoryStore::default());
+        let out = run(
+            "XPROCESS s g KEY $pid FINGERPRINT ENTRY HINCRBY t c $amount IDS 2 11 12",
+            &mut m,
+            &mut store,
+        );
+        assert!(matches!(&out[1], Outcome::Failed(e) if e.as_str().starts_with("CONFLICT")));
+        // Fingerprinting only `pid`, entry 13 (another amount) is a retry.
+        let (mut m, mut store) = (payments(), MemoryStore::default());
+        let out = run(
+            "XPROCESS s g KEY $pid FINGERPRINT 1 pid HINCRBY t c $amount IDS 2 11 13",
+            &mut m,
+            &mut store,
+        );
+        assert_eq!(out, vec![Outcome::Applied, Outcome::Duplicate]);
     }
 
     #[test]

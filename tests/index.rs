@@ -308,8 +308,33 @@ fn le(n: u64) -> [u8; 8] {
     n.to_le_bytes()
 }
 
-/// Our encoding: stream, recorded, lost, count, ranges (see src/index/encoding.rs).
+/// Our encoding (version 2, see src/index/encoding.rs): stream, recorded,
+/// lost, count, ranges, then the business keys: now, expired, conflicts,
+/// count, keys (none here).
 fn body(stream: &[u8], count: u64, ranges: &[[u64; 5]]) -> Vec<u8> {
+    let mut b = ranges_body(stream, count, ranges);
+    for n in [0, 0, 0, 0] {
+        b.extend_from_slice(&le(n));
+    }
+    b
+}
+
+/// `body` with one business key (16 bytes of hash, fingerprint, expiry,
+/// entry ms and seq) and the given key count and store time.
+fn body_with_key(key_count: u64, now: u64, expires: u32) -> Vec<u8> {
+    let mut b = ranges_body(b"s", 2, &[[1, 0, 3, 0, 0], [7, 0, 7, 0, 3]]);
+    for n in [now, 0, 0, key_count] {
+        b.extend_from_slice(&le(n));
+    }
+    b.extend_from_slice(&[7; 16]);
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&expires.to_le_bytes());
+    b.extend_from_slice(&le(1));
+    b.extend_from_slice(&le(0));
+    b
+}
+
+fn ranges_body(stream: &[u8], count: u64, ranges: &[[u64; 5]]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&le(stream.len() as u64));
     b.extend_from_slice(stream);
@@ -341,6 +366,19 @@ fn restore_refuses_corrupt_payloads_and_the_server_lives_on() {
             .query::<()>(con)
     };
     restore(&mut con, "good", &forge(&real, &good)).unwrap();
+    // A well-formed business key loads too (an expired one is dropped).
+    restore(
+        &mut con,
+        "with-key",
+        &forge(&real, &body_with_key(1, 100, 200)),
+    )
+    .unwrap();
+    restore(
+        &mut con,
+        "expired-key",
+        &forge(&real, &body_with_key(1, 300, 200)),
+    )
+    .unwrap();
     assert_eq!(
         digest_value(&mut con, &["good"]),
         digest_value(&mut con, &[DEDUPE])
@@ -367,6 +405,9 @@ fn restore_refuses_corrupt_payloads_and_the_server_lives_on() {
             body(b"s", 2, &[[7, 0, 8, 0, 0], [1, 0, 2, 0, 1]]),
         ),
         ("first range with a gap", body(b"s", 1, &[[1, 0, 2, 0, 4]])),
+        ("key count too high", body_with_key(2, 100, 200)),
+        ("key count overflows", body_with_key(u64::MAX / 8, 100, 200)),
+        ("store time out of range", body_with_key(1, 1 << 40, 200)),
         ("stream length past the end", {
             let mut b = good.clone();
             b[..8].copy_from_slice(&le(1 << 40));

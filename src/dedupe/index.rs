@@ -102,7 +102,11 @@ impl DedupeStore for IndexStore<'_> {
         let index = self.index_for_writing().ok_or(errors::INDEX_UNWRITABLE)?;
         index.sweep(&mut Stream { ctx, name }, &mut touched);
         if let Some(p) = index.patch(&touched) {
-            patch::replicate(context, key, &index.stream, &p);
+            let change = patch::Change {
+                ranges: Some(p),
+                keys: None,
+            };
+            patch::replicate(context, key, &index.stream, &change);
         }
         self.touched = Touched::default();
         self.recorded = false;

@@ -2,13 +2,16 @@
 
 use super::DedupeStore;
 use crate::errors::ReplyError;
-use crate::fingerprint::FastSet;
+use crate::fingerprint::{FastMap, FastSet};
 use crate::parse::StreamId;
 
 #[derive(Default)]
 pub struct MemoryStore {
     pub committed: FastSet<StreamId>,
     pending: FastSet<StreamId>,
+    /// Business keys: fingerprint and entry (no window: tests need none).
+    pub keys: FastMap<u128, (u32, StreamId)>,
+    pub conflicts: u64,
 }
 
 impl DedupeStore for MemoryStore {
@@ -23,5 +26,17 @@ impl DedupeStore for MemoryStore {
     fn commit(&mut self) -> Result<(), ReplyError> {
         self.committed.extend(self.pending.drain());
         Ok(())
+    }
+
+    fn key(&mut self, key: u128) -> Option<(u32, StreamId)> {
+        self.keys.get(&key).copied()
+    }
+
+    fn record_key(&mut self, key: u128, fp: u32, id: StreamId) {
+        self.keys.insert(key, (fp, id));
+    }
+
+    fn conflict(&mut self) {
+        self.conflicts += 1;
     }
 }

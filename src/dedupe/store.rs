@@ -15,4 +15,15 @@ pub trait DedupeStore {
     fn commit(&mut self) -> Result<(), ReplyError>;
     /// A hint that `ids` are about to be looked up: a store may do it in bulk.
     fn prefetch(&mut self, _ids: &[StreamId]) {}
+    /// The payload fingerprint and the entry of the live record of business
+    /// key `key` (its xxh3-128), by an earlier call or earlier in this one.
+    /// Stores without business keys (a Set: KEY is refused) have none.
+    fn key(&mut self, _key: u128) -> Option<(u32, StreamId)> {
+        None
+    }
+    /// Remember business key `key` as applied by entry `id` with payload
+    /// fingerprint `fp` (written by `commit`).
+    fn record_key(&mut self, _key: u128, _fp: u32, _id: StreamId) {}
+    /// Count a conflict: a key came back with another payload.
+    fn conflict(&mut self) {}
 }

@@ -112,7 +112,11 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
     }
     index.shrink_if_sparse();
     if let Some(p) = index.patch(&touched) {
-        patch::replicate(ctx, key, &index.stream, &p);
+        let change = patch::Change {
+            ranges: Some(p),
+            keys: None,
+        };
+        patch::replicate(ctx, key, &index.stream, &change);
     }
     forgotten
 }
@@ -244,7 +248,7 @@ pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
             parsed.stream,
         ));
     }
-    if let Err(why) = index.apply(&parsed.patch) {
+    if let Err(why) = patch::apply(index, &parsed.change) {
         ctx.log_warning(&format!("xprocess: XPROCESS.PATCH refused: {why}"));
         return Err(ReplyError::new(format!(
             "ERR XPROCESS.PATCH refused: {why}"

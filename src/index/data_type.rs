@@ -96,7 +96,7 @@ fn guarded<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     guarded("rdb_load", ptr::null_mut(), || {
-        if encver != ENCODING_VERSION {
+        if !(1..=ENCODING_VERSION).contains(&encver) {
             log(&format!(
                 "cannot load an index of encoding version {encver} (this module reads {ENCODING_VERSION})"
             ));
@@ -110,7 +110,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
             }
             return ptr::null_mut();
         }
-        let decoded = encoding::decode(std::slice::from_raw_parts(buf.cast::<u8>(), len));
+        let decoded = encoding::decode(std::slice::from_raw_parts(buf.cast::<u8>(), len), encver);
         raw::RedisModule_Free.unwrap()(buf.cast());
         match decoded {
             Ok(index) => Box::into_raw(Box::new(index)).cast(),
@@ -179,6 +179,21 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
         for r in index.ranges() {
             for n in [r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap] {
                 add(n);
+            }
+        }
+        // The live keys only: which expired ones are still stored differs
+        // from server to server and changes no answer.
+        let keys = &index.keys;
+        let live = keys.live();
+        if !live.is_empty() || keys.conflicts > 0 {
+            add(u64::from(keys.now));
+            add(keys.conflicts);
+            for k in &live {
+                add(k.key as u64);
+                add((k.key >> 64) as u64);
+                add(u64::from(k.fp) << 32 | u64::from(k.expires));
+                add(k.id.ms);
+                add(k.id.seq);
             }
         }
         raw::RedisModule_DigestEndSequence.unwrap()(md);

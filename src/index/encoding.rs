@@ -1,21 +1,27 @@
 //! The index as bytes: the payload of its RDB value (and so of DUMP,
 //! RESTORE and MIGRATE). Pure, so the decoder is fuzzed without a server.
 //!
-//! Encoding version 1, all integers little-endian u64:
+//! Encoding version 2, all integers little-endian u64 unless said:
 //! ```text
 //! stream-length, stream bytes, recorded, lost, range-count,
-//! range-count x (start-ms, start-seq, end-ms, end-seq, gap)
+//! range-count x (start-ms, start-seq, end-ms, end-seq, gap),
+//! keys-now, keys-expired, keys-conflicts, key-count,
+//! key-count x (key: 16 bytes, fingerprint: u32, expires: u32, ms, seq)
 //! ```
+//! The business keys are the live ones, sorted. Version 1 (written before
+//! business keys existed) is the same without the key section.
 //! The decoder trusts nothing: lengths must match the payload exactly, and
 //! the ranges must keep the index's invariants (`Index::from_parts`).
 
+use super::keys::{KeyRecord, KeyStore};
 use super::ranges::{Index, Range};
 use crate::parse::StreamId;
 
 /// The RDB encoding version of the type (Redis passes it to the loader).
-pub const ENCODING_VERSION: i32 = 1;
+pub const ENCODING_VERSION: i32 = 2;
 
 const RANGE_BYTES: usize = 5 * 8;
+const KEY_BYTES: usize = 16 + 4 + 4 + 8 + 8;
 
 pub fn encode(index: &Index) -> Vec<u8> {
     let ranges = index.ranges();
@@ -30,6 +36,20 @@ pub fn encode(index: &Index) -> Vec<u8> {
             put(&mut out, n);
         }
     }
+    let keys = &index.keys;
+    let live = keys.live();
+    out.reserve(32 + live.len() * KEY_BYTES);
+    for n in [u64::from(keys.now), keys.expired, keys.conflicts] {
+        put(&mut out, n);
+    }
+    put(&mut out, live.len() as u64);
+    for r in &live {
+        out.extend_from_slice(&r.key.to_le_bytes());
+        out.extend_from_slice(&r.fp.to_le_bytes());
+        out.extend_from_slice(&r.expires.to_le_bytes());
+        put(&mut out, r.id.ms);
+        put(&mut out, r.id.seq);
+    }
     out
 }
 
@@ -37,33 +57,62 @@ fn put(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(&n.to_le_bytes());
 }
 
-pub fn decode(bytes: &[u8]) -> Result<Index, &'static str> {
+/// Decode a payload of encoding version `version` (1 or 2).
+pub fn decode(bytes: &[u8], version: i32) -> Result<Index, &'static str> {
     let mut r = Reader(bytes);
     let stream_len = usize::try_from(r.u64()?).map_err(|_| TRUNCATED)?;
     let stream = r.take(stream_len)?.to_vec();
     let recorded = r.u64()?;
     let lost = r.u64()?;
     let count = usize::try_from(r.u64()?).map_err(|_| TRUNCATED)?;
-    if count.checked_mul(RANGE_BYTES) != Some(r.0.len()) {
+    let exact = match version {
+        1 => count.checked_mul(RANGE_BYTES) == Some(r.0.len()),
+        2 => count
+            .checked_mul(RANGE_BYTES)
+            .is_some_and(|n| n <= r.0.len()),
+        _ => return Err("unknown encoding version"),
+    };
+    if !exact {
         return Err("the range count does not match the payload");
     }
     let mut ranges = Vec::with_capacity(count);
     for _ in 0..count {
-        let start = StreamId {
-            ms: r.u64()?,
-            seq: r.u64()?,
-        };
-        let end = StreamId {
-            ms: r.u64()?,
-            seq: r.u64()?,
-        };
+        let start = r.id()?;
+        let end = r.id()?;
         ranges.push(Range {
             start,
             end,
             gap: r.u64()?,
         });
     }
-    Index::from_parts(stream, ranges, recorded, lost)
+    let mut index = Index::from_parts(stream, ranges, recorded, lost)?;
+    if version == 2 {
+        index.keys = decode_keys(&mut r)?;
+    }
+    Ok(index)
+}
+
+fn decode_keys(r: &mut Reader) -> Result<KeyStore, &'static str> {
+    let now = u32::try_from(r.u64()?).map_err(|_| "the key store's time is out of range")?;
+    let (expired, conflicts) = (r.u64()?, r.u64()?);
+    let count = usize::try_from(r.u64()?).map_err(|_| TRUNCATED)?;
+    if count.checked_mul(KEY_BYTES) != Some(r.0.len()) {
+        return Err("the key count does not match the payload");
+    }
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        let key = u128::from_le_bytes(r.take(16)?.try_into().map_err(|_| TRUNCATED)?);
+        let fp = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| TRUNCATED)?);
+        let expires = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| TRUNCATED)?);
+        let id = r.id()?;
+        records.push(KeyRecord {
+            key,
+            fp,
+            expires,
+            id,
+        });
+    }
+    KeyStore::from_live(&records, now, expired, conflicts)
 }
 
 const TRUNCATED: &str = "the payload is truncated";
@@ -84,6 +133,13 @@ impl<'a> Reader<'a> {
         let bytes = self.take(8)?;
         Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| TRUNCATED)?))
     }
+
+    fn id(&mut self) -> Result<StreamId, &'static str> {
+        Ok(StreamId {
+            ms: self.u64()?,
+            seq: self.u64()?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -97,42 +153,82 @@ mod tests {
         let mut index = Index::new(b"{shop}:payments");
         for ms in (1..=50).filter(|ms| ms % 7 != 0) {
             index.record(id(ms), &mut s, &mut Touched::default());
+            let key = xxhash_rust::xxh3::xxh3_128(&ms.to_le_bytes());
+            let rec = KeyRecord {
+                key,
+                fp: ms as u32,
+                expires: 1_000 + ms as u32,
+                id: id(ms),
+            };
+            index.keys.insert(rec, 1_000);
         }
+        index.keys.conflicts = 3;
         index
+    }
+
+    /// Equal as saved: keys compare by their live records.
+    fn same(a: &Index, b: &Index) -> bool {
+        let strip = |i: &Index| {
+            let mut i = i.clone();
+            i.keys = KeyStore::default();
+            i
+        };
+        strip(a) == strip(b)
+            && a.keys.live() == b.keys.live()
+            && (a.keys.now, a.keys.expired, a.keys.conflicts)
+                == (b.keys.now, b.keys.expired, b.keys.conflicts)
     }
 
     #[test]
     fn round_trips() {
         let index = sample();
-        assert_eq!(decode(&encode(&index)).unwrap(), index);
+        assert_eq!(index.keys.live().len(), 43);
+        assert!(same(&decode(&encode(&index), 2).unwrap(), &index));
         let empty = Index::new(b"");
-        assert_eq!(decode(&encode(&empty)).unwrap(), empty);
+        assert_eq!(decode(&encode(&empty), 2).unwrap(), empty);
+    }
+
+    #[test]
+    fn version_1_payloads_still_load() {
+        let mut index = sample();
+        index.keys = KeyStore::default();
+        let v2 = encode(&index);
+        let v1 = &v2[..v2.len() - 32]; // without the (empty) key section
+        assert_eq!(decode(v1, 1).unwrap(), index);
+        assert!(decode(v1, 2).is_err(), "a v1 payload is not a v2 one");
+        assert!(decode(&v2, 1).is_err());
+        assert!(decode(&v2, 3).is_err());
     }
 
     #[test]
     fn every_truncation_and_extension_is_refused() {
         let bytes = encode(&sample());
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
+            assert!(decode(&bytes[..len], 2).is_err(), "truncated to {len}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode(&longer).is_err());
+        assert!(decode(&longer, 2).is_err());
     }
 
     #[test]
     fn broken_invariants_and_huge_counts_are_refused() {
         let mut bytes = encode(&sample());
+        let mut unsorted = encode(&sample());
+        let first_key = unsorted.len() - 43 * KEY_BYTES;
+        unsorted.swap(first_key, first_key + KEY_BYTES);
+        unsorted.swap(first_key + 15, first_key + KEY_BYTES + 15);
+        assert!(decode(&unsorted, 2).is_err(), "business keys out of order");
         // The stream name is 15 bytes: the first range starts at 8+15+24.
         let first_start = 8 + 15 + 24;
         bytes[first_start..first_start + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode(&bytes).is_err(), "start after end");
+        assert!(decode(&bytes, 2).is_err(), "start after end");
         let mut huge = encode(&Index::new(b"s"));
         let at = huge.len() - 8;
         huge[at..].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode(&huge).is_err());
+        assert!(decode(&huge, 2).is_err());
         let mut long_name = encode(&Index::new(b"s"));
         long_name[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode(&long_name).is_err());
+        assert!(decode(&long_name, 2).is_err());
     }
 }

@@ -136,6 +136,30 @@ impl Run {
     }
 }
 
+/// The business keys one call recorded, in replayable form: explicit times
+/// and counter values, so every server builds the same store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPatch {
+    /// The primary's time of the call (Unix seconds).
+    pub now: u32,
+    /// The conflicts counter afterwards.
+    pub conflicts: u64,
+    /// Added to the expired counter (an AOF rewrite carries the count so far).
+    pub expired_add: u64,
+    pub records: Vec<KeyRecord>,
+}
+
+impl KeyPatch {
+    /// Whether the patch can be applied: no record's window ends before the
+    /// time it was written at.
+    pub fn check(&self) -> Result<(), &'static str> {
+        match self.records.iter().any(|r| r.expires <= self.now) {
+            true => Err("a business key expires before it was written"),
+            false => Ok(()),
+        }
+    }
+}
+
 /// The key store of one index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyStore {
@@ -305,6 +329,18 @@ impl KeyStore {
         if meta[8..] == ID_OVERFLOW.to_le_bytes()[..7] {
             self.overflow.remove(&(key, expires_of(meta)));
         }
+    }
+
+    /// Replay the keys one call recorded (on a replica, or from the AOF),
+    /// once [`KeyPatch::check`] accepted them.
+    pub fn apply(&mut self, patch: &KeyPatch) {
+        for rec in &patch.records {
+            self.insert(*rec, patch.now);
+        }
+        self.now = self.now.max(patch.now);
+        self.conflicts = patch.conflicts;
+        self.expired = self.expired.saturating_add(patch.expired_add);
+        self.drop_expired_runs();
     }
 
     /// Records stored, live or not.

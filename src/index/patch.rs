@@ -11,7 +11,15 @@
 //! then little-endian u64s: recorded, lost, lo-ms, lo-seq, hi-ms, hi-seq,
 //! then start-ms, start-seq, end-ms, end-seq, gap per range): one argument
 //! instead of three per range keeps replicating a call cheap.
+//!
+//! A change that records business keys (`KEY`) uses payload version 2: a
+//! flags byte (1: ranges, 2: keys), then, if flagged, the ranges as in
+//! version 1 preceded by their count, then the keys: now (Unix seconds),
+//! the conflicts counter, an amount added to the expired counter, the count,
+//! and per key its xxh3-128 (16 bytes), fingerprint and expiry (4 each), the
+//! entry's ms and seq. Version 1 stays what a change without keys sends.
 
+use super::keys::{KeyPatch, KeyRecord};
 use super::ranges::{Index, Patch, Range};
 use crate::parse::StreamId;
 use redis_module::{raw, Context};
@@ -19,40 +27,74 @@ use std::cell::RefCell;
 
 pub const COMMAND: &str = "XPROCESS.PATCH";
 
-/// The payload's format version (its first byte).
+/// The payload's format version (its first byte): ranges only.
 const VERSION: u8 = 1;
+/// Ranges and/or business keys.
+const VERSION_KEYS: u8 = 2;
 const HEADER: usize = 1 + 6 * 8;
 const RANGE: usize = 5 * 8;
+const KEY: usize = 16 + 4 + 4 + 8 + 8;
+const HAS_RANGES: u8 = 1;
+const HAS_KEYS: u8 = 2;
+
+/// One change of an index: its ranges, its business keys, or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub ranges: Option<Patch>,
+    pub keys: Option<KeyPatch>,
+}
 
 /// Ranges per command when an AOF rewrite writes a whole index.
 const AOF_CHUNK: usize = 1024;
 
 /// The arguments after the command name.
-pub fn to_args(key: &[u8], stream: &[u8], patch: &Patch) -> [Vec<u8>; 3] {
+pub fn to_args(key: &[u8], stream: &[u8], change: &Change) -> [Vec<u8>; 3] {
     let mut payload = Vec::new();
-    write_payload(patch, &mut payload);
+    write_payload(change, &mut payload);
     [key.to_vec(), stream.to_vec(), payload]
 }
 
-/// The binary payload of `patch`, appended to `out`.
-fn write_payload(patch: &Patch, out: &mut Vec<u8>) {
-    out.reserve(HEADER + RANGE * patch.ranges.len());
-    out.push(VERSION);
-    let header = [
-        patch.recorded,
-        patch.lost,
-        patch.lo.ms,
-        patch.lo.seq,
-        patch.hi.ms,
-        patch.hi.seq,
-    ];
-    for n in header {
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-    for r in &patch.ranges {
-        for n in [r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap] {
+/// The binary payload of `change`, appended to `out`.
+fn write_payload(change: &Change, out: &mut Vec<u8>) {
+    let words = |out: &mut Vec<u8>, ns: &[u64]| {
+        for n in ns {
             out.extend_from_slice(&n.to_le_bytes());
         }
+    };
+    let ranges = |out: &mut Vec<u8>, patch: &Patch| {
+        let (lo, hi) = (patch.lo, patch.hi);
+        words(
+            out,
+            &[patch.recorded, patch.lost, lo.ms, lo.seq, hi.ms, hi.seq],
+        );
+        for r in &patch.ranges {
+            words(out, &[r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap]);
+        }
+    };
+    let Some(keys) = &change.keys else {
+        out.push(VERSION);
+        if let Some(patch) = &change.ranges {
+            out.reserve(HEADER + RANGE * patch.ranges.len());
+            ranges(out, patch);
+        }
+        return;
+    };
+    out.push(VERSION_KEYS);
+    out.push(HAS_KEYS | change.ranges.as_ref().map_or(0, |_| HAS_RANGES));
+    if let Some(patch) = &change.ranges {
+        words(out, &[patch.ranges.len() as u64]);
+        ranges(out, patch);
+    }
+    let n = keys.records.len() as u64;
+    words(
+        out,
+        &[u64::from(keys.now), keys.conflicts, keys.expired_add, n],
+    );
+    for r in &keys.records {
+        out.extend_from_slice(&r.key.to_le_bytes());
+        out.extend_from_slice(&r.fp.to_le_bytes());
+        out.extend_from_slice(&r.expires.to_le_bytes());
+        words(out, &[r.id.ms, r.id.seq]);
     }
 }
 
@@ -64,10 +106,10 @@ thread_local! {
 /// Replicate `XPROCESS.PATCH key stream payload` (into the current call's
 /// MULTI/EXEC). The buffers go to Redis as they are (`b` format): no
 /// intermediate module strings.
-pub fn replicate(ctx: &Context, key: &[u8], stream: &[u8], patch: &Patch) {
+pub fn replicate(ctx: &Context, key: &[u8], stream: &[u8], change: &Change) {
     PAYLOAD.with_borrow_mut(|payload| {
         payload.clear();
-        write_payload(patch, payload);
+        write_payload(change, payload);
         // SAFETY: three (pointer, length) pairs for "bbb"; Redis copies them.
         unsafe {
             raw::RedisModule_Replicate.unwrap()(
@@ -85,76 +127,188 @@ pub fn replicate(ctx: &Context, key: &[u8], stream: &[u8], patch: &Patch) {
     });
 }
 
+/// Apply a change to `index` (on a replica, or from the AOF): refused, and
+/// nothing changed, if either part is invalid.
+pub fn apply(index: &mut Index, change: &Change) -> Result<(), &'static str> {
+    if let Some(keys) = &change.keys {
+        keys.check()?;
+    }
+    if let Some(ranges) = &change.ranges {
+        index.apply(ranges)?;
+    }
+    if let Some(keys) = &change.keys {
+        index.keys.apply(keys);
+    }
+    Ok(())
+}
+
 /// A parsed `XPROCESS.PATCH` (arguments after the command name).
 pub struct Parsed<'a> {
     pub key: &'a [u8],
     pub stream: &'a [u8],
-    pub patch: Patch,
+    pub change: Change,
 }
 
+const BAD: &str = "ERR invalid XPROCESS.PATCH arguments";
+
 pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Parsed<'a>, &'static str> {
-    const BAD: &str = "ERR invalid XPROCESS.PATCH arguments";
     let [key, stream, payload] = args else {
         return Err(BAD);
     };
-    let body = match payload.split_first() {
-        Some((&VERSION, body)) if body.len() >= HEADER - 1 => body,
+    let change = match payload.split_first() {
+        Some((&VERSION, body)) => {
+            let count = body.len().checked_sub(HEADER - 1).ok_or(BAD)?;
+            if !count.is_multiple_of(RANGE) {
+                return Err(BAD);
+            }
+            let mut r = Words(body);
+            let ranges = Some(r.ranges(count / RANGE)?);
+            Change { ranges, keys: None }
+        }
+        Some((&VERSION_KEYS, [flags, body @ ..])) => parse_v2(*flags, body)?,
         _ => return Err(BAD),
     };
-    if !(body.len() - (HEADER - 1)).is_multiple_of(RANGE) {
-        return Err(BAD);
-    }
-    let mut words = body
-        .chunks_exact(8)
-        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
-    let mut next = || words.next().unwrap_or_default();
-    let (recorded, lost) = (next(), next());
-    let lo = StreamId {
-        ms: next(),
-        seq: next(),
-    };
-    let hi = StreamId {
-        ms: next(),
-        seq: next(),
-    };
-    let count = (body.len() - (HEADER - 1)) / RANGE;
-    let ranges = (0..count)
-        .map(|_| Range {
-            start: StreamId {
-                ms: next(),
-                seq: next(),
-            },
-            end: StreamId {
-                ms: next(),
-                seq: next(),
-            },
-            gap: next(),
-        })
-        .collect();
     Ok(Parsed {
         key,
         stream,
-        patch: Patch {
+        change,
+    })
+}
+
+fn parse_v2(flags: u8, body: &[u8]) -> Result<Change, &'static str> {
+    if flags & !(HAS_RANGES | HAS_KEYS) != 0 || flags & HAS_KEYS == 0 {
+        return Err(BAD);
+    }
+    let mut r = Words(body);
+    let mut change = Change::default();
+    if flags & HAS_RANGES != 0 {
+        let count = usize::try_from(r.u64()?).map_err(|_| BAD)?;
+        change.ranges = Some(r.ranges(count)?);
+    }
+    let now = u32::try_from(r.u64()?).map_err(|_| BAD)?;
+    let (conflicts, expired_add) = (r.u64()?, r.u64()?);
+    let count = usize::try_from(r.u64()?).map_err(|_| BAD)?;
+    if count.checked_mul(KEY) != Some(r.0.len()) {
+        return Err(BAD);
+    }
+    let records = (0..count)
+        .map(|_| {
+            let key = u128::from_le_bytes(r.take(16)?.try_into().map_err(|_| BAD)?);
+            let fp = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| BAD)?);
+            let expires = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| BAD)?);
+            let id = StreamId {
+                ms: r.u64()?,
+                seq: r.u64()?,
+            };
+            Ok(KeyRecord {
+                key,
+                fp,
+                expires,
+                id,
+            })
+        })
+        .collect::<Result<_, &'static str>>()?;
+    change.keys = Some(KeyPatch {
+        now,
+        conflicts,
+        expired_add,
+        records,
+    });
+    Ok(change)
+}
+
+/// Little-endian words off the front of a payload.
+struct Words<'a>(&'a [u8]);
+
+impl Words<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], &'static str> {
+        if n > self.0.len() {
+            return Err(BAD);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, &'static str> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| BAD)?,
+        ))
+    }
+
+    fn id(&mut self) -> Result<StreamId, &'static str> {
+        Ok(StreamId {
+            ms: self.u64()?,
+            seq: self.u64()?,
+        })
+    }
+
+    /// recorded, lost, lo, hi, then `count` ranges.
+    fn ranges(&mut self, count: usize) -> Result<Patch, &'static str> {
+        let (recorded, lost) = (self.u64()?, self.u64()?);
+        let (lo, hi) = (self.id()?, self.id()?);
+        if count.checked_mul(RANGE).is_none_or(|n| n > self.0.len()) {
+            return Err(BAD);
+        }
+        let ranges = (0..count)
+            .map(|_| {
+                Ok(Range {
+                    start: self.id()?,
+                    end: self.id()?,
+                    gap: self.u64()?,
+                })
+            })
+            .collect::<Result<_, &'static str>>()?;
+        Ok(Patch {
             lo,
             hi,
             ranges,
             recorded,
             lost,
-        },
-    })
+        })
+    }
 }
 
-/// A whole index as patches that rebuild it from nothing, in order.
-pub fn rebuild(index: &Index) -> Vec<Patch> {
+/// A whole index as changes that rebuild it from nothing, in order: its
+/// ranges, then its live business keys.
+pub fn rebuild(index: &Index) -> Vec<Change> {
     let chunks: Vec<&[Range]> = index.ranges().chunks(AOF_CHUNK).collect();
-    if chunks.is_empty() {
-        let zero = StreamId { ms: 0, seq: 0 };
-        return vec![patch_of(zero, zero, &[], index)];
+    let mut changes: Vec<Change> = match chunks.is_empty() {
+        true => {
+            let zero = StreamId { ms: 0, seq: 0 };
+            vec![patch_of(zero, zero, &[], index)]
+        }
+        false => chunks
+            .iter()
+            .map(|c| patch_of(c[0].start, c[c.len() - 1].end, c, index))
+            .collect(),
     }
-    chunks
-        .iter()
-        .map(|c| patch_of(c[0].start, c[c.len() - 1].end, c, index))
-        .collect()
+    .into_iter()
+    .map(|p| Change {
+        ranges: Some(p),
+        keys: None,
+    })
+    .collect();
+    let live = index.keys.live();
+    let keys = &index.keys;
+    if !live.is_empty() || keys.conflicts > 0 || keys.expired > 0 {
+        let mut chunks: Vec<&[KeyRecord]> = live.chunks(AOF_CHUNK).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        for (n, chunk) in chunks.into_iter().enumerate() {
+            changes.push(Change {
+                ranges: None,
+                keys: Some(KeyPatch {
+                    now: keys.now,
+                    conflicts: keys.conflicts,
+                    expired_add: if n == 0 { keys.expired } else { 0 },
+                    records: chunk.to_vec(),
+                }),
+            });
+        }
+    }
+    changes
 }
 
 fn patch_of(lo: StreamId, hi: StreamId, ranges: &[Range], index: &Index) -> Patch {
@@ -189,16 +343,74 @@ mod tests {
             assert_eq!(argv.len(), 3);
             let parsed = parse(&argv).unwrap();
             assert_eq!((parsed.key, parsed.stream), (&b"k"[..], &b"st"[..]));
-            assert_eq!(&parsed.patch, p);
-            copy.apply(&parsed.patch).unwrap();
+            assert_eq!(&parsed.change, p);
+            apply(&mut copy, &parsed.change).unwrap();
         }
         assert_eq!(copy, index);
         let empty = Index::new(b"st");
         let mut copy = Index::new(b"st");
         for p in rebuild(&empty) {
-            copy.apply(&p).unwrap();
+            apply(&mut copy, &p).unwrap();
         }
         assert_eq!(copy, empty);
+    }
+
+    #[test]
+    fn business_keys_round_trip_through_patches_and_rebuild() {
+        let mut index = Index::new(b"st");
+        let mut s = MemStream((1..=3000).map(id).collect());
+        let records: Vec<KeyRecord> = (1..=3000u64)
+            .map(|ms| KeyRecord {
+                key: xxhash_rust::xxh3::xxh3_128(&ms.to_le_bytes()),
+                fp: 7,
+                expires: 500 + (ms % 50) as u32,
+                id: StreamId { ms, seq: u64::MAX },
+            })
+            .collect();
+        let mut t = Touched::default();
+        for ms in 1..=3000 {
+            index.record(id(ms), &mut s, &mut t);
+        }
+        let change = Change {
+            ranges: index.patch(&t),
+            keys: Some(KeyPatch {
+                now: 480,
+                conflicts: 2,
+                expired_add: 0,
+                records,
+            }),
+        };
+        let args = to_args(b"k", b"st", &change);
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let parsed = parse(&argv).unwrap();
+        assert_eq!(parsed.change, change);
+        let mut replica = Index::new(b"st");
+        apply(&mut replica, &parsed.change).unwrap();
+        assert_eq!(replica.ranges(), index.ranges());
+        assert_eq!(replica.keys.live().len(), 3000);
+        assert_eq!(replica.keys.conflicts, 2);
+
+        let mut rebuilt = Index::new(b"st");
+        let changes = rebuild(&replica);
+        assert_eq!(
+            changes.len(),
+            1 + 3,
+            "one range chunk, 3000 keys in chunks of 1024"
+        );
+        for c in &changes {
+            let args = to_args(b"k", b"st", c);
+            let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            apply(&mut rebuilt, &parse(&argv).unwrap().change).unwrap();
+        }
+        assert_eq!(rebuilt.keys.live(), replica.keys.live());
+        assert_eq!(rebuilt.keys.conflicts, 2);
+        assert_eq!(rebuilt.ranges(), replica.ranges());
+
+        let mut late = change.clone();
+        late.keys.as_mut().unwrap().now = 10_000;
+        let before = replica.clone();
+        assert!(apply(&mut replica, &late).is_err(), "keys already expired");
+        assert_eq!(replica, before, "a refused change changes nothing");
     }
 
     #[test]

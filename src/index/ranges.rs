@@ -18,6 +18,7 @@
 //! logic is unit-tested in memory and replicas replay [`Patch`]es without
 //! looking at their stream at all.
 
+use super::keys::KeyStore;
 use crate::parse::StreamId;
 
 /// What the index needs to know about its stream.
@@ -95,6 +96,8 @@ pub struct Index {
     pub lost: u64,
     /// The gap the next sweep checks (round robin; not persisted).
     cursor: usize,
+    /// Business keys remembered for a window (`XPROCESS ... KEY`).
+    pub keys: KeyStore,
 }
 
 impl Index {
@@ -105,6 +108,7 @@ impl Index {
             recorded: 0,
             lost: 0,
             cursor: 0,
+            keys: KeyStore::default(),
         }
     }
 
@@ -127,6 +131,7 @@ impl Index {
             recorded,
             lost,
             cursor: 0,
+            keys: KeyStore::default(),
         })
     }
 
@@ -388,6 +393,7 @@ impl Index {
         std::mem::size_of::<Index>()
             + self.stream.capacity()
             + self.ranges.capacity() * std::mem::size_of::<Range>()
+            + self.keys.memory()
     }
 }
 

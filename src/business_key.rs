@@ -1,0 +1,143 @@
+//! Business keys of entries (`KEY template`): the key's 128-bit xxh3 and the
+//! payload fingerprint a retry must match. Pure.
+//!
+//! The fingerprint covers what determines the effect: by default the values
+//! of the fields the call's effect templates read (so a retry that differs
+//! only in, say, a `sent_at` field is still a retry; `$@id` is not a field,
+//! a retry has another ID), or the fields `FINGERPRINT` names, or with
+//! `FINGERPRINT ENTRY` every field/value pair. It is the low 32 bits of an
+//! xxh3-64 over length-prefixed names and values.
+
+use crate::errors::ReplyError;
+use crate::parse::{Effect, FingerprintOf, Request, XAddBody};
+use crate::template::{Arg, Entry};
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+
+/// What one call fingerprints, worked out once per call.
+pub enum Plan<'a> {
+    Fields(Vec<&'a [u8]>),
+    Entry,
+}
+
+impl<'a> Plan<'a> {
+    pub fn of(req: &Request<'a>, of: &FingerprintOf<'a>) -> Plan<'a> {
+        match of {
+            FingerprintOf::Entry => Plan::Entry,
+            FingerprintOf::Fields(fields) => Plan::Fields(fields.clone()),
+            FingerprintOf::Read => read_by(&req.effects),
+        }
+    }
+
+    /// The fingerprint of `entry`; a named field it lacks is an entry error.
+    pub fn fingerprint(&self, entry: &Entry) -> Result<u32, ReplyError> {
+        let mut h = Xxh3::new();
+        let mut pair = |name: &[u8], value: &[u8]| {
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name);
+            h.update(&(value.len() as u64).to_le_bytes());
+            h.update(value);
+        };
+        match self {
+            Plan::Entry => entry.fields.iter().for_each(|(f, v)| pair(f, v)),
+            Plan::Fields(names) => {
+                for name in names {
+                    let value = entry
+                        .get(name)
+                        .ok_or_else(|| ReplyError::missing_field(entry.id, name))?;
+                    pair(name, value);
+                }
+            }
+        }
+        Ok(h.digest() as u32)
+    }
+}
+
+/// The fields the effects' templates read, sorted and unique; every field
+/// when an XADD copies the whole entry.
+fn read_by<'a>(effects: &[Effect<'a>]) -> Plan<'a> {
+    let mut fields = Vec::new();
+    let mut add = |arg: &Arg<'a>| {
+        if let Arg::Field(name) = arg {
+            fields.push(*name);
+        }
+    };
+    for effect in effects {
+        match effect {
+            Effect::HIncrBy { field, incr, .. } | Effect::HIncrByFloat { field, incr, .. } => {
+                add(field);
+                add(incr);
+            }
+            Effect::SAdd { member, .. } => add(member),
+            Effect::XAdd { body, .. } => match body {
+                XAddBody::Entry => return Plan::Entry,
+                XAddBody::Fields(pairs) => pairs.iter().for_each(|(f, v)| {
+                    add(f);
+                    add(v);
+                }),
+            },
+        }
+    }
+    fields.sort_unstable();
+    fields.dedup();
+    Plan::Fields(fields)
+}
+
+/// The 128-bit xxh3 a business key is remembered by.
+pub fn key_hash(key: &[u8]) -> u128 {
+    xxh3_128(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    fn plan_of(cmd: &str) -> (Request<'_>, Vec<&[u8]>) {
+        let argv: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
+        let req = parse(&argv).unwrap();
+        let of = req.business_key.as_ref().unwrap().fingerprint.clone();
+        let fields = match Plan::of(&req, &of) {
+            Plan::Fields(f) => f,
+            Plan::Entry => vec![b"*".as_slice()],
+        };
+        (req, fields)
+    }
+
+    #[test]
+    fn the_default_covers_the_fields_the_effects_read() {
+        let (_, f) = plan_of("XPROCESS s g KEY $pid HINCRBY t $cust $amount SADD u $cust IDS 1 1");
+        assert_eq!(f, vec![b"amount".as_slice(), b"cust"]);
+        let (_, f) = plan_of("XPROCESS s g KEY $pid XADD o FIELDS 1 id $@id IDS 1 1");
+        assert!(f.is_empty(), "$@id is not a field");
+        let (_, f) = plan_of("XPROCESS s g KEY $pid XADD o ENTRY IDS 1 1");
+        assert_eq!(f, vec![b"*".as_slice()]);
+        let (_, f) = plan_of("XPROCESS s g KEY $pid FINGERPRINT 2 b a SADD u x IDS 1 1");
+        assert_eq!(f, vec![b"b".as_slice(), b"a"]);
+    }
+
+    #[test]
+    fn fingerprints_see_only_what_they_cover() {
+        let plan = Plan::Fields(vec![b"amount"]);
+        let a: [(&[u8], &[u8]); 2] = [(b"amount", b"10"), (b"sent_at", b"1")];
+        let b: [(&[u8], &[u8]); 2] = [(b"sent_at", b"2"), (b"amount", b"10")];
+        let c: [(&[u8], &[u8]); 1] = [(b"amount", b"11")];
+        let fp = |fields| plan.fingerprint(&Entry { id: "1-0", fields }).unwrap();
+        assert_eq!(fp(&a), fp(&b));
+        assert_ne!(fp(&a), fp(&c));
+        let missing: [(&[u8], &[u8]); 0] = [];
+        let err = plan.fingerprint(&Entry {
+            id: "1-0",
+            fields: &missing,
+        });
+        assert_eq!(
+            err.unwrap_err().as_str(),
+            "ERR entry 1-0 has no field 'amount'"
+        );
+        // Length prefixes: ("ab", "c") is not ("a", "bc").
+        let whole = Plan::Entry;
+        let x: [(&[u8], &[u8]); 1] = [(b"ab", b"c")];
+        let y: [(&[u8], &[u8]); 1] = [(b"a", b"bc")];
+        let fpw = |fields| whole.fingerprint(&Entry { id: "1-0", fields }).unwrap();
+        assert_ne!(fpw(&x), fpw(&y));
+    }
+}
