@@ -236,6 +236,27 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
         arg(c"id", STRING).flags(MULTIPLE),
         end(),
     ];
+    let mut fingerprint_fields = [
+        arg(c"numfields", INTEGER),
+        arg(c"field", STRING).flags(MULTIPLE),
+        end(),
+    ];
+    let mut fingerprint = [
+        arg(c"fields", BLOCK).sub(&mut fingerprint_fields),
+        arg(c"entry", TOKEN).token(c"ENTRY"),
+        end(),
+    ];
+    let mut business_key = [
+        arg(c"template", STRING),
+        arg(c"milliseconds", INTEGER)
+            .token(c"WINDOW")
+            .flags(OPTIONAL),
+        arg(c"fingerprint", ONEOF)
+            .token(c"FINGERPRINT")
+            .flags(OPTIONAL)
+            .sub(&mut fingerprint),
+        end(),
+    ];
     let mut args = [
         arg(c"key", KEY).key(SPEC_STREAM),
         arg(c"group", STRING),
@@ -249,6 +270,10 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
             .flags(OPTIONAL)
             .sub(&mut store),
         arg(c"milliseconds", INTEGER).token(c"TTL").flags(OPTIONAL),
+        arg(c"business-key", BLOCK)
+            .token(c"KEY")
+            .flags(OPTIONAL)
+            .sub(&mut business_key),
         arg(c"effect", ONEOF).flags(MULTIPLE).sub(&mut effects),
         arg(c"ids", BLOCK).token(c"IDS").sub(&mut ids),
         end(),
@@ -283,8 +308,8 @@ fn store_doc(name: &CStr) -> Option<StoreDoc> {
     let rw = raw::REDISMODULE_CMD_KEY_RW;
     Some(match name.to_bytes() {
         b"xprocess.exists" => StoreDoc {
-            summary: c"Tells for each entry ID whether it was processed through a dedupe store (index or Set)",
-            complexity: c"O(N log R) for N IDs and R ranges of an index",
+            summary: c"Tells for each entry ID whether it was processed through a dedupe store (index or Set), or with KEY for each business key whether it was applied within its window",
+            complexity: c"O(N log R) for N IDs and R ranges of an index; O(N log K) for N business keys of K",
             key_notes: c"the dedupe key",
             key_flags: ro,
             ids: true,
@@ -297,7 +322,7 @@ fn store_doc(name: &CStr) -> Option<StoreDoc> {
             ids: true,
         },
         b"xprocess.info" => StoreDoc {
-            summary: c"Describes a dedupe store: kind, stream, ranges, holes, lowest unprocessed ID, records, memory",
+            summary: c"Describes a dedupe store: kind, stream, ranges, holes, lowest unprocessed ID, records, memory, business keys",
             complexity: c"O(1)",
             key_notes: c"the dedupe key",
             key_flags: ro,
@@ -342,9 +367,17 @@ pub fn set_store_command(ctx: &Context, name: &CStr, arity: i32) -> bool {
         ),
         zero,
     ];
+    let mut business_keys = [arg(c"business-key", STRING).flags(MULTIPLE), end()];
+    let mut ids_or_keys = [
+        arg(c"id", STRING).flags(MULTIPLE),
+        arg(c"keys", BLOCK).token(c"KEY").sub(&mut business_keys),
+        end(),
+    ];
     let mut args = [
         arg(c"dedupe-key", KEY).key(0),
-        if doc.ids {
+        if name.to_bytes() == b"xprocess.exists" {
+            arg(c"what", ONEOF).sub(&mut ids_or_keys)
+        } else if doc.ids {
             arg(c"id", STRING).flags(MULTIPLE)
         } else if arity < 0 {
             arg(c"arguments", STRING).flags(MULTIPLE)

@@ -19,3 +19,12 @@ pub const DEFAULT_MAX_IDS: i64 = 10_000;
 pub fn max_ids() -> usize {
     MAX_IDS.load(Ordering::Relaxed).max(1) as usize
 }
+
+/// `xprocess.key-window`: how long a business key (`KEY`) is remembered
+/// after it was applied, in ms, when a call gives no WINDOW.
+pub static KEY_WINDOW: AtomicI64 = AtomicI64::new(DEFAULT_KEY_WINDOW);
+pub const DEFAULT_KEY_WINDOW: i64 = 24 * 3600 * 1000;
+
+pub fn key_window_ms() -> u64 {
+    KEY_WINDOW.load(Ordering::Relaxed).max(1) as u64
+}

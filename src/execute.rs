@@ -52,6 +52,10 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
         }
         StoreKind::Index => {
             let mut index = IndexStore::open(ctx, key, dedupe_key, req.stream)?;
+            if let Some(bk) = &req.business_key {
+                let window = bk.window.unwrap_or_else(config::key_window_ms);
+                index = index.with_keys(now_ms(), window);
+            }
             // Effects on the index key are refused like on any other type.
             run_with(req, &mut backend, &mut index, dedupe_key, KeyKind::Other)
         }
@@ -82,6 +86,9 @@ fn choose_store(req: &Request, holds: Holds) -> Result<StoreKind, ReplyError> {
     };
     if kind == StoreKind::Index && req.ttl.is_some() {
         return Err(errors::TTL_ON_INDEX.into());
+    }
+    if kind == StoreKind::Set && req.business_key.is_some() {
+        return Err(errors::KEY_ON_SET.into());
     }
     Ok(kind)
 }
@@ -119,6 +126,12 @@ fn check_keys(
         entry_cache::remember_group(backend.db, req.stream, req.group);
     }
     Ok((store, key))
+}
+
+/// The server's clock in Unix ms.
+fn now_ms() -> u64 {
+    // SAFETY: a plain clock read.
+    unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
 }
 
 /// One module keyspace event (`xprocess`, class `d`) on the stream per

@@ -269,6 +269,7 @@ redis_module! {
         i64: [
             ["default-ttl", &config::DEFAULT_TTL, 0, 0, parse::MAX_TTL, ConfigurationFlags::DEFAULT, None],
             ["max-ids", &config::MAX_IDS, config::DEFAULT_MAX_IDS, 1, 10_000_000, ConfigurationFlags::DEFAULT, None],
+            ["key-window", &config::KEY_WINDOW, config::DEFAULT_KEY_WINDOW, 1, parse::MAX_WINDOW, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],
         bool: [],

@@ -309,11 +309,11 @@ fn le(n: u64) -> [u8; 8] {
 }
 
 /// Our encoding (version 2, see src/index/encoding.rs): stream, recorded,
-/// lost, count, ranges, then the business keys: now, expired, conflicts,
-/// count, keys (none here).
+/// lost, count, ranges, then the business keys: now, window, expired,
+/// conflicts, count, keys (none here).
 fn body(stream: &[u8], count: u64, ranges: &[[u64; 5]]) -> Vec<u8> {
     let mut b = ranges_body(stream, count, ranges);
-    for n in [0, 0, 0, 0] {
+    for n in [0, 0, 0, 0, 0] {
         b.extend_from_slice(&le(n));
     }
     b
@@ -323,7 +323,7 @@ fn body(stream: &[u8], count: u64, ranges: &[[u64; 5]]) -> Vec<u8> {
 /// entry ms and seq) and the given key count and store time.
 fn body_with_key(key_count: u64, now: u64, expires: u32) -> Vec<u8> {
     let mut b = ranges_body(b"s", 2, &[[1, 0, 3, 0, 0], [7, 0, 7, 0, 3]]);
-    for n in [now, 0, 0, key_count] {
+    for n in [now, 1000, 0, 0, key_count] {
         b.extend_from_slice(&le(n));
     }
     b.extend_from_slice(&[7; 16]);

@@ -8,7 +8,8 @@
 
 use super::{DedupeKey, DedupeStore, Holds};
 use crate::errors::{self, ReplyError};
-use crate::index::patch;
+use crate::index::keys::{KeyPatch, KeyRecord};
+use crate::index::patch::{self, Change};
 use crate::index::ranges::{Index, Touched};
 use crate::parse::StreamId;
 use crate::stream_reader::Stream;
@@ -24,6 +25,32 @@ pub struct IndexStore<'c> {
     writing: bool,
     touched: Touched,
     recorded: bool,
+    /// With `KEY`: the call's time and the window of the keys it records.
+    clock: Option<KeyClock>,
+    /// Business keys recorded by this call, and whether the key store
+    /// changed (a record or a conflict).
+    new_keys: Vec<KeyRecord>,
+    keys_changed: bool,
+}
+
+/// Times of one call's business keys, in the key store's whole seconds.
+#[derive(Clone, Copy)]
+struct KeyClock {
+    now: u32,
+    window: u64,
+    /// The window's end: rounded up, so a key is never forgotten early.
+    expires: u32,
+}
+
+impl KeyClock {
+    fn new(now_ms: u64, window_ms: u64) -> KeyClock {
+        let secs = |ms: u64| u32::try_from(ms).unwrap_or(u32::MAX);
+        KeyClock {
+            now: secs(now_ms / 1000),
+            window: window_ms,
+            expires: secs(now_ms.saturating_add(window_ms).div_ceil(1000)),
+        }
+    }
 }
 
 impl<'c> IndexStore<'c> {
@@ -44,6 +71,9 @@ impl<'c> IndexStore<'c> {
             writing: false,
             touched: Touched::default(),
             recorded: false,
+            clock: None,
+            new_keys: Vec::new(),
+            keys_changed: false,
         };
         if let Some(index) = store.key.index() {
             if index.stream != stream {
@@ -55,6 +85,13 @@ impl<'c> IndexStore<'c> {
             }
         }
         Ok(store)
+    }
+
+    /// Remember business keys: the call runs at `now_ms` (Unix ms) and its
+    /// keys are kept for `window_ms`.
+    pub fn with_keys(mut self, now_ms: u64, window_ms: u64) -> Self {
+        self.clock = Some(KeyClock::new(now_ms, window_ms));
+        self
     }
 
     /// The index, opened for writing and created if missing.
@@ -93,23 +130,68 @@ impl DedupeStore for IndexStore<'_> {
     }
 
     fn commit(&mut self) -> Result<(), ReplyError> {
-        if !self.recorded {
+        if !self.recorded && !self.keys_changed {
             return Ok(());
         }
         let (context, ctx, name) = (self.ctx, self.ctx.ctx, self.stream);
         let mut touched = self.touched;
         let key = self.name;
+        let keys = self
+            .keys_changed
+            .then(|| std::mem::take(&mut self.new_keys));
+        let (now, window) = self.clock.map_or((0, 0), |c| (c.now, c.window));
+        let recorded = self.recorded;
         let index = self.index_for_writing().ok_or(errors::INDEX_UNWRITABLE)?;
-        index.sweep(&mut Stream { ctx, name }, &mut touched);
-        if let Some(p) = index.patch(&touched) {
-            let change = patch::Change {
-                ranges: Some(p),
-                keys: None,
-            };
+        if recorded {
+            index.sweep(&mut Stream { ctx, name }, &mut touched);
+        }
+        let change = Change {
+            ranges: index.patch(&touched),
+            keys: keys.map(|records| KeyPatch {
+                now,
+                window,
+                conflicts: index.keys.conflicts,
+                expired_add: 0,
+                records,
+            }),
+        };
+        if change.ranges.is_some() || change.keys.is_some() {
             patch::replicate(context, key, &index.stream, &change);
         }
         self.touched = Touched::default();
         self.recorded = false;
+        self.keys_changed = false;
         Ok(())
+    }
+
+    fn key(&mut self, key: u128) -> Option<(u32, StreamId)> {
+        let now = self.clock?.now;
+        let rec = self.key.index()?.keys.get(key, now)?;
+        Some((rec.fp, rec.id))
+    }
+
+    fn record_key(&mut self, key: u128, fp: u32, id: StreamId) {
+        let Some(clock) = self.clock else {
+            return;
+        };
+        let rec = KeyRecord {
+            key,
+            fp,
+            expires: clock.expires,
+            id,
+        };
+        if let Some(index) = self.index_for_writing() {
+            index.keys.insert(rec, clock.now);
+            index.keys.window = clock.window;
+            self.new_keys.push(rec);
+            self.keys_changed = true;
+        }
+    }
+
+    fn conflict(&mut self) {
+        if let Some(index) = self.index_for_writing() {
+            index.keys.conflicts += 1;
+            self.keys_changed = true;
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! The commands of the dedupe stores (an index, or a Set where it makes
 //! sense), and the internal XPROCESS.PATCH that replays index changes.
 
+use super::keys::KeyStore;
 use super::patch;
 use super::ranges::{Index, Touched};
+use crate::business_key::key_hash;
 use crate::dedupe::{DedupeKey, Holds};
 use crate::errors::{self, ReplyError};
 use crate::parse::{StoreKind, StreamId};
@@ -32,13 +34,20 @@ fn ints(ctx: &Context, values: &[i64]) {
 }
 
 /// XPROCESS.EXISTS dedupe-key id [id ...]
+/// XPROCESS.EXISTS dedupe-key KEY business-key [business-key ...]
 ///
 /// `1` for each ID processed through the store, `0` otherwise (a missing key
-/// has processed nothing).
+/// has processed nothing); with KEY, `1` for each business key applied
+/// within its window.
 pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     let [_, key, ids @ ..] = argv else {
         return Err(errors::SYNTAX.into());
     };
+    if let [token, keys @ ..] = ids {
+        if token.eq_ignore_ascii_case(b"KEY") {
+            return exists_keys(ctx, key, keys);
+        }
+    }
     let ids = parse_ids(ids)?;
     let mut open = DedupeKey::open(ctx, key, false);
     let flags: Vec<i64> = match open.holds() {
@@ -57,6 +66,38 @@ pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     };
     ints(ctx, &flags);
     Ok(())
+}
+
+fn exists_keys(ctx: &Context, key: &[u8], names: &[&[u8]]) -> Result<(), ReplyError> {
+    if names.is_empty() {
+        return Err(errors::SYNTAX.into());
+    }
+    let mut open = DedupeKey::open(ctx, key, false);
+    let flags: Vec<i64> = match open.holds() {
+        Holds::Missing | Holds::Store(StoreKind::Set) => vec![0; names.len()],
+        Holds::Store(StoreKind::Index) => {
+            let index = open.index().ok_or(errors::INTERNAL)?;
+            let now = now_secs();
+            names
+                .iter()
+                .map(|n| i64::from(index.keys.get(key_hash(n), now).is_some()))
+                .collect()
+        }
+        Holds::Other => return Err(errors::WRONGTYPE.into()),
+    };
+    ints(ctx, &flags);
+    Ok(())
+}
+
+/// The server's clock in Unix ms.
+fn now_ms() -> u64 {
+    // SAFETY: a plain clock read.
+    unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
+}
+
+/// The server's clock in Unix seconds (the key store's unit).
+fn now_secs() -> u32 {
+    u32::try_from(now_ms() / 1000).unwrap_or(u32::MAX)
 }
 
 fn set_members(ctx: &Context, key: &[u8], ids: &[StreamId]) -> Result<Vec<i64>, ReplyError> {
@@ -150,7 +191,7 @@ enum Value {
 
 fn index_info(ctx: &Context, index: &Index) -> Vec<(&'static str, Value)> {
     let lowest = lowest_unprocessed(ctx, index);
-    vec![
+    let mut fields = vec![
         ("kind", Value::Text(b"index".to_vec())),
         ("stream", Value::Text(index.stream.clone())),
         ("ranges", Value::Int(index.ranges().len() as i64)),
@@ -162,6 +203,25 @@ fn index_info(ctx: &Context, index: &Index) -> Vec<(&'static str, Value)> {
         ("recorded", Value::Int(index.recorded as i64)),
         ("left-unprocessed", Value::Int(index.lost as i64)),
         ("memory", Value::Int(index.memory() as i64)),
+    ];
+    fields.extend(key_info(&index.keys));
+    fields
+}
+
+/// The business keys: how many are remembered, for how long, the oldest
+/// one's age (from its window's end and the latest window), and counters.
+fn key_info(keys: &KeyStore) -> Vec<(&'static str, Value)> {
+    let now = now_secs();
+    let oldest_age = keys.first_expiry(now).map(|expires| {
+        let applied_ms = (u64::from(expires) * 1000).saturating_sub(keys.window);
+        Value::Int(now_ms().saturating_sub(applied_ms) as i64)
+    });
+    vec![
+        ("keys", Value::Int(keys.live_count(now) as i64)),
+        ("key-window", Value::Int(keys.window as i64)),
+        ("oldest-key-age", oldest_age.unwrap_or(Value::Nil)),
+        ("keys-expired", Value::Int(keys.expired as i64)),
+        ("conflicts", Value::Int(keys.conflicts as i64)),
     ]
 }
 

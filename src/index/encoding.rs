@@ -5,7 +5,7 @@
 //! ```text
 //! stream-length, stream bytes, recorded, lost, range-count,
 //! range-count x (start-ms, start-seq, end-ms, end-seq, gap),
-//! keys-now, keys-expired, keys-conflicts, key-count,
+//! keys-now, keys-window, keys-expired, keys-conflicts, key-count,
 //! key-count x (key: 16 bytes, fingerprint: u32, expires: u32, ms, seq)
 //! ```
 //! The business keys are the live ones, sorted. Version 1 (written before
@@ -39,7 +39,12 @@ pub fn encode(index: &Index) -> Vec<u8> {
     let keys = &index.keys;
     let live = keys.live();
     out.reserve(32 + live.len() * KEY_BYTES);
-    for n in [u64::from(keys.now), keys.expired, keys.conflicts] {
+    for n in [
+        u64::from(keys.now),
+        keys.window,
+        keys.expired,
+        keys.conflicts,
+    ] {
         put(&mut out, n);
     }
     put(&mut out, live.len() as u64);
@@ -94,7 +99,7 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Index, &'static str> {
 
 fn decode_keys(r: &mut Reader) -> Result<KeyStore, &'static str> {
     let now = u32::try_from(r.u64()?).map_err(|_| "the key store's time is out of range")?;
-    let (expired, conflicts) = (r.u64()?, r.u64()?);
+    let (window, expired, conflicts) = (r.u64()?, r.u64()?, r.u64()?);
     let count = usize::try_from(r.u64()?).map_err(|_| TRUNCATED)?;
     if count.checked_mul(KEY_BYTES) != Some(r.0.len()) {
         return Err("the key count does not match the payload");
@@ -112,7 +117,7 @@ fn decode_keys(r: &mut Reader) -> Result<KeyStore, &'static str> {
             id,
         });
     }
-    KeyStore::from_live(&records, now, expired, conflicts)
+    KeyStore::from_live(&records, now, window, expired, conflicts)
 }
 
 const TRUNCATED: &str = "the payload is truncated";
@@ -163,6 +168,7 @@ mod tests {
             index.keys.insert(rec, 1_000);
         }
         index.keys.conflicts = 3;
+        index.keys.window = 60_000;
         index
     }
 
@@ -175,8 +181,8 @@ mod tests {
         };
         strip(a) == strip(b)
             && a.keys.live() == b.keys.live()
-            && (a.keys.now, a.keys.expired, a.keys.conflicts)
-                == (b.keys.now, b.keys.expired, b.keys.conflicts)
+            && (a.keys.now, a.keys.window, a.keys.expired, a.keys.conflicts)
+                == (b.keys.now, b.keys.window, b.keys.expired, b.keys.conflicts)
     }
 
     #[test]
@@ -193,7 +199,7 @@ mod tests {
         let mut index = sample();
         index.keys = KeyStore::default();
         let v2 = encode(&index);
-        let v1 = &v2[..v2.len() - 32]; // without the (empty) key section
+        let v1 = &v2[..v2.len() - 40]; // without the (empty) key section
         assert_eq!(decode(v1, 1).unwrap(), index);
         assert!(decode(v1, 2).is_err(), "a v1 payload is not a v2 one");
         assert!(decode(&v2, 1).is_err());

@@ -142,6 +142,8 @@ impl Run {
 pub struct KeyPatch {
     /// The primary's time of the call (Unix seconds).
     pub now: u32,
+    /// The call's window (ms), for XPROCESS.INFO.
+    pub window: u64,
     /// The conflicts counter afterwards.
     pub conflicts: u64,
     /// Added to the expired counter (an AOF rewrite carries the count so far).
@@ -171,6 +173,8 @@ pub struct KeyStore {
     /// The latest write time given (Unix seconds): records with `expires`
     /// at or before it are gone, whether or not still stored.
     pub now: u32,
+    /// The window (ms) of the latest call that recorded a key.
+    pub window: u64,
     /// Records dropped because their window had passed.
     pub expired: u64,
     /// Entries refused because their key came back with another payload.
@@ -221,9 +225,6 @@ impl KeyStore {
     pub fn insert(&mut self, rec: KeyRecord, now: u32) {
         self.now = self.now.max(now);
         let (meta, overflows) = pack(&rec);
-        if self.head.keys.capacity() == 0 {
-            self.head = Run::with_capacity(HEAD_MAX);
-        }
         let at = self.head.keys.partition_point(|k| *k < rec.key);
         if self.head.keys.get(at) == Some(&rec.key) {
             // An expired record of the same key: the new one replaces it.
@@ -338,9 +339,29 @@ impl KeyStore {
             self.insert(*rec, patch.now);
         }
         self.now = self.now.max(patch.now);
+        self.window = patch.window;
         self.conflicts = patch.conflicts;
         self.expired = self.expired.saturating_add(patch.expired_add);
         self.drop_expired_runs();
+    }
+
+    /// Live records at `now` (one pass, no sort).
+    pub fn live_count(&self, now: u32) -> usize {
+        let now = now.max(self.now);
+        std::iter::once(&self.head)
+            .chain(&self.runs)
+            .map(|run| run.meta.iter().filter(|m| expires_of(m) > now).count())
+            .sum()
+    }
+
+    /// The earliest window end among live records at `now`.
+    pub fn first_expiry(&self, now: u32) -> Option<u32> {
+        let now = now.max(self.now);
+        std::iter::once(&self.head)
+            .chain(&self.runs)
+            .flat_map(|run| run.meta.iter().map(expires_of))
+            .filter(|e| *e > now)
+            .min()
     }
 
     /// Records stored, live or not.
@@ -366,6 +387,7 @@ impl KeyStore {
     pub fn from_live(
         records: &[KeyRecord],
         now: u32,
+        window: u64,
         expired: u64,
         conflicts: u64,
     ) -> Result<KeyStore, &'static str> {
@@ -374,6 +396,7 @@ impl KeyStore {
         }
         let mut store = KeyStore {
             now,
+            window,
             expired,
             conflicts,
             ..KeyStore::default()
@@ -508,7 +531,7 @@ mod tests {
             s.insert(rec(key(i), 500, i), 10);
         }
         assert_eq!(s.get(key(1), 10).map(|r| r.id), Some(big));
-        let copy = KeyStore::from_live(&s.live(), s.now, 0, 0).unwrap();
+        let copy = KeyStore::from_live(&s.live(), s.now, 0, 0, 0).unwrap();
         assert_eq!(copy.get(key(1), 10).map(|r| r.id), Some(big));
         assert_eq!(copy.live(), s.live());
     }
@@ -527,7 +550,7 @@ mod tests {
         };
         assert_eq!(build(), build());
         let s = build();
-        let reloaded = KeyStore::from_live(&s.live(), s.now, s.expired, 0).unwrap();
+        let reloaded = KeyStore::from_live(&s.live(), s.now, 0, s.expired, 0).unwrap();
         assert_eq!(reloaded.live(), s.live());
     }
 
@@ -536,8 +559,8 @@ mod tests {
         let a = rec(key(1), 10, 1);
         let b = rec(key(2), 10, 2);
         let (lo, hi) = if a.key < b.key { (a, b) } else { (b, a) };
-        assert!(KeyStore::from_live(&[lo, hi], 0, 0, 0).is_ok());
-        assert!(KeyStore::from_live(&[hi, lo], 0, 0, 0).is_err());
-        assert!(KeyStore::from_live(&[lo, lo], 0, 0, 0).is_err());
+        assert!(KeyStore::from_live(&[lo, hi], 0, 0, 0, 0).is_ok());
+        assert!(KeyStore::from_live(&[hi, lo], 0, 0, 0, 0).is_err());
+        assert!(KeyStore::from_live(&[lo, lo], 0, 0, 0, 0).is_err());
     }
 }

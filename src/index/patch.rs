@@ -15,7 +15,7 @@
 //! A change that records business keys (`KEY`) uses payload version 2: a
 //! flags byte (1: ranges, 2: keys), then, if flagged, the ranges as in
 //! version 1 preceded by their count, then the keys: now (Unix seconds),
-//! the conflicts counter, an amount added to the expired counter, the count,
+//! the window (ms), the conflicts counter, an amount added to the expired counter, the count,
 //! and per key its xxh3-128 (16 bytes), fingerprint and expiry (4 each), the
 //! entry's ms and seq. Version 1 stays what a change without keys sends.
 
@@ -86,10 +86,8 @@ fn write_payload(change: &Change, out: &mut Vec<u8>) {
         ranges(out, patch);
     }
     let n = keys.records.len() as u64;
-    words(
-        out,
-        &[u64::from(keys.now), keys.conflicts, keys.expired_add, n],
-    );
+    let counters = [keys.window, keys.conflicts, keys.expired_add, n];
+    words(out, &[&[u64::from(keys.now)], &counters[..]].concat());
     for r in &keys.records {
         out.extend_from_slice(&r.key.to_le_bytes());
         out.extend_from_slice(&r.fp.to_le_bytes());
@@ -186,7 +184,7 @@ fn parse_v2(flags: u8, body: &[u8]) -> Result<Change, &'static str> {
         change.ranges = Some(r.ranges(count)?);
     }
     let now = u32::try_from(r.u64()?).map_err(|_| BAD)?;
-    let (conflicts, expired_add) = (r.u64()?, r.u64()?);
+    let (window, conflicts, expired_add) = (r.u64()?, r.u64()?, r.u64()?);
     let count = usize::try_from(r.u64()?).map_err(|_| BAD)?;
     if count.checked_mul(KEY) != Some(r.0.len()) {
         return Err(BAD);
@@ -210,6 +208,7 @@ fn parse_v2(flags: u8, body: &[u8]) -> Result<Change, &'static str> {
         .collect::<Result<_, &'static str>>()?;
     change.keys = Some(KeyPatch {
         now,
+        window,
         conflicts,
         expired_add,
         records,
@@ -301,6 +300,7 @@ pub fn rebuild(index: &Index) -> Vec<Change> {
                 ranges: None,
                 keys: Some(KeyPatch {
                     now: keys.now,
+                    window: keys.window,
                     conflicts: keys.conflicts,
                     expired_add: if n == 0 { keys.expired } else { 0 },
                     records: chunk.to_vec(),
@@ -375,6 +375,7 @@ mod tests {
             ranges: index.patch(&t),
             keys: Some(KeyPatch {
                 now: 480,
+                window: 20_000,
                 conflicts: 2,
                 expired_add: 0,
                 records,
