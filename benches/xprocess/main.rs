@@ -191,7 +191,12 @@ fn setup_text(cfg: &Config, all: &[Results]) -> String {
     s
 }
 
-fn document(cfg: &Config, all: &[Results], memory: &[memory::Figure]) -> String {
+fn document(
+    cfg: &Config,
+    all: &[Results],
+    memory: &[memory::Figure],
+    keys: Option<&memory::KeyFigure>,
+) -> String {
     let memory = if memory.is_empty() {
         String::new()
     } else {
@@ -199,8 +204,13 @@ fn document(cfg: &Config, all: &[Results], memory: &[memory::Figure]) -> String 
             "## Memory of the dedupe stores\n\n\
              `MEMORY USAGE <dedupe key> SAMPLES 0` after the work (benches/xprocess/memory.rs), \
              effect `HINCRBY t total $amount`, entries `1-0` to `N-0`; a failing entry lacks \
-             `amount`. Sizes, so one run says it all.\n\n{}\n",
-            memory::table(memory)
+             `amount`. Sizes, so one run says it all.\n\n{}\n{}",
+            memory::table(memory),
+            keys.map_or(String::new(), |k| format!(
+                "Business keys (`KEY`, issue #10): the index's `MEMORY USAGE` with and \
+                 without them after the same work.\n\n{}\n",
+                memory::key_table(k)
+            )),
         )
     };
     format!(
@@ -238,7 +248,9 @@ fn main() {
         0 => Vec::new(),
         n => memory::measure(&module.0, n.max(10_000)),
     };
-    let doc = document(&cfg, &all, &memory);
+    let keys =
+        (cfg.memory_n > 0).then(|| memory::business_keys(&module.0, cfg.memory_n.max(10_000)));
+    let doc = document(&cfg, &all, &memory, keys.as_ref());
     println!("{doc}");
     eprintln!("total {:.0}s", started.elapsed().as_secs_f64());
     if let Some(out) = &cfg.out {

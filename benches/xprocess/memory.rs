@@ -1,7 +1,8 @@
 //! The dedupe stores' memory in the scenarios of issue #9, as `MEMORY USAGE`
 //! of the dedupe key (a size, not a time): in-order processing with 100 and
 //! with 1 ID per call, permanent failures before and after trimming them
-//! away, random order in batches of 100; the index against a Set.
+//! away, random order in batches of 100; the index against a Set. And the
+//! business keys of issue #10: bytes per key with 1,000,000 keys (`KEY`).
 
 use crate::server::Server;
 use crate::wire::{encode, pipeline};
@@ -36,12 +37,18 @@ fn fill(port: u16, con: &mut Connection, n: u64, bad: &dyn Fn(u64) -> bool) {
 
 /// XPROCESS over `ids` in calls of `batch`, pipelined; returns `1` replies.
 fn process(port: u16, store: &str, ids: &[u64], batch: usize) -> i64 {
+    process_with(port, &[b"STORE", store.as_bytes()], ids, batch)
+}
+
+/// `process` with any options before the effect.
+fn process_with(port: u16, options: &[&[u8]], ids: &[u64], batch: usize) -> i64 {
     let mut payload = Vec::new();
     let mut calls = 0;
     for chunk in ids.chunks(batch) {
         let n = chunk.len().to_string();
         let texts: Vec<String> = chunk.iter().map(|i| format!("{i}-0")).collect();
-        let mut args: Vec<&[u8]> = vec![b"XPROCESS", b"m", b"g", b"STORE", store.as_bytes()];
+        let mut args: Vec<&[u8]> = vec![b"XPROCESS", b"m", b"g"];
+        args.extend_from_slice(options);
         args.extend([b"HINCRBY" as &[u8], b"t", b"total", b"$amount", b"IDS"]);
         args.push(n.as_bytes());
         args.extend(texts.iter().map(|t| t.as_bytes()));
@@ -136,6 +143,85 @@ pub fn measure(module: &Path, n: u64) -> Vec<Figure> {
             }
         })
         .collect()
+}
+
+/// Business keys: `MEMORY USAGE` of an index after `n` entries with
+/// distinct `pid`s processed with `KEY $pid`, against the same work without.
+pub struct KeyFigure {
+    pub keys: u64,
+    pub with_keys: u64,
+    pub without: u64,
+}
+
+impl KeyFigure {
+    pub fn per_key(&self) -> f64 {
+        (self.with_keys - self.without) as f64 / self.keys as f64
+    }
+}
+
+pub fn business_keys(module: &Path, n: u64) -> KeyFigure {
+    let server = Server::start(module);
+    let port = server.port();
+    let mut con = server.conn();
+    let mut sizes = [0; 2];
+    for (with, size) in sizes.iter_mut().enumerate() {
+        redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+        redis::cmd("XGROUP")
+            .arg(&["CREATE", "m", "g", "0", "MKSTREAM"])
+            .query::<()>(&mut con)
+            .unwrap();
+        let mut payload = Vec::with_capacity(n as usize * 64);
+        for i in 1..=n {
+            let (id, pid) = (format!("{i}-0"), format!("payment-{i}"));
+            let args: [&[u8]; 7] = [
+                b"XADD",
+                b"m",
+                id.as_bytes(),
+                b"pid",
+                pid.as_bytes(),
+                b"amount",
+                b"1",
+            ];
+            encode(&mut payload, &args);
+        }
+        assert_eq!(pipeline(port, &payload, n).1.errors, 0, "XADD errors");
+        let ids: Vec<u64> = (1..=n).collect();
+        let options: &[&[u8]] = match with {
+            1 => &[b"KEY", b"$pid"],
+            _ => &[],
+        };
+        assert_eq!(process_with(port, options, &ids, 100), n as i64);
+        *size = usage(&mut con);
+    }
+    let figure = KeyFigure {
+        keys: n,
+        without: sizes[0],
+        with_keys: sizes[1],
+    };
+    eprintln!(
+        "memory: {n} business keys: {} B ({:.2} B per key; the index alone {} B)",
+        figure.with_keys,
+        figure.per_key(),
+        figure.without
+    );
+    figure
+}
+
+pub fn key_table(f: &KeyFigure) -> String {
+    let verdict = if f.per_key() <= 32.0 {
+        "met"
+    } else {
+        "**not met**"
+    };
+    format!(
+        "| Scenario | index with KEY (MEMORY USAGE) | the same without KEY | bytes per business key | issue #10 target |\n\
+         |---|---:|---:|---:|---|\n\
+         | {} entries in order, 100 IDs per call, `KEY $pid` (all distinct) | {} B | {} B | {:.2} | ≤ 32: {verdict} |\n",
+        f.keys,
+        f.with_keys,
+        f.without,
+        f.per_key()
+    )
 }
 
 pub fn table(figures: &[Figure]) -> String {
