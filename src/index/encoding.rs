@@ -92,7 +92,10 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Index, &'static str> {
     }
     let mut index = Index::from_parts(stream, ranges, recorded, lost)?;
     if version == 2 {
-        index.keys = decode_keys(&mut r)?;
+        let keys = decode_keys(&mut r)?;
+        if keys != KeyStore::default() {
+            index.keys = keys.into();
+        }
     }
     Ok(index)
 }
@@ -176,7 +179,7 @@ mod tests {
     fn same(a: &Index, b: &Index) -> bool {
         let strip = |i: &Index| {
             let mut i = i.clone();
-            i.keys = KeyStore::default();
+            i.keys = Default::default();
             i
         };
         strip(a) == strip(b)
@@ -197,7 +200,7 @@ mod tests {
     #[test]
     fn version_1_payloads_still_load() {
         let mut index = sample();
-        index.keys = KeyStore::default();
+        index.keys = Default::default();
         let v2 = encode(&index);
         let v1 = &v2[..v2.len() - 40]; // without the (empty) key section
         assert_eq!(decode(v1, 1).unwrap(), index);

@@ -83,6 +83,12 @@ struct Run {
 }
 
 impl Run {
+    const EMPTY: Run = Run {
+        keys: Vec::new(),
+        meta: Vec::new(),
+        max_expires: 0,
+    };
+
     fn with_capacity(n: usize) -> Run {
         Run {
             keys: Vec::with_capacity(n),
@@ -181,7 +187,61 @@ pub struct KeyStore {
     pub conflicts: u64,
 }
 
+/// The key store of an index, allocated on first write: an index that never
+/// saw `KEY` holds only a null pointer. Reads of a missing store see an
+/// empty one.
+#[derive(Clone, Debug, Default)]
+pub struct Keys(Option<Box<KeyStore>>);
+
+static NO_KEYS: KeyStore = KeyStore::EMPTY;
+
+impl std::ops::Deref for Keys {
+    type Target = KeyStore;
+    fn deref(&self) -> &KeyStore {
+        self.0.as_deref().unwrap_or(&NO_KEYS)
+    }
+}
+
+impl std::ops::DerefMut for Keys {
+    fn deref_mut(&mut self) -> &mut KeyStore {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for Keys {
+    fn eq(&self, other: &Keys) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Keys {}
+
+impl From<KeyStore> for Keys {
+    fn from(store: KeyStore) -> Keys {
+        Keys(Some(Box::new(store)))
+    }
+}
+
+impl Keys {
+    /// Bytes held, for MEMORY USAGE (nothing until the first key).
+    pub fn memory(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |s| std::mem::size_of::<KeyStore>() + s.memory())
+    }
+}
+
 impl KeyStore {
+    const EMPTY: KeyStore = KeyStore {
+        runs: Vec::new(),
+        head: Run::EMPTY,
+        overflow: BTreeMap::new(),
+        now: 0,
+        window: 0,
+        expired: 0,
+        conflicts: 0,
+    };
+
     /// The live record of `key` at `now` (Unix seconds), if any.
     pub fn get(&self, key: u128, now: u32) -> Option<KeyRecord> {
         let now = now.max(self.now);

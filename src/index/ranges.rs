@@ -18,7 +18,7 @@
 //! logic is unit-tested in memory and replicas replay [`Patch`]es without
 //! looking at their stream at all.
 
-use super::keys::KeyStore;
+use super::keys::Keys;
 use crate::parse::StreamId;
 
 /// What the index needs to know about its stream.
@@ -97,7 +97,7 @@ pub struct Index {
     /// The gap the next sweep checks (round robin; not persisted).
     cursor: usize,
     /// Business keys remembered for a window (`XPROCESS ... KEY`).
-    pub keys: KeyStore,
+    pub keys: Keys,
 }
 
 impl Index {
@@ -108,7 +108,7 @@ impl Index {
             recorded: 0,
             lost: 0,
             cursor: 0,
-            keys: KeyStore::default(),
+            keys: Keys::default(),
         }
     }
 
@@ -131,7 +131,7 @@ impl Index {
             recorded,
             lost,
             cursor: 0,
-            keys: KeyStore::default(),
+            keys: Keys::default(),
         })
     }
 
