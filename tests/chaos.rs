@@ -16,6 +16,12 @@
 //! the stream's IDs and XPROCESS.INFO's `recorded` (records of other IDs),
 //! and once everything is processed it must be one range without holes.
 //!
+//! With business keys (`KEY $pseq` on the index), producers also retry: an
+//! XADD whose reply was lost is sent again, and some are sent twice on
+//! purpose, so one payment (`pseq`) may sit in the stream as several
+//! entries. Every payment must be applied exactly once, whatever number of
+//! entries it has, and every entry must still be acked and recorded.
+//!
 //! The same run with the naive client-side pattern (HINCRBY + XADD, then XACK,
 //! no dedupe) must over-count: that proves the checker sees duplicates.
 //!
@@ -60,6 +66,9 @@ const CLAIM_PCT: u64 = 20;
 const STEAL_PCT: u64 = 25;
 /// XAUTOCLAIM min-idle otherwise: small, so recovery is quick.
 const MIN_IDLE_MS: u64 = 20;
+/// Keyed mode, per XADD: the producer takes the reply for lost (a timeout)
+/// and sends the same payment again.
+const PRODUCER_RETRY_PCT: u64 = 15;
 /// Naive mode, per entry: crash after its effects, before the XACK.
 const NAIVE_CRASH_AFTER_EFFECT_PCT: u64 = 3;
 /// Resends of a call whose connection broke before the consumer gives up on
@@ -124,6 +133,8 @@ enum Mode {
     /// `XPROCESS ... IDS n id...`: dedupe, effects and XACK in one step,
     /// remembering processed IDs in the given store.
     XProcess(Store),
+    /// The same on the index with `KEY $pseq`, and producers that retry.
+    Keyed,
     /// HINCRBY + XADD per entry, then XACK: at-least-once, over-counts.
     Naive,
 }
@@ -133,6 +144,7 @@ enum Mode {
 struct Stats {
     kills: AtomicU64,
     uncertain_xadds: AtomicU64,
+    producer_retries: AtomicU64,
     consumer_crashes: AtomicU64,
     naive_crashes_after_effect: AtomicU64,
     lost_replies_resent: AtomicU64,
@@ -176,7 +188,8 @@ struct Shared {
     /// XADDs confirmed to a producer so far (paces the killer).
     produced: AtomicUsize,
     stats: Stats,
-    /// How many XPROCESS replies said `1` (applied) per entry ID: never > 1.
+    /// How many XPROCESS replies said `1` (applied) per entry ID (and, with
+    /// business keys, per payment): never > 1.
     applied: Mutex<HashMap<String, u32>>,
     /// Exactly-once violations seen by clients (reported at the end).
     violations: Mutex<Vec<String>>,
@@ -293,14 +306,19 @@ fn try_connect(port: u16) -> Option<Connection> {
 
 // ---- producers -----------------------------------------------------------------
 
-/// One produced entry. `id` is `None` when the XADD's reply was lost: whether
-/// it exists is settled by reading the stream at the end (`pseq` is unique).
+/// One produced payment. `id` is `None` when the XADD's reply was lost:
+/// whether it exists is settled by reading the stream at the end (`pseq` is
+/// unique per payment). With retries (keyed mode) a payment may have been
+/// added several times: `ids` are all the confirmed ones, `sends` counts
+/// the XADDs.
 #[derive(Clone, Debug)]
 struct Produced {
     pseq: String,
     customer: String,
     amount: i64,
     id: Option<String>,
+    ids: Vec<String>,
+    sends: u32,
 }
 
 fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
@@ -315,6 +333,8 @@ fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
             customer: format!("c{:02}", rng.below(CUSTOMERS)),
             amount: 1 + rng.below(MAX_AMOUNT) as i64,
             id: None,
+            ids: Vec::new(),
+            sends: 0,
         };
         let args = strings(&[
             "XADD",
@@ -327,14 +347,28 @@ fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
             "amount",
         ]);
         let args = [args, vec![e.amount.to_string()]].concat();
-        match cl.call(&args)? {
-            Some(Value::BulkString(id)) => {
-                e.id = Some(String::from_utf8_lossy(&id).into_owned());
-                confirmed += 1;
-                sh.produced.fetch_add(1, SeqCst);
+        loop {
+            e.sends += 1;
+            match cl.call(&args)? {
+                Some(Value::BulkString(id)) => {
+                    let id = String::from_utf8_lossy(&id).into_owned();
+                    e.id.get_or_insert_with(|| id.clone());
+                    e.ids.push(id);
+                }
+                Some(other) => return fatal(format!("XADD replied {other:?}")),
+                None => bump(&sh.stats.uncertain_xadds, 1),
             }
-            Some(other) => return fatal(format!("XADD replied {other:?}")),
-            None => bump(&sh.stats.uncertain_xadds, 1),
+            // A keyed producer retries a payment whose reply it lost (or,
+            // now and then, took for lost), as real producers do.
+            let lost = e.ids.is_empty() || rng.chance(PRODUCER_RETRY_PCT);
+            if sh.mode != Mode::Keyed || !lost || e.sends >= 3 {
+                break;
+            }
+            bump(&sh.stats.producer_retries, 1);
+        }
+        if e.id.is_some() {
+            confirmed += 1;
+            sh.produced.fetch_add(1, SeqCst);
         }
         out.push(e);
     }
@@ -346,6 +380,7 @@ fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
 #[derive(Clone, Debug)]
 struct Entry {
     id: String,
+    pseq: String,
     customer: String,
     amount: String,
 }
@@ -359,9 +394,10 @@ fn parse_entries(rows: Vec<(String, Vec<String>)>) -> Res<Vec<Entry>> {
                     .find(|kv| kv[0] == name && kv.len() == 2)
                     .map(|kv| kv[1].clone())
             };
-            match (field("customer"), field("amount")) {
-                (Some(customer), Some(amount)) => Ok(Entry {
+            match (field("pseq"), field("customer"), field("amount")) {
+                (Some(pseq), Some(customer), Some(amount)) => Ok(Entry {
                     id,
+                    pseq,
                     customer,
                     amount,
                 }),
@@ -419,6 +455,7 @@ impl Consumer<'_> {
             }
             match self.sh.mode {
                 Mode::XProcess(store) => self.process_xprocess(store, &batch)?,
+                Mode::Keyed => self.process_xprocess(Store::Index, &batch)?,
                 Mode::Naive => self.process_naive(&batch)?,
             }
         }
@@ -533,6 +570,7 @@ impl Consumer<'_> {
         // The index is the default: half the calls name it anyway, so both
         // spellings must find the same records.
         let options = match store {
+            _ if self.sh.mode == Mode::Keyed => &["KEY", "$pseq"][..],
             Store::Index if self.rng.chance(50) => &["STORE", "INDEX"][..],
             _ => store.options(),
         };
@@ -586,6 +624,9 @@ impl Consumer<'_> {
                 Slot::Applied => {
                     bump(&stats.applied_replies, 1);
                     self.note_applied(&e.id);
+                    if self.sh.mode == Mode::Keyed {
+                        self.note_applied(&format!("payment {}", e.pseq));
+                    }
                 }
                 Slot::Duplicate => bump(&stats.duplicate_replies, 1),
                 Slot::NotOwner => bump(&stats.notowner_replies, 1),
@@ -932,15 +973,25 @@ fn xrange_all(con: &mut Connection, key: &str) -> Vec<(String, HashMap<String, S
     }
 }
 
-/// The stream's entries as (id, customer, amount), checked against the
-/// producers' records.
+/// One entry of the stream, checked against the producers' records.
+struct Found {
+    id: String,
+    /// What must be applied exactly once: the entry, or with business keys
+    /// the payment (`pseq`), whatever number of entries it has.
+    unit: String,
+    customer: String,
+    amount: i64,
+}
+
 fn reconcile(
     con: &mut Connection,
+    keyed: bool,
     produced: &[Produced],
     r: &mut Report,
-) -> Vec<(String, String, i64)> {
+) -> Vec<Found> {
     let by_pseq: HashMap<&str, &Produced> = produced.iter().map(|p| (p.pseq.as_str(), p)).collect();
     let mut seen: HashSet<String> = HashSet::new();
+    let mut ids: HashSet<String> = HashSet::new();
     let mut entries = Vec::new();
     for (id, f) in xrange_all(con, STREAM) {
         let pseq = f.get("pseq").cloned().unwrap_or_default();
@@ -948,47 +999,63 @@ fn reconcile(
             r.unknown_entries.push(id);
             continue;
         };
+        let known_id = match keyed {
+            // Every send may have added an entry; confirmed ones are listed.
+            true => p.ids.contains(&id) || p.ids.len() < p.sends as usize,
+            false => p.id.as_ref().is_none_or(|pid| *pid == id),
+        };
         let same = f.get("customer") == Some(&p.customer)
             && f.get("amount") == Some(&p.amount.to_string())
-            && p.id.as_ref().is_none_or(|pid| *pid == id);
-        if !same || !seen.insert(pseq) {
+            && known_id;
+        let first = seen.insert(pseq.clone());
+        if !same || (!keyed && !first) {
             r.unknown_entries.push(format!("{id} {f:?} vs {p:?}"));
             continue;
         }
-        r.uncertain_present += usize::from(p.id.is_none());
-        entries.push((id, p.customer.clone(), p.amount));
+        r.uncertain_present += usize::from(p.id.is_none() && first);
+        ids.insert(id.clone());
+        let unit = if keyed { pseq } else { id.clone() };
+        entries.push(Found {
+            id,
+            unit,
+            customer: p.customer.clone(),
+            amount: p.amount,
+        });
     }
     let missing = produced
         .iter()
-        .filter(|p| p.id.is_some() && !seen.contains(p.pseq.as_str()));
+        .filter(|p| p.ids.iter().any(|id| !ids.contains(id)));
     r.lost_entries.extend(missing.map(|p| format!("{p:?}")));
     r.entries = entries.len();
     entries
 }
 
-fn check_receipts(con: &mut Connection, entries: &[(String, String, i64)], r: &mut Report) {
-    let amounts: HashMap<&str, i64> = entries.iter().map(|(id, _, a)| (id.as_str(), *a)).collect();
-    let mut count: HashMap<String, usize> = HashMap::new();
+/// One receipt per unit (entry, or payment with business keys).
+fn check_receipts(con: &mut Connection, entries: &[Found], r: &mut Report) {
+    let by_id: HashMap<&str, &Found> = entries.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
     for (rid, f) in xrange_all(con, RECEIPTS) {
         let src = f.get("src").cloned().unwrap_or_default();
-        match amounts.get(src.as_str()) {
-            Some(a) if f.get("amount") == Some(&a.to_string()) => {
-                *count.entry(src).or_default() += 1;
+        match by_id.get(src.as_str()) {
+            Some(e) if f.get("amount") == Some(&e.amount.to_string()) => {
+                *count.entry(e.unit.as_str()).or_default() += 1;
             }
             _ => r.bad_receipts.push(format!("{rid} {f:?}")),
         }
     }
     r.duplicate_receipts = count.values().map(|n| n - 1).sum();
-    r.missing_receipts = entries
-        .iter()
-        .filter(|(id, ..)| !count.contains_key(id))
-        .count();
+    let units: HashSet<&str> = entries.iter().map(|e| e.unit.as_str()).collect();
+    r.missing_receipts = units.iter().filter(|u| !count.contains_key(*u)).count();
 }
 
-fn check_totals(con: &mut Connection, entries: &[(String, String, i64)], r: &mut Report) {
+/// Totals: each unit's amount once.
+fn check_totals(con: &mut Connection, entries: &[Found], r: &mut Report) {
     let mut expected: BTreeMap<String, i64> = BTreeMap::new();
-    for (_, customer, amount) in entries {
-        *expected.entry(customer.clone()).or_default() += amount;
+    let mut units: HashSet<&str> = HashSet::new();
+    for e in entries {
+        if units.insert(e.unit.as_str()) {
+            *expected.entry(e.customer.clone()).or_default() += e.amount;
+        }
     }
     let actual: HashMap<String, i64> = common::q(con, &["HGETALL", TOTALS]);
     let customers: HashSet<&String> = expected.keys().chain(actual.keys()).collect();
@@ -1002,13 +1069,8 @@ fn check_totals(con: &mut Connection, entries: &[(String, String, i64)], r: &mut
     }
 }
 
-fn check_dedupe(
-    con: &mut Connection,
-    store: Store,
-    entries: &[(String, String, i64)],
-    r: &mut Report,
-) {
-    let ids: Vec<String> = entries.iter().map(|(id, ..)| id.clone()).collect();
+fn check_dedupe(con: &mut Connection, store: Store, entries: &[Found], r: &mut Report) {
+    let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
     match read_dedupe(con, store, DEDUPE, &ids) {
         Ok(d) => {
             r.dedupe_missing = ids.iter().filter(|id| !d.found.contains(*id)).count();
@@ -1022,14 +1084,31 @@ fn check_dedupe(
     }
 }
 
+/// With business keys: every payment's key is remembered.
+fn check_keys(con: &mut Connection, entries: &[Found], r: &mut Report) {
+    let units: HashSet<&str> = entries.iter().map(|e| e.unit.as_str()).collect();
+    let units: Vec<&str> = units.into_iter().collect();
+    for chunk in units.chunks(1000) {
+        let mut args = vec!["XPROCESS.EXISTS", DEDUPE, "KEY"];
+        args.extend_from_slice(chunk);
+        let flags: Vec<i64> = common::q(con, &args);
+        r.dedupe_missing += flags.iter().filter(|f| **f != 1).count();
+    }
+}
+
 fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
     let mut r = Report::default();
-    let entries = reconcile(con, produced, &mut r);
+    let entries = reconcile(con, sh.mode == Mode::Keyed, produced, &mut r);
     (r.pending, r.undelivered) = backlog(con).unwrap_or_else(|e| panic!("{e}"));
     check_receipts(con, &entries, &mut r);
     check_totals(con, &entries, &mut r);
-    if let Mode::XProcess(store) = sh.mode {
-        check_dedupe(con, store, &entries, &mut r);
+    match sh.mode {
+        Mode::XProcess(store) => check_dedupe(con, store, &entries, &mut r),
+        Mode::Keyed => {
+            check_dedupe(con, Store::Index, &entries, &mut r);
+            check_keys(con, &entries, &mut r);
+        }
+        Mode::Naive => {}
     }
     r.client_violations = sh.violations.lock().unwrap().clone();
     r
@@ -1046,6 +1125,7 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
     let s = &sh.stats;
     let naive = match sh.mode {
         Mode::XProcess(_) => String::new(),
+        Mode::Keyed => format!(" producer-retries={}", get(&s.producer_retries)),
         Mode::Naive => format!(
             " crashes-after-effect={}",
             get(&s.naive_crashes_after_effect)
@@ -1147,6 +1227,18 @@ fn xprocess_is_exactly_once_under_chaos() {
 fn xprocess_is_exactly_once_under_chaos_with_a_set() {
     let Outcome { report, summary } = run(Mode::XProcess(Store::Set));
     assert!(report.is_clean(), "{summary}\n{report:#?}");
+}
+
+/// With business keys, and producers that send payments twice: every
+/// payment applied once, whatever number of entries it has.
+#[test]
+fn business_keys_are_exactly_once_under_chaos_and_producer_retries() {
+    let Outcome { report, summary } = run(Mode::Keyed);
+    assert!(report.is_clean(), "{summary}\n{report:#?}");
+    assert!(
+        !summary.contains("producer-retries=0 "),
+        "no producer retried: the run proves nothing: {summary}"
+    );
 }
 
 /// The checker must be able to see duplicates: the naive pattern produces them.

@@ -16,8 +16,13 @@ const PROMPT: &str = "127.0.0.1:6379> ";
 fn walkthrough() -> Vec<(String, Vec<String>)> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md");
-    let start = readme.find("## Walkthrough").expect("a Walkthrough section");
-    let end = start + readme[start..].find("\n## Command reference").expect("its end");
+    let start = readme
+        .find("## Walkthrough")
+        .expect("a Walkthrough section");
+    let end = start
+        + readme[start..]
+            .find("\n## Command reference")
+            .expect("its end");
     let mut steps: Vec<(String, Vec<String>)> = Vec::new();
     let mut in_block = false;
     for line in readme[start..end].lines() {
@@ -59,7 +64,11 @@ fn cli(port: u16, line: &str) -> Vec<String> {
 #[test]
 fn the_walkthrough_works_as_written() {
     let steps = walkthrough();
-    assert!(steps.len() >= 30, "{} steps: the section moved?", steps.len());
+    assert!(
+        steps.len() >= 30,
+        "{} steps: the section moved?",
+        steps.len()
+    );
     assert!(
         steps.iter().any(|(cmd, _)| cmd.contains(" KEY $order ")),
         "the producer-retry story is part of it"
