@@ -174,6 +174,7 @@ fn count(outcomes: &[Outcome], redis_calls: u64) {
                 Outcome::Applied => s.applied += 1,
                 Outcome::Duplicate => s.duplicates += 1,
                 Outcome::Failed(e) if e.as_str().starts_with("NOTOWNER") => s.fenced += 1,
+                Outcome::Failed(e) if e.as_str().starts_with("CONFLICT") => s.conflicts += 1,
                 Outcome::Failed(_) => s.errors += 1,
             }
         }

@@ -21,6 +21,8 @@ pub struct Stats {
     pub duplicates: u64,
     pub errors: u64,
     pub fenced: u64,
+    /// Entries refused with CONFLICT (business key, another payload).
+    pub conflicts: u64,
     pub redis_calls: u64,
     pub entry_cache_hits: u64,
     pub entry_cache_misses: u64,

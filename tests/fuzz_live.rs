@@ -365,6 +365,9 @@ const TOKENS: &[&str] = &[
     "STORE",
     "INDEX",
     "SET",
+    "KEY",
+    "WINDOW",
+    "FINGERPRINT",
     "BOGUS",
     "XACK",
     "LIMIT",
@@ -511,7 +514,7 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     } else {
         rng.pick(&["g2", "nogroup", ""])
     }));
-    let mut options = vec![0, 1, 2, 3];
+    let mut options = vec![0, 1, 2, 3, 4];
     for i in (1..options.len()).rev() {
         options.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -530,6 +533,7 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
                     "dd", "dd2", "idx", "idx", "dd2", "set", "str", "h", "o",
                 ])));
             }
+            4 => business_key(rng, &mut a),
             3 => {
                 a.push(bytes("STORE"));
                 a.push(bytes(
@@ -569,6 +573,45 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
         }));
     }
     a
+}
+
+/// `KEY template [WINDOW ms] [FINGERPRINT ...]`, mostly valid.
+fn business_key(rng: &mut Rng, a: &mut Vec<Vec<u8>>) {
+    a.push(bytes("KEY"));
+    a.push(bytes(rng.pick(&[
+        "$customer",
+        "$amount",
+        "$@id",
+        "$nope",
+        "fixed",
+        "$",
+    ])));
+    if rng.chance(40) {
+        a.push(bytes("WINDOW"));
+        a.push(bytes(rng.pick(&[
+            "1",
+            "60000",
+            "0",
+            "-5",
+            "x",
+            "315360000001",
+        ])));
+    }
+    if rng.chance(40) {
+        a.push(bytes("FINGERPRINT"));
+        match rng.below(3) {
+            0 => a.push(bytes(rng.pick(&["ENTRY", "entry"]))),
+            1 => {
+                a.push(bytes("1"));
+                a.push(bytes(rng.pick(&["amount", "customer", "nope"])));
+            }
+            _ => {
+                a.push(bytes(rng.pick(&["2", "0", "-1", "x"])));
+                a.push(bytes("amount"));
+                a.push(bytes("f"));
+            }
+        }
+    }
 }
 
 fn mutate(rng: &mut Rng, mut a: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
@@ -632,6 +675,13 @@ fn store_call(rng: &mut Rng) -> Vec<Vec<u8>> {
         "missing",
     ];
     a.push(bytes(rng.pick(&keys)));
+    if a[0].eq_ignore_ascii_case(b"XPROCESS.EXISTS") && rng.chance(25) {
+        a.push(bytes(rng.pick(&["KEY", "key"])));
+        for _ in 0..rng.below(3) {
+            a.push(bytes(rng.pick(&["alice", "7", "1-1", "", "\0"])));
+        }
+        return a;
+    }
     let n = if a[0].eq_ignore_ascii_case(b"XPROCESS.INFO") && rng.chance(90) {
         0
     } else {
@@ -726,8 +776,10 @@ fn check_store_case(
             }
         }
         ("XPROCESS.EXISTS", Resp::Array(Some(flags))) => {
-            if flags.len() != argv.len() - 2 || !flags.iter().all(|f| matches!(f, Resp::Int(0 | 1)))
-            {
+            // `XPROCESS.EXISTS key KEY name ...` asks about business keys.
+            let keys_form = argv.get(2).is_some_and(|a| a.eq_ignore_ascii_case(b"KEY"));
+            let asked = argv.len() - 2 - usize::from(keys_form);
+            if flags.len() != asked || !flags.iter().all(|f| matches!(f, Resp::Int(0 | 1))) {
                 return Err(format!("{name}: malformed reply {reply:?}"));
             }
         }
@@ -796,7 +848,9 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
                         all_errors = false;
                         stats.duplicates += 1;
                     }
-                    Resp::Error(e) if ["ERR", "WRONGTYPE", "NOTOWNER"].contains(&code(e)) => {
+                    Resp::Error(e)
+                        if ["ERR", "WRONGTYPE", "NOTOWNER", "CONFLICT"].contains(&code(e)) =>
+                    {
                         stats.slot_errors += 1;
                         if e.contains("internal error") {
                             return Err(format!("internal error in a slot: {e}"));

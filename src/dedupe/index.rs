@@ -188,10 +188,12 @@ impl DedupeStore for IndexStore<'_> {
         }
     }
 
+    /// A conflict writes nothing (the entry is refused as it is): the
+    /// counter is a statistic of this server, like `keys-expired`, saved
+    /// with the index but outside its digest and not replicated.
     fn conflict(&mut self) {
-        if let Some(index) = self.index_for_writing() {
+        if let Some(index) = self.key.index() {
             index.keys.conflicts += 1;
-            self.keys_changed = true;
         }
     }
 }

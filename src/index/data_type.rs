@@ -182,12 +182,12 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
             }
         }
         // The live keys only: which expired ones are still stored differs
-        // from server to server and changes no answer.
+        // from server to server and changes no answer. The counters are this
+        // server's statistics.
         let keys = &index.keys;
         let live = keys.live();
-        if !live.is_empty() || keys.conflicts > 0 {
+        if !live.is_empty() {
             add(u64::from(keys.now));
-            add(keys.conflicts);
             for k in &live {
                 add(k.key as u64);
                 add((k.key >> 64) as u64);

@@ -150,7 +150,7 @@ pub struct KeyPatch {
     pub now: u32,
     /// The call's window (ms), for XPROCESS.INFO.
     pub window: u64,
-    /// The conflicts counter afterwards.
+    /// The conflicts counter (a replica keeps the larger of its own and this).
     pub conflicts: u64,
     /// Added to the expired counter (an AOF rewrite carries the count so far).
     pub expired_add: u64,
@@ -183,7 +183,8 @@ pub struct KeyStore {
     pub window: u64,
     /// Records dropped because their window had passed.
     pub expired: u64,
-    /// Entries refused because their key came back with another payload.
+    /// Entries refused because their key came back with another payload
+    /// (a statistic: a conflict writes nothing).
     pub conflicts: u64,
 }
 
@@ -400,7 +401,7 @@ impl KeyStore {
         }
         self.now = self.now.max(patch.now);
         self.window = patch.window;
-        self.conflicts = patch.conflicts;
+        self.conflicts = self.conflicts.max(patch.conflicts);
         self.expired = self.expired.saturating_add(patch.expired_add);
         self.drop_expired_runs();
     }
