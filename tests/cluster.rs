@@ -437,6 +437,11 @@ impl Keys {
             args.extend(["CONSUMER".to_string(), consumer.to_string()]);
         }
         args.extend(self.store.options().iter().map(|s| s.to_string()));
+        if self.store == Store::Index {
+            // The index also remembers business keys: they must move with
+            // the slot like the ranges.
+            args.extend(["KEY".to_string(), "$pid".to_string()]);
+        }
         args.extend(
             [
                 "HINCRBY",
@@ -500,6 +505,8 @@ fn producer(shared: Arc<Shared>, streams: Vec<Keys>, seed: u16) {
             let amount = (n * 7919) % 97 + 1;
             let amount_text = amount.to_string();
             let n_text = n.to_string();
+            // A business key unique across producers (KEY $pid).
+            let pid = format!("{seed}-{n}");
             let v = client.run(
                 &keys.stream,
                 &[
@@ -510,6 +517,8 @@ fn producer(shared: Arc<Shared>, streams: Vec<Keys>, seed: u16) {
                     &amount_text,
                     "n",
                     &n_text,
+                    "pid",
+                    &pid,
                 ],
             );
             assert!(error_text(&v).is_none(), "XADD {}: {v:?}", keys.stream);
@@ -890,6 +899,16 @@ fn check_stream(
             fail(p);
         }
     }
+    let pids = business_keys(&mut con, keys);
+    if keys.store == Store::Index {
+        let missing = keys_missing(&mut con, keys, &pids);
+        if missing > 0 {
+            fail(format!(
+                "{missing} of {} business keys not remembered",
+                pids.len()
+            ));
+        }
+    }
     let twice: Vec<_> = tally.applied.iter().filter(|(_, &n)| n > 1).collect();
     let never = ids
         .iter()
@@ -937,8 +956,36 @@ fn check_stream(
             for p in index_settled(&mut rc, &keys.dedupe, &keys.stream) {
                 fail(format!("replica {r}: {p}"));
             }
+            let missing = keys_missing(&mut rc, keys, &pids);
+            if missing > 0 {
+                fail(format!(
+                    "replica {r}: {missing} of {} business keys not remembered",
+                    pids.len()
+                ));
+            }
         }
     }
+}
+
+/// The `pid`s of the stream's entries.
+fn business_keys(con: &mut Connection, keys: &Keys) -> Vec<String> {
+    let entries = call(con, &["XRANGE", &keys.stream, "-", "+"]);
+    items(&entries)
+        .iter()
+        .filter_map(|e| field(items(&items(e)[1]), "pid"))
+        .collect()
+}
+
+/// How many of `pids` the dedupe index does not remember.
+fn keys_missing(con: &mut Connection, keys: &Keys, pids: &[String]) -> usize {
+    pids.chunks(500)
+        .map(|chunk| {
+            let mut args = vec!["XPROCESS.EXISTS", keys.dedupe.as_str(), "KEY"];
+            args.extend(chunk.iter().map(String::as_str));
+            let flags: Vec<i64> = q(con, &args);
+            flags.iter().filter(|f| **f != 1).count()
+        })
+        .sum()
 }
 
 // ---- tests ---------------------------------------------------------------------
@@ -1021,7 +1068,7 @@ fn live_slot_migrations(store: Store) {
     // elsewhere, is refused before anything runs.
     {
         let (a, b) = (&streams[0], &streams[1]);
-        let id = text(&setup.run(&a.stream, &["XADD", &a.stream, "*", "amount", "1"]));
+        let id = text(&setup.run(&a.stream, &["XADD", &a.stream, "*", "amount", "1", "pid", "crossslot"]));
         let crossing: [&[&str]; 2] = [
             &[
                 "XPROCESS", &a.stream, GROUP, "HINCRBY", &b.totals, "sum", "$amount", "IDS", "1",
@@ -1310,7 +1357,7 @@ fn migration_windows(store: Store) {
 
     // On a: e1 processed; e2, e3, e4 pending for c1.
     let mut ca = connect(a);
-    let amounts = [("amount", "10")];
+    let amounts = [("amount", "10"), ("pid", "w1")];
     let ids = pending(
         &mut ca,
         &keys.stream,
@@ -1318,9 +1365,9 @@ fn migration_windows(store: Store) {
         "c1",
         &[
             &amounts,
-            &[("amount", "20")],
-            &[("amount", "40")],
-            &[("amount", "80")],
+            &[("amount", "20"), ("pid", "w2")],
+            &[("amount", "40"), ("pid", "w3")],
+            &[("amount", "80"), ("pid", "w4")],
         ],
     );
     let plain = |id: &str| keys.xprocess_args(None, &[id.to_string()]);
