@@ -179,11 +179,12 @@ fuzz: deps ## Live fuzzer: 100,000 random and mutated XPROCESS calls against a s
 
 FUZZ_SECONDS ?= 300
 
-fuzz-lib: ## libFuzzer for FUZZ_SECONDS (300) each: parsing/templates/planning, then the dedupe index (RDB decoder, operations, patches) (installs cargo-fuzz)
+fuzz-lib: ## libFuzzer for FUZZ_SECONDS (300) each: parsing/templates/planning, the dedupe index (RDB decoder, operations, patches), the business-key store (installs cargo-fuzz)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/parse_plan fuzz/corpus/index_ops
+	mkdir -p fuzz/corpus/parse_plan fuzz/corpus/index_ops fuzz/corpus/key_store
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_plan corpus/parse_plan seeds/parse_plan -- -dict=parse_plan.dict -max_total_time=$(FUZZ_SECONDS) -max_len=512
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run index_ops corpus/index_ops -- -max_total_time=$(FUZZ_SECONDS) -max_len=1024
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run key_store corpus/key_store -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 failover: deps ## Failover runs: kill -9 the primary under load, promote the replica, check exactly-once (FAILOVER_ROUNDS)
 	$(CARGO) build

@@ -11,7 +11,8 @@
 use crate::errors::ReplyError;
 use crate::parse::{Effect, FingerprintOf, Request, XAddBody};
 use crate::template::{Arg, Entry};
-use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+use std::cell::RefCell;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 /// What one call fingerprints, worked out once per call.
 pub enum Plan<'a> {
@@ -30,26 +31,34 @@ impl<'a> Plan<'a> {
 
     /// The fingerprint of `entry`; a named field it lacks is an entry error.
     pub fn fingerprint(&self, entry: &Entry) -> Result<u32, ReplyError> {
-        let mut h = Xxh3::new();
-        let mut pair = |name: &[u8], value: &[u8]| {
-            h.update(&(name.len() as u64).to_le_bytes());
-            h.update(name);
-            h.update(&(value.len() as u64).to_le_bytes());
-            h.update(value);
-        };
-        match self {
-            Plan::Entry => entry.fields.iter().for_each(|(f, v)| pair(f, v)),
-            Plan::Fields(names) => {
-                for name in names {
-                    let value = entry
-                        .get(name)
-                        .ok_or_else(|| ReplyError::missing_field(entry.id, name))?;
-                    pair(name, value);
+        // One-shot xxh3 over a reused buffer: the streaming hasher costs more
+        // than the few bytes it would hash.
+        BUFFER.with_borrow_mut(|buf| {
+            buf.clear();
+            let mut pair = |name: &[u8], value: &[u8]| {
+                buf.extend_from_slice(&(name.len() as u64).to_le_bytes());
+                buf.extend_from_slice(name);
+                buf.extend_from_slice(&(value.len() as u64).to_le_bytes());
+                buf.extend_from_slice(value);
+            };
+            match self {
+                Plan::Entry => entry.fields.iter().for_each(|(f, v)| pair(f, v)),
+                Plan::Fields(names) => {
+                    for name in names {
+                        let value = entry
+                            .get(name)
+                            .ok_or_else(|| ReplyError::missing_field(entry.id, name))?;
+                        pair(name, value);
+                    }
                 }
             }
-        }
-        Ok(h.digest() as u32)
+            Ok(xxh3_64(buf) as u32)
+        })
     }
+}
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The fields the effects' templates read, sorted and unique; every field

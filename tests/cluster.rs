@@ -1068,7 +1068,10 @@ fn live_slot_migrations(store: Store) {
     // elsewhere, is refused before anything runs.
     {
         let (a, b) = (&streams[0], &streams[1]);
-        let id = text(&setup.run(&a.stream, &["XADD", &a.stream, "*", "amount", "1", "pid", "crossslot"]));
+        let id = text(&setup.run(
+            &a.stream,
+            &["XADD", &a.stream, "*", "amount", "1", "pid", "crossslot"],
+        ));
         let crossing: [&[&str]; 2] = [
             &[
                 "XPROCESS", &a.stream, GROUP, "HINCRBY", &b.totals, "sum", "$amount", "IDS", "1",

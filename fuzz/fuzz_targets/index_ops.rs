@@ -47,10 +47,14 @@ fn id(n: u8) -> StreamId {
 
 fn replay(replica: &mut Index, index: &Index, t: &Touched) {
     let Some(p) = index.patch(t) else { return };
-    let args = patch::to_args(b"k", &index.stream, &p);
+    let change = patch::Change {
+        ranges: Some(p),
+        keys: None,
+    };
+    let args = patch::to_args(b"k", &index.stream, &change);
     let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     let parsed = patch::parse(&argv).expect("a patch we wrote parses");
-    replica.apply(&parsed.patch).expect("a patch we wrote applies");
+    patch::apply(replica, &parsed.change).expect("a patch we wrote applies");
 }
 
 fuzz_target!(|data: &[u8]| {

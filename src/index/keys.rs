@@ -455,6 +455,10 @@ impl KeyStore {
         if records.windows(2).any(|w| w[0].key >= w[1].key) {
             return Err("business keys not sorted");
         }
+        // Only live records are ever saved.
+        if records.iter().any(|r| r.expires <= now) {
+            return Err("a business key expired before the store's time");
+        }
         let mut store = KeyStore {
             now,
             window,
@@ -464,7 +468,7 @@ impl KeyStore {
         };
         for chunk in records.chunks(RUN_MAX) {
             let mut run = Run::with_capacity(chunk.len());
-            for rec in chunk.iter().filter(|r| r.expires > now) {
+            for rec in chunk {
                 let (meta, overflows) = pack(rec);
                 if overflows {
                     store.overflow.insert((rec.key, rec.expires), rec.id);
