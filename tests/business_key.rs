@@ -172,7 +172,7 @@ fn id_and_key_dedupe_mix_in_one_batch() {
 }
 
 #[test]
-fn replicas_aof_reload_and_restart_keep_the_keys() {
+fn replicas_failover_aof_reload_and_restart_keep_the_keys() {
     let primary = Server::with(
         &[],
         &[
@@ -202,6 +202,14 @@ fn replicas_aof_reload_and_restart_keep_the_keys() {
     assert_eq!(out[3], "1");
     wait_replica_synced(&mut p, &mut r);
     assert_eq!(digest(&mut r), digest(&mut p));
+    // A failover: the promoted replica remembers the keys.
+    let _: () = q(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    let retry = payments(
+        &mut r,
+        &[&[("pid", "p1"), ("cust", "ann"), ("amount", "1")]],
+    );
+    assert_eq!(charge(&mut r, &["KEY", "$pid"], &retry), ["0"]);
+    assert_eq!(total(&mut r, "ann").as_deref(), Some("1"));
     let mut primary = primary;
     let before = digest_value(&mut p, &[DEDUPE]);
     drop(p);
