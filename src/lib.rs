@@ -6,11 +6,13 @@
 //! - the command: `parse` (argv -> request), `template`, `reply`,
 //!   `command_info` (COMMAND DOCS), `errors`;
 //! - the engine: `plan` (validate an entry's effects before any runs),
-//!   `process` (the per-entry loop, against traits);
+//!   `process` (the per-entry loop, against traits), `business_key` (KEY:
+//!   key hashes and payload fingerprints);
 //! - the stores: `dedupe/` (the trait, the Set, the index, an in-memory one)
-//!   and `index/` (the index data type: ranges, encoding, patches, Redis
-//!   callbacks, its commands);
+//!   and `index/` (the index data type: ranges, business keys, encoding,
+//!   patches, Redis callbacks, its commands);
 //! - the Redis side: `execute` (the backend), `replication` (the write path),
+//!   `hash/` (hash field reads and deferred HINCRBY writes of one call),
 //!   `stream_reader`, `entry_cache`, `events`, `cluster`, `keys`, `config`,
 //!   `stats`.
 
