@@ -1391,6 +1391,11 @@ fn info_describes_an_index() {
         "recorded",
         "left-unprocessed",
         "memory",
+        "keys",
+        "key-window",
+        "oldest-key-age",
+        "keys-expired",
+        "conflicts",
     ];
     want.sort();
     assert_eq!(keys, want);
@@ -1493,7 +1498,7 @@ fn info_is_a_map_in_resp3() {
     let redis::Value::Map(pairs) = info else {
         panic!("XPROCESS.INFO in RESP3 is not a map: {info:?}");
     };
-    assert_eq!(pairs.len(), 8, "{pairs:?}");
+    assert_eq!(pairs.len(), 13, "{pairs:?}");
     assert!(pairs.contains(&(
         redis::Value::SimpleString("recorded".into()),
         redis::Value::Int(2)

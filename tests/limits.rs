@@ -133,11 +133,14 @@ fn memory_stays_bounded_under_repeated_calls() {
     );
 }
 
-/// Both configs as loadmodule arguments, and the example redis.conf as a
+/// The configs as loadmodule arguments, and the example redis.conf as a
 /// server's config file: the module loads and the configs read back.
 #[test]
 fn configs_from_loadmodule_arguments_and_redis_conf_example() {
-    let srv = Server::with(&["max-ids", "3", "default-ttl", "1000"], &[]);
+    let srv = Server::with(
+        &["max-ids", "3", "default-ttl", "1000", "key-window", "5000"],
+        &[],
+    );
     let mut con = srv.conn();
     let got: Vec<String> = q(&mut con, &["CONFIG", "GET", "xprocess.*"]);
     let mut pairs: Vec<(String, String)> = got
@@ -149,6 +152,7 @@ fn configs_from_loadmodule_arguments_and_redis_conf_example() {
         pairs,
         [
             ("xprocess.default-ttl".to_string(), "1000".to_string()),
+            ("xprocess.key-window".to_string(), "5000".to_string()),
             ("xprocess.max-ids".to_string(), "3".to_string())
         ]
     );
