@@ -251,7 +251,7 @@ unsafe fn reply_status(reply: *mut raw::RedisModuleCallReply) -> Result<(), Repl
             let mut len = 0;
             let ptr = raw::RedisModule_CallReplyStringPtr.unwrap()(reply, &mut len);
             let text = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-            Err(ReplyError::new(String::from_utf8_lossy(text).into_owned()))
+            Err(with_code(String::from_utf8_lossy(text).into_owned()))
         }
         _ => Ok(()),
     };
@@ -260,8 +260,12 @@ unsafe fn reply_status(reply: *mut raw::RedisModuleCallReply) -> Result<(), Repl
 }
 
 fn to_reply_error(e: redis_module::ErrorReply<'_>) -> ReplyError {
-    let text = e.to_utf8_string().unwrap_or_default();
-    // RM_Call's own errors may lack a code; Redis replies need one.
+    with_code(e.to_utf8_string().unwrap_or_default())
+}
+
+/// An error reply of RedisModule_Call as ours: RM_Call's own errors may lack
+/// a code, Redis replies need one.
+fn with_code(text: String) -> ReplyError {
     match text.split(' ').next() {
         Some(code) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) => {
             ReplyError::new(text)
