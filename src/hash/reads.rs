@@ -20,7 +20,7 @@
 
 use crate::fingerprint::FastMap;
 use crate::stats;
-use redis_module::raw;
+use redis_module::{raw, RedisString};
 use std::os::raw::c_void;
 use std::ptr;
 use xxhash_rust::xxh3::xxh3_64;
@@ -152,7 +152,7 @@ impl Hash {
             if value.is_null() {
                 return None;
             }
-            let bytes = string_bytes(value).to_vec();
+            let bytes = RedisString::string_as_slice(value).to_vec();
             raw::RedisModule_FreeString.unwrap()(ctx, value);
             Some(bytes)
         }
@@ -192,16 +192,8 @@ unsafe extern "C" fn copy_pair(
     let all = &mut *privdata.cast::<Copy>();
     if !field.is_null() && !value.is_null() {
         all.insert(
-            string_bytes(field).to_vec(),
-            Some(string_bytes(value).to_vec()),
+            RedisString::string_as_slice(field).to_vec(),
+            Some(RedisString::string_as_slice(value).to_vec()),
         );
     }
-}
-
-/// # Safety
-/// `s` must be a live module string; the slice must not outlive it.
-unsafe fn string_bytes<'s>(s: *mut raw::RedisModuleString) -> &'s [u8] {
-    let mut len = 0;
-    let ptr = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
-    std::slice::from_raw_parts(ptr.cast::<u8>(), len)
 }
