@@ -27,10 +27,8 @@ pub struct IndexStore<'c> {
     recorded: bool,
     /// With `KEY`: the call's time and the window of the keys it records.
     clock: Option<KeyClock>,
-    /// Business keys recorded by this call, and whether the key store
-    /// changed (a record or a conflict).
+    /// Business keys recorded by this call (written by `commit`).
     new_keys: Vec<KeyRecord>,
-    keys_changed: bool,
 }
 
 /// Times of one call's business keys, in the key store's whole seconds.
@@ -73,7 +71,6 @@ impl<'c> IndexStore<'c> {
             recorded: false,
             clock: None,
             new_keys: Vec::new(),
-            keys_changed: false,
         };
         if let Some(index) = store.key.index() {
             if index.stream != stream {
@@ -130,15 +127,13 @@ impl DedupeStore for IndexStore<'_> {
     }
 
     fn commit(&mut self) -> Result<(), ReplyError> {
-        if !self.recorded && !self.keys_changed {
+        if !self.recorded && self.new_keys.is_empty() {
             return Ok(());
         }
         let (context, ctx, name) = (self.ctx, self.ctx.ctx, self.stream);
         let mut touched = self.touched;
         let key = self.name;
-        let keys = self
-            .keys_changed
-            .then(|| std::mem::take(&mut self.new_keys));
+        let keys = (!self.new_keys.is_empty()).then(|| std::mem::take(&mut self.new_keys));
         let (now, window) = self.clock.map_or((0, 0), |c| (c.now, c.window));
         let recorded = self.recorded;
         let index = self.index_for_writing().ok_or(errors::INDEX_UNWRITABLE)?;
@@ -160,7 +155,6 @@ impl DedupeStore for IndexStore<'_> {
         }
         self.touched = Touched::default();
         self.recorded = false;
-        self.keys_changed = false;
         Ok(())
     }
 
@@ -184,7 +178,6 @@ impl DedupeStore for IndexStore<'_> {
             index.keys.insert(rec, clock.now);
             index.keys.window = clock.window;
             self.new_keys.push(rec);
-            self.keys_changed = true;
         }
     }
 
