@@ -9,6 +9,7 @@ use crate::errors::{self, ReplyError};
 use crate::fingerprint::FastMap;
 use crate::hash::reads::HashReads;
 use crate::hash::writes::HashWrites;
+use crate::index::commands as index_commands;
 use crate::keys::derived_dedupe_key;
 use crate::parse::{Request, StoreKind, StreamId};
 use crate::plan::{KeyKind, Op, State};
@@ -54,7 +55,7 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
             let mut index = IndexStore::open(ctx, key, dedupe_key, req.stream)?;
             if let Some(bk) = &req.business_key {
                 let window = bk.window.unwrap_or_else(config::key_window_ms);
-                index = index.with_keys(now_ms(), window);
+                index = index.with_keys(index_commands::now_ms(), window);
             }
             // Effects on the index key are refused like on any other type.
             run_with(req, &mut backend, &mut index, dedupe_key, KeyKind::Other)
@@ -126,12 +127,6 @@ fn check_keys(
         entry_cache::remember_group(backend.db, req.stream, req.group);
     }
     Ok((store, key))
-}
-
-/// The server's clock in Unix ms.
-fn now_ms() -> u64 {
-    // SAFETY: a plain clock read.
-    unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
 }
 
 /// One module keyspace event (`xprocess`, class `d`) on the stream per

@@ -89,8 +89,8 @@ fn exists_keys(ctx: &Context, key: &[u8], names: &[&[u8]]) -> Result<(), ReplyEr
     Ok(())
 }
 
-/// The server's clock in Unix ms.
-fn now_ms() -> u64 {
+/// The server's clock in Unix ms (the time of a call's business keys).
+pub fn now_ms() -> u64 {
     // SAFETY: a plain clock read.
     unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
 }
