@@ -21,7 +21,6 @@ use crate::parse::StreamId;
 pub const ENCODING_VERSION: i32 = 2;
 
 const RANGE_BYTES: usize = 5 * 8;
-const KEY_BYTES: usize = 16 + 4 + 4 + 8 + 8;
 
 pub fn encode(index: &Index) -> Vec<u8> {
     let ranges = index.ranges();
@@ -38,7 +37,7 @@ pub fn encode(index: &Index) -> Vec<u8> {
     }
     let keys = &index.keys;
     let live = keys.live();
-    out.reserve(32 + live.len() * KEY_BYTES);
+    out.reserve(40 + live.len() * KeyRecord::BYTES);
     for n in [
         u64::from(keys.now),
         keys.window,
@@ -49,11 +48,7 @@ pub fn encode(index: &Index) -> Vec<u8> {
     }
     put(&mut out, live.len() as u64);
     for r in &live {
-        out.extend_from_slice(&r.key.to_le_bytes());
-        out.extend_from_slice(&r.fp.to_le_bytes());
-        out.extend_from_slice(&r.expires.to_le_bytes());
-        put(&mut out, r.id.ms);
-        put(&mut out, r.id.seq);
+        r.write(&mut out);
     }
     out
 }
@@ -104,31 +99,22 @@ fn decode_keys(r: &mut Reader) -> Result<KeyStore, &'static str> {
     let now = u32::try_from(r.u64()?).map_err(|_| "the key store's time is out of range")?;
     let (window, expired, conflicts) = (r.u64()?, r.u64()?, r.u64()?);
     let count = usize::try_from(r.u64()?).map_err(|_| TRUNCATED)?;
-    if count.checked_mul(KEY_BYTES) != Some(r.0.len()) {
+    if count.checked_mul(KeyRecord::BYTES) != Some(r.0.len()) {
         return Err("the key count does not match the payload");
     }
-    let mut records = Vec::with_capacity(count);
-    for _ in 0..count {
-        let key = u128::from_le_bytes(r.take(16)?.try_into().map_err(|_| TRUNCATED)?);
-        let fp = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| TRUNCATED)?);
-        let expires = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| TRUNCATED)?);
-        let id = r.id()?;
-        records.push(KeyRecord {
-            key,
-            fp,
-            expires,
-            id,
-        });
-    }
+    let records = (0..count)
+        .map(|_| r.record())
+        .collect::<Result<Vec<_>, _>>()?;
     KeyStore::from_live(&records, now, window, expired, conflicts)
 }
 
 const TRUNCATED: &str = "the payload is truncated";
 
-struct Reader<'a>(&'a [u8]);
+/// Little-endian values off the front of a payload (also XPROCESS.PATCH's).
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         if n > self.0.len() {
             return Err(TRUNCATED);
         }
@@ -137,16 +123,20 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u64(&mut self) -> Result<u64, &'static str> {
+    pub(super) fn u64(&mut self) -> Result<u64, &'static str> {
         let bytes = self.take(8)?;
         Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| TRUNCATED)?))
     }
 
-    fn id(&mut self) -> Result<StreamId, &'static str> {
+    pub(super) fn id(&mut self) -> Result<StreamId, &'static str> {
         Ok(StreamId {
             ms: self.u64()?,
             seq: self.u64()?,
         })
+    }
+
+    pub(super) fn record(&mut self) -> Result<KeyRecord, &'static str> {
+        KeyRecord::read(self.take(KeyRecord::BYTES)?).ok_or(TRUNCATED)
     }
 }
 
@@ -224,9 +214,9 @@ mod tests {
     fn broken_invariants_and_huge_counts_are_refused() {
         let mut bytes = encode(&sample());
         let mut unsorted = encode(&sample());
-        let first_key = unsorted.len() - 43 * KEY_BYTES;
-        unsorted.swap(first_key, first_key + KEY_BYTES);
-        unsorted.swap(first_key + 15, first_key + KEY_BYTES + 15);
+        let first_key = unsorted.len() - 43 * KeyRecord::BYTES;
+        unsorted.swap(first_key, first_key + KeyRecord::BYTES);
+        unsorted.swap(first_key + 15, first_key + KeyRecord::BYTES + 15);
         assert!(decode(&unsorted, 2).is_err(), "business keys out of order");
         // The stream name is 15 bytes: the first range starts at 8+15+24.
         let first_start = 8 + 15 + 24;

@@ -47,6 +47,39 @@ pub struct KeyRecord {
     pub id: StreamId,
 }
 
+impl KeyRecord {
+    /// A record's size in RDB payloads and `XPROCESS.PATCH`: the key (16
+    /// bytes), fingerprint and expiry (4 each), the entry's ms and seq (8
+    /// each), little-endian.
+    pub const BYTES: usize = 16 + 4 + 4 + 8 + 8;
+
+    /// Append the record's bytes to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.key.to_le_bytes());
+        out.extend_from_slice(&self.fp.to_le_bytes());
+        out.extend_from_slice(&self.expires.to_le_bytes());
+        out.extend_from_slice(&self.id.ms.to_le_bytes());
+        out.extend_from_slice(&self.id.seq.to_le_bytes());
+    }
+
+    /// The record written by `write`; `None` unless `b` is exactly its size.
+    pub fn read(b: &[u8]) -> Option<KeyRecord> {
+        if b.len() != Self::BYTES {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        Some(KeyRecord {
+            key: u128::from_le_bytes(b[..16].try_into().ok()?),
+            fp: u32::from_le_bytes(b[16..20].try_into().ok()?),
+            expires: u32::from_le_bytes(b[20..24].try_into().ok()?),
+            id: StreamId {
+                ms: u64_at(24),
+                seq: u64_at(32),
+            },
+        })
+    }
+}
+
 /// A record without its key: fingerprint, expiry, packed entry ID.
 type Meta = [u8; 15];
 

@@ -19,6 +19,7 @@
 //! and per key its xxh3-128 (16 bytes), fingerprint and expiry (4 each), the
 //! entry's ms and seq. Version 1 stays what a change without keys sends.
 
+use super::encoding::Reader;
 use super::keys::{KeyPatch, KeyRecord};
 use super::ranges::{Index, Patch, Range};
 use crate::parse::StreamId;
@@ -33,7 +34,6 @@ const VERSION: u8 = 1;
 const VERSION_KEYS: u8 = 2;
 const HEADER: usize = 1 + 6 * 8;
 const RANGE: usize = 5 * 8;
-const KEY: usize = 16 + 4 + 4 + 8 + 8;
 const HAS_RANGES: u8 = 1;
 const HAS_KEYS: u8 = 2;
 
@@ -86,13 +86,11 @@ fn write_payload(change: &Change, out: &mut Vec<u8>) {
         ranges(out, patch);
     }
     let n = keys.records.len() as u64;
-    let counters = [keys.window, keys.conflicts, keys.expired_add, n];
-    words(out, &[&[u64::from(keys.now)], &counters[..]].concat());
+    let header = [u64::from(keys.now), keys.window, keys.conflicts];
+    words(out, &header);
+    words(out, &[keys.expired_add, n]);
     for r in &keys.records {
-        out.extend_from_slice(&r.key.to_le_bytes());
-        out.extend_from_slice(&r.fp.to_le_bytes());
-        out.extend_from_slice(&r.expires.to_le_bytes());
-        words(out, &[r.id.ms, r.id.seq]);
+        r.write(out);
     }
 }
 
@@ -153,19 +151,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Parsed<'a>, &'static str> {
     let [key, stream, payload] = args else {
         return Err(BAD);
     };
-    let change = match payload.split_first() {
-        Some((&VERSION, body)) => {
-            let count = body.len().checked_sub(HEADER - 1).ok_or(BAD)?;
-            if !count.is_multiple_of(RANGE) {
-                return Err(BAD);
-            }
-            let mut r = Words(body);
-            let ranges = Some(r.ranges(count / RANGE)?);
-            Change { ranges, keys: None }
-        }
-        Some((&VERSION_KEYS, [flags, body @ ..])) => parse_v2(*flags, body)?,
-        _ => return Err(BAD),
-    };
+    let change = parse_payload(payload).map_err(|_| BAD)?;
     Ok(Parsed {
         key,
         stream,
@@ -173,39 +159,38 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Parsed<'a>, &'static str> {
     })
 }
 
+fn parse_payload(payload: &[u8]) -> Result<Change, &'static str> {
+    match payload.split_first() {
+        Some((&VERSION, body)) => {
+            let count = body.len().checked_sub(HEADER - 1).ok_or(BAD)?;
+            if !count.is_multiple_of(RANGE) {
+                return Err(BAD);
+            }
+            let ranges = Some(read_ranges(&mut Reader(body), count / RANGE)?);
+            Ok(Change { ranges, keys: None })
+        }
+        Some((&VERSION_KEYS, [flags, body @ ..])) => parse_v2(*flags, body),
+        _ => Err(BAD),
+    }
+}
+
 fn parse_v2(flags: u8, body: &[u8]) -> Result<Change, &'static str> {
     if flags & !(HAS_RANGES | HAS_KEYS) != 0 || flags & HAS_KEYS == 0 {
         return Err(BAD);
     }
-    let mut r = Words(body);
+    let mut r = Reader(body);
     let mut change = Change::default();
     if flags & HAS_RANGES != 0 {
         let count = usize::try_from(r.u64()?).map_err(|_| BAD)?;
-        change.ranges = Some(r.ranges(count)?);
+        change.ranges = Some(read_ranges(&mut r, count)?);
     }
     let now = u32::try_from(r.u64()?).map_err(|_| BAD)?;
     let (window, conflicts, expired_add) = (r.u64()?, r.u64()?, r.u64()?);
     let count = usize::try_from(r.u64()?).map_err(|_| BAD)?;
-    if count.checked_mul(KEY) != Some(r.0.len()) {
+    if count.checked_mul(KeyRecord::BYTES) != Some(r.0.len()) {
         return Err(BAD);
     }
-    let records = (0..count)
-        .map(|_| {
-            let key = u128::from_le_bytes(r.take(16)?.try_into().map_err(|_| BAD)?);
-            let fp = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| BAD)?);
-            let expires = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| BAD)?);
-            let id = StreamId {
-                ms: r.u64()?,
-                seq: r.u64()?,
-            };
-            Ok(KeyRecord {
-                key,
-                fp,
-                expires,
-                id,
-            })
-        })
-        .collect::<Result<_, &'static str>>()?;
+    let records = (0..count).map(|_| r.record()).collect::<Result<_, _>>()?;
     change.keys = Some(KeyPatch {
         now,
         window,
@@ -216,56 +201,29 @@ fn parse_v2(flags: u8, body: &[u8]) -> Result<Change, &'static str> {
     Ok(change)
 }
 
-/// Little-endian words off the front of a payload.
-struct Words<'a>(&'a [u8]);
-
-impl Words<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], &'static str> {
-        if n > self.0.len() {
-            return Err(BAD);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
+/// recorded, lost, lo, hi, then `count` ranges.
+fn read_ranges(r: &mut Reader, count: usize) -> Result<Patch, &'static str> {
+    let (recorded, lost) = (r.u64()?, r.u64()?);
+    let (lo, hi) = (r.id()?, r.id()?);
+    if count.checked_mul(RANGE).is_none_or(|n| n > r.0.len()) {
+        return Err(BAD);
     }
-
-    fn u64(&mut self) -> Result<u64, &'static str> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| BAD)?,
-        ))
-    }
-
-    fn id(&mut self) -> Result<StreamId, &'static str> {
-        Ok(StreamId {
-            ms: self.u64()?,
-            seq: self.u64()?,
-        })
-    }
-
-    /// recorded, lost, lo, hi, then `count` ranges.
-    fn ranges(&mut self, count: usize) -> Result<Patch, &'static str> {
-        let (recorded, lost) = (self.u64()?, self.u64()?);
-        let (lo, hi) = (self.id()?, self.id()?);
-        if count.checked_mul(RANGE).is_none_or(|n| n > self.0.len()) {
-            return Err(BAD);
-        }
-        let ranges = (0..count)
-            .map(|_| {
-                Ok(Range {
-                    start: self.id()?,
-                    end: self.id()?,
-                    gap: self.u64()?,
-                })
+    let ranges = (0..count)
+        .map(|_| {
+            Ok(Range {
+                start: r.id()?,
+                end: r.id()?,
+                gap: r.u64()?,
             })
-            .collect::<Result<_, &'static str>>()?;
-        Ok(Patch {
-            lo,
-            hi,
-            ranges,
-            recorded,
-            lost,
         })
-    }
+        .collect::<Result<_, &'static str>>()?;
+    Ok(Patch {
+        lo,
+        hi,
+        ranges,
+        recorded,
+        lost,
+    })
 }
 
 /// A whole index as changes that rebuild it from nothing, in order: its
