@@ -218,10 +218,7 @@ fn replicas_failover_aof_reload_and_restart_keep_the_keys() {
     let mut p = primary.conn();
     assert_eq!(digest_value(&mut p, &[DEDUPE]), before, "AOF reload");
     assert_eq!(key_exists(&mut p, &["p1", "p2", "p3"]), [1, 1, 0]);
-    let _: () = q(&mut p, &["BGREWRITEAOF"]);
-    wait_until("the AOF rewrite", || {
-        info_field(&mut p, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
-    });
+    rewrite_aof(&mut p);
     let _: () = q(&mut p, &["DEBUG", "RELOAD"]);
     assert_eq!(digest_value(&mut p, &[DEDUPE]), before, "RDB reload");
     primary.restart();

@@ -223,11 +223,7 @@ fn survives_debug_reload_aof_rewrite_and_kill9() {
     check(&mut con, "after kill -9 and AOF replay");
     q::<()>(&mut con, &["DEBUG", "RELOAD"]);
     check(&mut con, "after DEBUG RELOAD");
-    q::<String>(&mut con, &["BGREWRITEAOF"]);
-    wait_until("the AOF rewrite", || {
-        info_field(&mut con, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
-            && info_field(&mut con, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
-    });
+    rewrite_aof(&mut con);
     srv.restart();
     let mut con = srv.conn();
     check(&mut con, "after BGREWRITEAOF and a restart");

@@ -560,6 +560,15 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Wait until the replica's link is up and it has everything the primary
 /// sent (replication offsets equal).
+/// BGREWRITEAOF, and wait until the rewrite (and any it scheduled) is done.
+pub fn rewrite_aof(con: &mut Connection) {
+    q::<String>(con, &["BGREWRITEAOF"]);
+    wait_until("the AOF rewrite", || {
+        info_field(con, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+            && info_field(con, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
+    });
+}
+
 pub fn wait_replica_synced(primary: &mut Connection, replica: &mut Connection) {
     wait_until("master_link_status:up", || {
         info_field(replica, "replication", "master_link_status").as_deref() == Some("up")
