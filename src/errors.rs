@@ -10,7 +10,17 @@ use std::fmt;
 pub const SYNTAX: &str = "ERR syntax error";
 pub const NO_EFFECT: &str = "ERR syntax error, XPROCESS needs at least one effect before IDS";
 pub const NO_IDS: &str =
-    "ERR syntax error, XPROCESS needs IDS numids id [id ...] after the effects";
+    "ERR syntax error, XPROCESS needs IDS numids id [id ...] or READ after the effects";
+pub const READ_NEEDS_CONSUMER: &str =
+    "ERR syntax error, READ needs CONSUMER consumer (the entries are read for it)";
+pub const BAD_COUNT: &str = "ERR COUNT must be a positive integer";
+pub const BAD_MIN_IDLE: &str =
+    "ERR invalid CLAIM min-idle-time, must be a non-negative integer of milliseconds";
+pub const BAD_TIMEOUT: &str = "ERR timeout is not an integer or out of range";
+pub const NEGATIVE_TIMEOUT: &str = "ERR timeout is negative";
+pub const BAD_AFTER: &str = "ERR DEADLETTER AFTER must be a positive integer of deliveries";
+pub const DEAD_LETTER_KEY: &str =
+    "ERR the dead-letter key must not be the stream or the dedupe key";
 pub const BAD_NUMIDS: &str = "ERR numids must be a positive integer";
 pub const NUMIDS_MISMATCH: &str = "ERR numids does not match the number of IDs given";
 pub const BAD_NUMPAIRS: &str = "ERR numpairs must be a positive integer";

@@ -2,6 +2,7 @@
 //! cache honest (see `entry_cache`); and a command filter that sees CONFIG
 //! RESETSTAT, which has no event of its own, to reset `INFO xprocess`.
 
+use crate::block;
 use crate::entry_cache;
 use crate::stats;
 use redis_module::{raw, Context, RedisString, Status};
@@ -13,6 +14,17 @@ const KEYSPACE_EVENTS: c_int = raw::REDISMODULE_NOTIFY_GENERIC
     | raw::REDISMODULE_NOTIFY_STREAM
     | raw::REDISMODULE_NOTIFY_EXPIRED
     | raw::REDISMODULE_NOTIFY_EVICTED;
+
+/// Events after which a READ blocked on the key can never be served: its
+/// stream or group is gone (for Redis 7.0, see `block`).
+const GONE: [&str; 6] = [
+    "del",
+    "expired",
+    "evicted",
+    "rename_from",
+    "move_from",
+    "xgroup-destroy",
+];
 
 /// Server events after which no cached entry can be trusted.
 const SERVER_EVENTS: [u64; 3] = [
@@ -61,17 +73,24 @@ extern "C" fn on_keyspace_event(
             CStr::from_ptr(event).to_str().unwrap_or(""),
         )
     };
-    entry_cache::on_keyspace_event(db, event, RedisString::string_as_slice(key));
+    let key = RedisString::string_as_slice(key);
+    entry_cache::on_keyspace_event(db, event, key);
+    if block::any_waiting() && GONE.contains(&event) {
+        block::wake_deleted(db, key);
+    }
     raw::REDISMODULE_OK as c_int
 }
 
 extern "C" fn on_server_event(
     _ctx: *mut raw::RedisModuleCtx,
-    _event: raw::RedisModuleEvent,
+    event: raw::RedisModuleEvent,
     _subevent: u64,
     _data: *mut c_void,
 ) {
     entry_cache::clear();
+    if event.id == raw::REDISMODULE_EVENT_FLUSHDB && block::any_waiting() {
+        block::wake_all();
+    }
 }
 
 /// Runs before every command: cheap unless it is CONFIG RESETSTAT.

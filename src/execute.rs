@@ -3,7 +3,7 @@
 
 use crate::cluster;
 use crate::config;
-use crate::dedupe::{DedupeKey, DedupeStore, Holds, IndexStore, SetStore};
+use crate::dedupe::{DedupeKey, Holds, IndexStore, SetStore};
 use crate::entry_cache::{self, Lookup};
 use crate::errors::{self, ReplyError};
 use crate::fingerprint::FastMap;
@@ -13,7 +13,8 @@ use crate::index::commands as index_commands;
 use crate::keys::derived_dedupe_key;
 use crate::parse::{Request, StoreKind, StreamId};
 use crate::plan::{KeyKind, Op, State};
-use crate::process::{process, Backend, Fields, Outcome};
+use crate::process::{process, Backend, Fields, Outcome, Poison};
+use crate::read::{self, Taken};
 use crate::replication::Redis;
 use crate::stats;
 use crate::stream_reader;
@@ -27,8 +28,15 @@ use std::ptr;
 const READ_AHEAD: usize = 256;
 const READ_AHEAD_BYTES: usize = 256 * 1024;
 
+/// What one call did: an outcome per entry, in order; with READ, the IDs
+/// of the entries it took (with IDS, they are the call's).
+pub struct Done {
+    pub taken: Vec<StreamId>,
+    pub outcomes: Vec<Outcome>,
+}
+
 /// Run one parsed XPROCESS call.
-pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
+pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
     if req.ids.len() > config::max_ids() {
         return Err(ReplyError::too_many_ids(config::max_ids()));
     }
@@ -44,12 +52,23 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
     let redis = Redis::new(ctx);
     let mut backend = RedisBackend::new(&redis, req);
     let (store, key) = check_keys(ctx, &backend, req, dedupe_key)?;
+    let taken = match &req.read {
+        Some(read) => backend.take(read::take(&redis, req, read)?),
+        None => Vec::new(),
+    };
+    let ids = if req.read.is_some() { &taken } else { &req.ids };
     let outcomes = match store {
         StoreKind::Set => {
             drop(key);
             let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
             let mut set = SetStore::new(&redis, dedupe_key, ttl);
-            run_with(req, &mut backend, &mut set, dedupe_key, KeyKind::Set)
+            process(
+                req,
+                ids,
+                &mut backend,
+                &mut set,
+                &[(dedupe_key, KeyKind::Set)],
+            )
         }
         StoreKind::Index => {
             let mut index = IndexStore::open(ctx, key, dedupe_key, req.stream)?;
@@ -58,22 +77,13 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Vec<Outcome>, ReplyError> {
                 index = index.with_keys(index_commands::now_ms(), window);
             }
             // Effects on the index key are refused like on any other type.
-            run_with(req, &mut backend, &mut index, dedupe_key, KeyKind::Other)
+            let reserved = [(dedupe_key, KeyKind::Other)];
+            process(req, ids, &mut backend, &mut index, &reserved)
         }
     };
     count(&outcomes, redis.calls.get());
     notify_applied(ctx, req.stream, &outcomes);
-    Ok(outcomes)
-}
-
-fn run_with<D: DedupeStore>(
-    req: &Request,
-    backend: &mut RedisBackend,
-    store: &mut D,
-    dedupe_key: &[u8],
-    kind: KeyKind,
-) -> Vec<Outcome> {
-    process(req, backend, store, &[(dedupe_key, kind)])
+    Ok(Done { taken, outcomes })
 }
 
 /// The store to use: the kind the key holds, or STORE's (an index by
@@ -109,6 +119,14 @@ fn check_keys(
         KeyKind::Missing => return Err(ReplyError::nogroup(req.stream, req.group)),
         KeyKind::Stream => {}
         _ => return Err(errors::WRONGTYPE.into()),
+    }
+    if let Some(dl) = &req.dead_letter {
+        if dl.key == req.stream || dl.key == dedupe_key {
+            return Err(errors::DEAD_LETTER_KEY.into());
+        }
+        if !matches!(backend.kind(dl.key), KeyKind::Stream | KeyKind::Missing) {
+            return Err(errors::WRONGTYPE.into());
+        }
     }
     let key = DedupeKey::open(ctx, dedupe_key, false);
     let holds = key.holds();
@@ -168,6 +186,7 @@ fn count(outcomes: &[Outcome], redis_calls: u64) {
             match outcome {
                 Outcome::Applied => s.applied += 1,
                 Outcome::Duplicate => s.duplicates += 1,
+                Outcome::DeadLettered => s.dead_lettered += 1,
                 Outcome::Failed(e) if e.as_str().starts_with("NOTOWNER") => s.fenced += 1,
                 Outcome::Failed(e) if e.as_str().starts_with("CONFLICT") => s.conflicts += 1,
                 Outcome::Failed(_) => s.errors += 1,
@@ -203,6 +222,9 @@ struct RedisBackend<'r, 'c> {
     hash_writes: HashWrites,
     /// Hash field values read so far (see `hash::reads`).
     hash_reads: RefCell<HashReads>,
+    /// The entries READ took: already pending for the consumer, and read.
+    taken: FastMap<StreamId, Fields>,
+    consumer: &'r [u8],
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -215,7 +237,20 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             db: unsafe { raw::RedisModule_GetSelectedDb.unwrap()(redis.ctx.ctx) },
             hash_writes: HashWrites::default(),
             hash_reads: RefCell::default(),
+            taken: FastMap::default(),
+            consumer: req.consumer.unwrap_or_default(),
         }
+    }
+
+    /// Keep the entries READ took for `read_entry`; their IDs, in order.
+    fn take(&mut self, taken: Taken) -> Vec<StreamId> {
+        stats::update(|s| {
+            s.read_claimed += taken.claimed as u64;
+            s.read_new += (taken.entries.len() - taken.claimed) as u64;
+        });
+        let ids = taken.entries.iter().map(|(id, _)| *id).collect();
+        self.taken.extend(taken.entries);
+        ids
     }
 
     fn key(&self, name: &[u8]) -> redis_module::key::RedisKey {
@@ -288,6 +323,9 @@ impl State for RedisBackend<'_, '_> {
 
 impl Backend for RedisBackend<'_, '_> {
     fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
+        if self.taken.contains_key(&id) {
+            return Ok(Some(self.consumer.to_vec())); // READ took it for us
+        }
         let text = id.text();
         let id = text.as_bytes();
         let reply = self
@@ -305,6 +343,9 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
+        if let Some(fields) = self.taken.remove(&id) {
+            return Some(fields);
+        }
         match entry_cache::take(self.db, self.stream, id) {
             Lookup::Hit(fields) => {
                 stats::update(|s| s.entry_cache_hits += 1);
@@ -348,6 +389,48 @@ impl Backend for RedisBackend<'_, '_> {
             Op::SAdd { key, member } => self.redis.write("SADD", &[key, member]).map(drop),
             Op::XAdd { key, trim, pairs } => self.xadd(key, *trim, pairs),
         }
+    }
+
+    fn deliveries(&mut self, id: StreamId) -> Result<u64, ReplyError> {
+        let text = id.text();
+        let id = text.as_bytes();
+        let reply = self
+            .redis
+            .read("XPENDING", &[self.stream, self.group, id, id, b"1"])?;
+        // [[id, consumer, idle, deliveries]] or []
+        let deliveries = match reply {
+            CallReply::Array(rows) => rows.get(0).and_then(|row| match row.ok()? {
+                CallReply::Array(row) => match row.get(3)?.ok()? {
+                    CallReply::I64(n) => u64::try_from(n.to_i64()).ok(),
+                    _ => None,
+                },
+                _ => None,
+            }),
+            _ => None,
+        };
+        Ok(deliveries.unwrap_or(0))
+    }
+
+    fn dead_letter(&mut self, key: &[u8], poison: &Poison) -> Result<(), ReplyError> {
+        let (id, deliveries) = (poison.id.text(), poison.deliveries.to_string());
+        let mut args: Vec<&[u8]> = vec![key, b"*", b"@id", id.as_bytes()];
+        args.extend_from_slice(&[b"@stream", self.stream, b"@group", self.group]);
+        if !self.consumer.is_empty() {
+            args.extend_from_slice(&[b"@consumer", self.consumer]);
+        }
+        args.extend_from_slice(&[b"@error", poison.error.as_str().as_bytes()]);
+        args.extend_from_slice(&[b"@deliveries", deliveries.as_bytes()]);
+        // Entry fields as `$field` (as templates name them): never `@...`.
+        let names: Vec<Vec<u8>> = poison
+            .fields
+            .unwrap_or_default()
+            .iter()
+            .map(|(f, _)| [b"$", f.as_slice()].concat())
+            .collect();
+        for (name, (_, value)) in names.iter().zip(poison.fields.unwrap_or_default()) {
+            args.extend_from_slice(&[name, value]);
+        }
+        self.redis.write("XADD", &args).map(drop)
     }
 
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {

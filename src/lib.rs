@@ -16,6 +16,7 @@
 //!   `stream_reader`, `entry_cache`, `events`, `cluster`, `keys`, `config`,
 //!   `stats`.
 
+pub mod block;
 pub mod business_key;
 pub mod cluster;
 pub mod command_info;
@@ -34,6 +35,7 @@ pub mod numbers;
 pub mod parse;
 pub mod plan;
 pub mod process;
+pub mod read;
 pub mod replication;
 pub mod reply;
 pub mod stats;
@@ -49,15 +51,23 @@ use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key]
-///          [STORE INDEX | SET] [TTL milliseconds]
-///          effect [effect ...] IDS numids id [id ...]
+///          [STORE INDEX | SET] [TTL milliseconds] [KEY template ...]
+///          [DEADLETTER dead-letter-key AFTER deliveries]
+///          effect [effect ...]
+///          (IDS numids id [id ...] | READ [COUNT n] [CLAIM ms] [BLOCK ms])
 fn xprocess(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     if ctx.is_keys_position_request() {
         report_keys(ctx, argv);
         return Ok(());
     }
-    let outcomes = parse::parse(argv).and_then(|req| execute::run(ctx, &req))?;
-    reply::outcomes(ctx, &outcomes);
+    let req = parse::parse(argv)?;
+    let done = execute::run(ctx, &req)?;
+    match req.read.and_then(|read| read.block) {
+        Some(timeout) if done.outcomes.is_empty() && block::can_block(ctx) => {
+            block::wait(ctx, req.stream, timeout)
+        }
+        _ => reply::done(ctx, &done, req.read.is_some()),
+    }
     Ok(())
 }
 
@@ -84,15 +94,21 @@ fn run_handler(
     handler: Handler,
 ) -> c_int {
     let context = Context::new(ctx);
-    let args: Vec<&[u8]> = (0..argc as usize)
-        .map(|i| RedisString::string_as_slice(unsafe { *argv.add(i) }))
-        .collect();
+    let args = args(argv, argc);
     match catch_unwind(AssertUnwindSafe(|| handler(&context, &args))) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => reply::error(&context, &e),
         Err(_) => reply::error(&context, &errors::INTERNAL.into()),
     }
     raw::Status::Ok as c_int
+}
+
+/// A command's arguments as byte slices.
+pub(crate) fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> Vec<&'a [u8]> {
+    (0..argc as usize)
+        // SAFETY: Redis passes argc live strings, alive for the callback.
+        .map(|i| RedisString::string_as_slice(unsafe { *argv.add(i) }))
+        .collect()
 }
 
 /// The C entry point of a [`Handler`].

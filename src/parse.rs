@@ -5,10 +5,13 @@
 //!          [STORE INDEX | SET] [TTL milliseconds]
 //!          [KEY template [WINDOW milliseconds]
 //!           [FINGERPRINT numfields field [field ...] | FINGERPRINT ENTRY]]
-//!          effect [effect ...] IDS numids id [id ...]
+//!          [DEADLETTER dead-letter-key AFTER deliveries]
+//!          effect [effect ...]
+//!          (IDS numids id [id ...] |
+//!           READ [COUNT count] [CLAIM min-idle-milliseconds] [BLOCK milliseconds])
 //! ```
 //! Positional arguments first, then a case-insensitive option loop, then the
-//! effects, then IDS. Everything borrows from argv: parsing allocates only the
+//! effects, then IDS or READ. Everything borrows from argv: parsing allocates only the
 //! vectors of effects and IDs.
 
 use crate::errors::{self, ReplyError};
@@ -195,11 +198,38 @@ pub struct Request<'a> {
     pub ttl: Option<u64>,
     /// `KEY`: dedupe by business key too.
     pub business_key: Option<BusinessKey<'a>>,
+    /// `DEADLETTER`: where poison entries go.
+    pub dead_letter: Option<DeadLetter<'a>>,
     pub effects: Vec<Effect<'a>>,
+    /// `IDS`: the entries to process (empty with READ).
     pub ids: Vec<StreamId>,
+    /// `READ`: take the entries from the group instead.
+    pub read: Option<Read>,
     /// argv positions of every key, in order (for getkeys and ACLs).
     pub key_positions: Vec<usize>,
 }
+
+/// `DEADLETTER key AFTER deliveries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetter<'a> {
+    pub key: &'a [u8],
+    /// Dead-letter a failing entry once it was delivered this many times.
+    pub after: u64,
+}
+
+/// `READ [COUNT count] [CLAIM min-idle-ms] [BLOCK ms]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Read {
+    /// `None`: the default ([`DEFAULT_READ_COUNT`]); capped by `xprocess.max-ids`.
+    pub count: Option<usize>,
+    /// Take over entries pending for at least this many ms first.
+    pub claim: Option<u64>,
+    /// Wait up to this many ms for new entries (0: forever).
+    pub block: Option<u64>,
+}
+
+/// READ's COUNT when none is given.
+pub const DEFAULT_READ_COUNT: usize = 100;
 
 /// `KEY template [WINDOW ms] [FINGERPRINT ...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,13 +302,22 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
         store: None,
         ttl: None,
         business_key: None,
+        dead_letter: None,
         effects: Vec::new(),
         ids: Vec::new(),
+        read: None,
         key_positions: vec![1],
     };
     parse_options(&mut args, &mut req)?;
     parse_effects(&mut args, &mut req)?;
-    parse_ids(&mut args, &mut req)?;
+    if is(args.next()?, "IDS") {
+        parse_ids(&mut args, &mut req)?;
+    } else {
+        req.read = Some(parse_read(&mut args)?);
+        if req.consumer.is_none() {
+            return Err(errors::READ_NEEDS_CONSUMER.into());
+        }
+    }
     Ok(req)
 }
 
@@ -308,6 +347,15 @@ fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         } else if is(token, "KEY") && req.business_key.is_none() {
             args.pos += 1;
             req.business_key = Some(parse_business_key(args)?);
+        } else if is(token, "DEADLETTER") && req.dead_letter.is_none() {
+            args.pos += 1;
+            req.key_positions.push(args.pos);
+            let key = args.next()?;
+            if !is(args.next()?, "AFTER") {
+                return Err(errors::SYNTAX.into());
+            }
+            let after = args.next_count(errors::BAD_AFTER)? as u64;
+            req.dead_letter = Some(DeadLetter { key, after });
         } else {
             return Ok(());
         }
@@ -353,7 +401,7 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         } else {
             errors::NO_IDS
         })?;
-        if is(token, "IDS") {
+        if is(token, "IDS") || is(token, "READ") {
             return match req.effects.is_empty() {
                 true => Err(errors::NO_EFFECT.into()),
                 false => Ok(()),
@@ -425,7 +473,6 @@ fn parse_xadd<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
 }
 
 fn parse_ids(args: &mut Args<'_, '_>, req: &mut Request<'_>) -> Result<(), ReplyError> {
-    args.pos += 1; // the IDS token, checked by parse_effects
     let numids = args.next_count(errors::BAD_NUMIDS)?;
     if numids != args.remaining() {
         return Err(errors::NUMIDS_MISMATCH.into());
@@ -437,6 +484,29 @@ fn parse_ids(args: &mut Args<'_, '_>, req: &mut Request<'_>) -> Result<(), Reply
             .push(StreamId::parse(id).ok_or(errors::BAD_STREAM_ID)?);
     }
     Ok(())
+}
+
+/// After `READ`: `[COUNT count] [CLAIM min-idle-ms] [BLOCK ms]`, to the end.
+fn parse_read(args: &mut Args<'_, '_>) -> Result<Read, ReplyError> {
+    let mut read = Read::default();
+    while let Some(token) = args.peek() {
+        args.pos += 1;
+        if is(token, "COUNT") && read.count.is_none() {
+            read.count = Some(args.next_count(errors::BAD_COUNT)?);
+        } else if is(token, "CLAIM") && read.claim.is_none() {
+            let idle = parse_i64(args.next()?).filter(|n| *n >= 0);
+            read.claim = Some(idle.ok_or(errors::BAD_MIN_IDLE)? as u64);
+        } else if is(token, "BLOCK") && read.block.is_none() {
+            read.block = Some(match parse_i64(args.next()?) {
+                Some(ms) if ms < 0 => return Err(errors::NEGATIVE_TIMEOUT.into()),
+                Some(ms) => ms as u64,
+                None => return Err(errors::BAD_TIMEOUT.into()),
+            });
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    Ok(read)
 }
 
 #[cfg(test)]
@@ -574,6 +644,59 @@ mod tests {
     #[test]
     fn options_after_effects_are_syntax_errors() {
         assert_eq!(err("XPROCESS s g SADD k m TTL 5 IDS 1 1"), errors::SYNTAX);
+    }
+
+    #[test]
+    fn read_and_dead_letter() {
+        let a = argv("XPROCESS s g CONSUMER c DEADLETTER dl AFTER 3 SADD k m READ count 10 CLAIM 0 block 500");
+        let r = parse(&a).unwrap();
+        assert_eq!(
+            r.read,
+            Some(Read {
+                count: Some(10),
+                claim: Some(0),
+                block: Some(500)
+            })
+        );
+        assert!(r.ids.is_empty());
+        assert_eq!(
+            r.dead_letter,
+            Some(DeadLetter {
+                key: b"dl",
+                after: 3
+            })
+        );
+        assert_eq!(r.key_positions, vec![1, 6, 10]);
+        let bare = parse(&argv("XPROCESS s g CONSUMER c SADD k m READ")).unwrap();
+        assert_eq!(bare.read, Some(Read::default()));
+
+        assert_eq!(
+            err("XPROCESS s g SADD k m READ"),
+            errors::READ_NEEDS_CONSUMER
+        );
+        let c = "XPROCESS s g CONSUMER c SADD k m READ";
+        assert_eq!(err(&format!("{c} COUNT 0")), errors::BAD_COUNT);
+        assert_eq!(err(&format!("{c} CLAIM -1")), errors::BAD_MIN_IDLE);
+        assert_eq!(err(&format!("{c} BLOCK -1")), errors::NEGATIVE_TIMEOUT);
+        assert_eq!(err(&format!("{c} BLOCK x")), errors::BAD_TIMEOUT);
+        assert_eq!(err(&format!("{c} COUNT 1 COUNT 2")), errors::SYNTAX);
+        assert_eq!(err(&format!("{c} IDS 1 1")), errors::SYNTAX);
+        assert_eq!(err(&format!("{c} COUNT")), errors::SYNTAX);
+        let d = "XPROCESS s g DEADLETTER dl";
+        assert_eq!(
+            err(&format!("{d} AFTER 0 SADD k m IDS 1 1")),
+            errors::BAD_AFTER
+        );
+        assert_eq!(
+            err(&format!("{d} BEFORE 1 SADD k m IDS 1 1")),
+            errors::SYNTAX
+        );
+        assert_eq!(
+            err(&format!(
+                "{d} AFTER 1 DEADLETTER x AFTER 1 SADD k m IDS 1 1"
+            )),
+            errors::SYNTAX
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The exactly-once step, for each ID of a call, in order:
 //! duplicate? -> owned by CONSUMER? -> read entry -> plan effects -> apply
 //! -> record in the dedupe store; then one commit of the records and one
-//! XACK for every applied or duplicate ID.
+//! XACK for every applied, duplicate or dead-lettered ID. An entry that fails
+//! after it was delivered DEADLETTER's AFTER times goes to the dead-letter
+//! stream instead, and counts as processed.
 //!
 //! Written against [`Backend`] and [`DedupeStore`] so the logic is tested in
 //! memory; `execute` supplies the Redis implementations.
@@ -9,7 +11,7 @@
 use crate::business_key::{key_hash, Plan};
 use crate::dedupe::DedupeStore;
 use crate::errors::ReplyError;
-use crate::parse::{BusinessKey, Request, StreamId};
+use crate::parse::{BusinessKey, DeadLetter, Request, StreamId};
 use crate::plan::{plan_entry, KeyKind, Op, State};
 use crate::template::Entry;
 
@@ -24,6 +26,11 @@ pub trait Backend: State {
     fn read_entry(&mut self, id: StreamId) -> Option<Fields>;
     /// Perform one planned write.
     fn apply(&mut self, op: &Op) -> Result<(), ReplyError>;
+    /// How many times entry `id` was delivered (the PEL's count; 0 when it
+    /// is not pending).
+    fn deliveries(&mut self, id: StreamId) -> Result<u64, ReplyError>;
+    /// Append entry `id` to the dead-letter stream, with why and its fields.
+    fn dead_letter(&mut self, key: &[u8], poison: &Poison) -> Result<(), ReplyError>;
     /// Acknowledge `ids` in the group.
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError>;
     /// Report a broken invariant (a write failing after validation).
@@ -39,13 +46,25 @@ pub trait Backend: State {
 pub enum Outcome {
     Applied,
     Duplicate,
+    /// Failed once too often: moved to the dead-letter stream, never applied.
+    DeadLettered,
     Failed(ReplyError),
+}
+
+/// An entry on its way to the dead-letter stream.
+pub struct Poison<'p> {
+    pub id: StreamId,
+    pub error: &'p ReplyError,
+    pub deliveries: u64,
+    /// `None` when the entry is no longer in the stream.
+    pub fields: Option<&'p [(Vec<u8>, Vec<u8>)]>,
 }
 
 /// Run the whole call. Whole-call checks are done before; nothing here fails
 /// the call, so no entry is ever left half-done by an early return.
 pub fn process<B: Backend, D: DedupeStore>(
     req: &Request,
+    ids: &[StreamId],
     backend: &mut B,
     store: &mut D,
     reserved: &[(&[u8], KeyKind)],
@@ -56,19 +75,18 @@ pub fn process<B: Backend, D: DedupeStore>(
         .iter()
         .any(|e| reserved.iter().any(|(key, _)| *key == e.key()));
     if !writes_dedupe {
-        store.prefetch(&req.ids);
+        store.prefetch(ids);
     }
     let keys = req
         .business_key
         .as_ref()
         .map(|bk| (bk, Plan::of(req, &bk.fingerprint)));
-    let mut acks = Vec::with_capacity(req.ids.len());
-    let outcomes = req
-        .ids
+    let mut acks = Vec::with_capacity(ids.len());
+    let outcomes = ids
         .iter()
         .enumerate()
         .map(|(n, &id)| {
-            backend.entries_after(req.ids.len() - n - 1);
+            backend.entries_after(ids.len() - n - 1);
             let outcome = process_one(req, id, keys.as_ref(), backend, store, reserved);
             if !matches!(outcome, Outcome::Failed(_)) {
                 acks.push(id);
@@ -99,34 +117,20 @@ fn process_one<B: Backend, D: DedupeStore>(
     store: &mut D,
     reserved: &[(&[u8], KeyKind)],
 ) -> Outcome {
-    match try_process_one(req, id, keys, backend, store, reserved) {
-        Ok(outcome) => outcome,
-        Err(e) => Outcome::Failed(e),
-    }
-}
-
-fn try_process_one<B: Backend, D: DedupeStore>(
-    req: &Request,
-    id: StreamId,
-    keys: Keys,
-    backend: &mut B,
-    store: &mut D,
-    reserved: &[(&[u8], KeyKind)],
-) -> Result<Outcome, ReplyError> {
-    if store.contains(id)? {
-        return Ok(Outcome::Duplicate);
-    }
     let text = id.text();
     let id_text = text.as_str();
-    if let Some(consumer) = req.consumer {
-        let owner = backend.pending_owner(id)?;
-        if owner.as_deref() != Some(consumer) {
-            return Err(ReplyError::not_owner(id_text, consumer, owner.as_deref()));
-        }
+    let outcome = match store.contains(id) {
+        Ok(true) => return Outcome::Duplicate,
+        Ok(false) => check_owner(req, id, id_text, backend),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = outcome {
+        return Outcome::Failed(e); // not the entry's fault: never dead-lettered
     }
-    let owned = backend
-        .read_entry(id)
-        .ok_or_else(|| ReplyError::entry_not_found(id_text))?;
+    let Some(owned) = backend.read_entry(id) else {
+        let error = ReplyError::entry_not_found(id_text);
+        return dead_letter_or_fail(req, id, error, None, backend, store);
+    };
     let fields: Vec<(&[u8], &[u8])> = owned
         .iter()
         .map(|(f, v)| (f.as_slice(), v.as_slice()))
@@ -135,8 +139,41 @@ fn try_process_one<B: Backend, D: DedupeStore>(
         id: id_text,
         fields: &fields,
     };
+    match apply_entry(req, &entry, id, keys, backend, store, reserved) {
+        Ok(outcome) => outcome,
+        Err(e) => dead_letter_or_fail(req, id, e, Some(&owned), backend, store),
+    }
+}
+
+/// CONSUMER fencing: the entry must be pending for this consumer.
+fn check_owner<B: Backend>(
+    req: &Request,
+    id: StreamId,
+    id_text: &str,
+    backend: &mut B,
+) -> Result<(), ReplyError> {
+    let Some(consumer) = req.consumer else {
+        return Ok(());
+    };
+    let owner = backend.pending_owner(id)?;
+    if owner.as_deref() != Some(consumer) {
+        return Err(ReplyError::not_owner(id_text, consumer, owner.as_deref()));
+    }
+    Ok(())
+}
+
+/// Plan and apply one read entry's effects, and record it.
+fn apply_entry<B: Backend, D: DedupeStore>(
+    req: &Request,
+    entry: &Entry,
+    id: StreamId,
+    keys: Keys,
+    backend: &mut B,
+    store: &mut D,
+    reserved: &[(&[u8], KeyKind)],
+) -> Result<Outcome, ReplyError> {
     let new_key = match keys {
-        Some((bk, plan)) => match check_key(bk, plan, &entry, store)? {
+        Some((bk, plan)) => match check_key(bk, plan, entry, store)? {
             KeyCheck::New(key, fp) => Some((key, fp)),
             KeyCheck::Retry => {
                 store.insert(id);
@@ -145,12 +182,13 @@ fn try_process_one<B: Backend, D: DedupeStore>(
         },
         None => None,
     };
-    let ops = plan_entry(&req.effects, &entry, backend, reserved)?;
+    let ops = plan_entry(&req.effects, entry, backend, reserved)?;
     for (n, op) in ops.iter().enumerate() {
         if let Err(e) = backend.apply(op) {
             // Validation should make this unreachable: say so loudly.
             backend.warn(&format!(
-                "entry {id_text}: effect {} failed after validation, {n} applied: {e}",
+                "entry {}: effect {} failed after validation, {n} applied: {e}",
+                entry.id,
                 n + 1
             ));
             return Err(e);
@@ -161,6 +199,41 @@ fn try_process_one<B: Backend, D: DedupeStore>(
         store.record_key(key, fp, id);
     }
     Ok(Outcome::Applied)
+}
+
+/// A failed entry: dead-lettered (and recorded as processed) when DEADLETTER
+/// is given and it was delivered AFTER times or more, else left pending.
+fn dead_letter_or_fail<B: Backend, D: DedupeStore>(
+    req: &Request,
+    id: StreamId,
+    error: ReplyError,
+    fields: Option<&[(Vec<u8>, Vec<u8>)]>,
+    backend: &mut B,
+    store: &mut D,
+) -> Outcome {
+    let Some(DeadLetter { key, after }) = req.dead_letter else {
+        return Outcome::Failed(error);
+    };
+    let deliveries = match backend.deliveries(id) {
+        Ok(n) if n >= after => n,
+        _ => return Outcome::Failed(error),
+    };
+    let poison = Poison {
+        id,
+        error: &error,
+        deliveries,
+        fields,
+    };
+    match backend.dead_letter(key, &poison) {
+        Ok(()) => {
+            store.insert(id);
+            Outcome::DeadLettered
+        }
+        Err(e) => {
+            backend.warn(&format!("entry {id}: dead-lettering failed: {e}"));
+            Outcome::Failed(error)
+        }
+    }
 }
 
 enum KeyCheck {
@@ -205,6 +278,9 @@ mod tests {
         hashes: HashMap<(Vec<u8>, Vec<u8>), i64>,
         acked: Vec<StreamId>,
         applied: usize,
+        deliveries: HashMap<StreamId, u64>,
+        /// (id, error, deliveries, number of fields) of each dead letter.
+        dead: Vec<(StreamId, String, u64, Option<usize>)>,
     }
 
     impl State for Mem {
@@ -244,6 +320,15 @@ mod tests {
             self.applied += 1;
             Ok(())
         }
+        fn deliveries(&mut self, id: StreamId) -> Result<u64, ReplyError> {
+            Ok(self.deliveries.get(&id).copied().unwrap_or(0))
+        }
+        fn dead_letter(&mut self, _key: &[u8], p: &Poison) -> Result<(), ReplyError> {
+            let fields = p.fields.map(<[_]>::len);
+            self.dead
+                .push((p.id, p.error.to_string(), p.deliveries, fields));
+            Ok(())
+        }
         fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {
             for id in ids {
                 self.pel.remove(id);
@@ -278,7 +363,7 @@ mod tests {
     fn run(cmd: &str, m: &mut Mem, store: &mut MemoryStore) -> Vec<Outcome> {
         let argv: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
         let req = parse(&argv).unwrap();
-        process(&req, m, store, &[])
+        process(&req, &req.ids, m, store, &[])
     }
 
     fn total(m: &Mem) -> i64 {
@@ -434,5 +519,67 @@ mod tests {
         assert!(matches!(&out[0], Outcome::Failed(_)));
         assert_eq!(m.applied, 0);
         assert!(store.committed.is_empty());
+    }
+
+    #[test]
+    fn a_poison_entry_is_dead_lettered_at_the_after_th_delivery() {
+        let (mut m, mut store) = (mem(), MemoryStore::default());
+        m.pel.insert(id(9), b"alice".to_vec()); // pending, not in the stream
+        let call =
+            "XPROCESS s g CONSUMER alice DEADLETTER dl AFTER 3 HINCRBY t $cust $amount IDS 3 1 3 9";
+        for n in 1..=2 {
+            m.deliveries.insert(id(3), n);
+            m.deliveries.insert(id(9), n);
+            let out = run(call, &mut m, &mut store);
+            assert!(matches!(&out[1], Outcome::Failed(_)), "delivery {n}");
+            assert!(m.dead.is_empty());
+        }
+        m.deliveries.insert(id(3), 3);
+        m.deliveries.insert(id(9), 4);
+        let out = run(call, &mut m, &mut store);
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Duplicate,
+                Outcome::DeadLettered,
+                Outcome::DeadLettered
+            ]
+        );
+        assert_eq!(
+            m.dead,
+            vec![
+                (
+                    id(3),
+                    "ERR entry 3-0 has no field 'cust'".into(),
+                    3,
+                    Some(1)
+                ),
+                (
+                    id(9),
+                    "ERR entry 9-0 not found in the stream".into(),
+                    4,
+                    None
+                ),
+            ]
+        );
+        assert!(!m.pel.contains_key(&id(3)), "acked");
+        assert!(store.committed.contains(&id(3)), "recorded as processed");
+        assert_eq!(total(&m), 1, "entry 1 only: 3 was never applied");
+        let again = run(call, &mut m, &mut store);
+        assert_eq!(again[1], Outcome::Duplicate);
+    }
+
+    #[test]
+    fn fencing_errors_are_never_dead_lettered() {
+        let (mut m, mut store) = (mem(), MemoryStore::default());
+        m.pel.insert(id(1), b"bob".to_vec());
+        m.deliveries.insert(id(1), 10);
+        let out = run(
+            "XPROCESS s g CONSUMER alice DEADLETTER dl AFTER 1 HINCRBY t c 1 IDS 1 1",
+            &mut m,
+            &mut store,
+        );
+        assert!(matches!(&out[0], Outcome::Failed(e) if e.as_str().starts_with("NOTOWNER")));
+        assert!(m.dead.is_empty());
     }
 }

@@ -23,6 +23,14 @@ pub struct Stats {
     pub fenced: u64,
     /// Entries refused with CONFLICT (business key, another payload).
     pub conflicts: u64,
+    /// Entries moved to a dead-letter stream (DEADLETTER).
+    pub dead_lettered: u64,
+    /// Entries READ took: new ones, and idle ones claimed (CLAIM).
+    pub read_new: u64,
+    pub read_claimed: u64,
+    /// READ calls that blocked (BLOCK), and those waiting now.
+    pub blocked: u64,
+    pub blocked_clients: u64,
     pub redis_calls: u64,
     pub entry_cache_hits: u64,
     pub entry_cache_misses: u64,
@@ -53,9 +61,15 @@ pub fn get() -> Stats {
     STATS.with(Cell::get)
 }
 
-/// Zero every counter (CONFIG RESETSTAT).
+/// Zero every counter (CONFIG RESETSTAT); a gauge stays.
 pub fn reset() {
-    STATS.with(|cell| cell.set(Stats::default()));
+    STATS.with(|cell| {
+        let blocked_clients = cell.get().blocked_clients;
+        cell.set(Stats {
+            blocked_clients,
+            ..Stats::default()
+        })
+    });
 }
 
 /// The module's default INFO section, `# xprocess`, fields `xprocess_*`.

@@ -9,7 +9,8 @@ use redis::Connection;
 const DEDUPE: &str = "{orders}:xprocess:g";
 
 const NO_EFFECT: &str = "ERR syntax error, XPROCESS needs at least one effect before IDS";
-const NO_IDS: &str = "ERR syntax error, XPROCESS needs IDS numids id [id ...] after the effects";
+const NO_IDS: &str =
+    "ERR syntax error, XPROCESS needs IDS numids id [id ...] or READ after the effects";
 const BAD_NUMIDS: &str = "ERR numids must be a positive integer";
 const NUMIDS_MISMATCH: &str = "ERR numids does not match the number of IDs given";
 const BAD_NUMPAIRS: &str = "ERR numpairs must be a positive integer";

@@ -1,0 +1,201 @@
+//! `READ ... BLOCK`: a READ that found nothing waits on the stream key, as
+//! XREADGROUP BLOCK does, and runs again (the whole READ, atomically) each
+//! time the key is signalled: XADD signals it. Where the server can (Redis
+//! 7.2+, Valkey), deleting the key wakes the client too, and the READ then
+//! fails with NOGROUP; on Redis 7.0 `events` wakes it (see `wake_deleted`).
+//!
+//! Blocking is never done inside MULTI/EXEC or a script: there the READ
+//! replies at once, as XREADGROUP does.
+
+use crate::errors;
+use crate::reply;
+use crate::stats;
+use redis_module::{raw, Context, RedisString};
+use std::cell::RefCell;
+use std::os::raw::{c_int, c_longlong, c_void};
+
+/// Whether this call may block its client.
+pub fn can_block(ctx: &Context) -> bool {
+    const NO_BLOCKING: u32 = raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
+        | raw::REDISMODULE_CTX_FLAGS_MULTI
+        | raw::REDISMODULE_CTX_FLAGS_LUA;
+    // SAFETY: a live context.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx.ctx) } as u32;
+    flags & NO_BLOCKING == 0
+}
+
+/// A waiting client: what Redis 7.0 needs to wake it when its key goes.
+struct Waiting {
+    db: i32,
+    stream: Vec<u8>,
+    client: *mut raw::RedisModuleBlockedClient,
+    /// Unblocked by `wake`: its stream or group is gone.
+    woken: bool,
+}
+
+thread_local! {
+    /// Waiting clients, for servers that cannot wake them on deletion
+    /// (only the main thread blocks and frees clients).
+    static WAITING: RefCell<Vec<*mut Waiting>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Block the calling client on `stream` for `timeout_ms` (0: forever).
+pub fn wait(ctx: &Context, stream: &[u8], timeout_ms: u64) {
+    let key = RedisString::create_from_slice(ctx.ctx, stream);
+    let mut keys = [key.inner];
+    let timeout = timeout_ms.min(i64::MAX as u64) as c_longlong;
+    let waiting = Box::into_raw(Box::new(Waiting {
+        // SAFETY: a live context.
+        db: unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) },
+        stream: stream.to_vec(),
+        client: std::ptr::null_mut(),
+        woken: false,
+    }));
+    // SAFETY: Redis retains the key names; `waiting` is ours again in `free`.
+    unsafe {
+        let client = match raw::RedisModule_BlockClientOnKeysWithFlags {
+            Some(block) => block(
+                ctx.ctx,
+                Some(on_ready),
+                Some(on_timeout),
+                Some(free),
+                timeout,
+                keys.as_mut_ptr(),
+                1,
+                waiting.cast(),
+                raw::REDISMODULE_BLOCK_UNBLOCK_DELETED as c_int,
+            ),
+            None => {
+                let client = raw::RedisModule_BlockClientOnKeys.unwrap()(
+                    ctx.ctx,
+                    Some(on_ready),
+                    Some(on_timeout),
+                    Some(free),
+                    timeout,
+                    keys.as_mut_ptr(),
+                    1,
+                    waiting.cast(),
+                );
+                (*waiting).client = client;
+                WAITING.with(|w| w.borrow_mut().push(waiting));
+                client
+            }
+        };
+        if client.is_null() {
+            return; // Redis replied (or will) itself
+        }
+    }
+    stats::update(|s| {
+        s.blocked += 1;
+        s.blocked_clients += 1;
+    });
+}
+
+/// Redis 7.0: the stream `name` of `db` was deleted or replaced, so wake
+/// the clients waiting on it (their READ then fails with NOGROUP).
+pub fn wake_deleted(db: i32, name: &[u8]) {
+    wake(|w| w.db == db && w.stream == name);
+}
+
+/// Redis 7.0: a database was flushed, wake every waiting client.
+pub fn wake_all() {
+    wake(|_| true);
+}
+
+fn wake(which: impl Fn(&Waiting) -> bool) {
+    WAITING.with(|w| {
+        for &waiting in w.borrow().iter() {
+            // SAFETY: entries are live until `free` removes them.
+            let waiting = unsafe { &mut *waiting };
+            if !waiting.client.is_null() && which(waiting) {
+                waiting.woken = true;
+                // SAFETY: a blocked client not yet unblocked, once only. For a
+                // client blocked on keys, Redis then calls `on_timeout`.
+                unsafe {
+                    raw::RedisModule_UnblockClient.unwrap()(waiting.client, std::ptr::null_mut())
+                };
+                waiting.client = std::ptr::null_mut();
+            }
+        }
+    });
+}
+
+/// Whether any client waits with the 7.0 fallback (a cheap check for events).
+pub fn any_waiting() -> bool {
+    WAITING.with(|w| !w.borrow().is_empty())
+}
+
+/// The key was signalled: READ again, and reply unless it found nothing.
+extern "C" fn on_ready(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    match again(ctx, argv, argc, false) {
+        true => raw::REDISMODULE_OK as c_int,
+        false => raw::REDISMODULE_ERR as c_int, // go on waiting
+    }
+}
+
+/// BLOCK's time passed: an empty array. Or (Redis 7.0) `wake` unblocked the
+/// client because its stream went: READ again, which says why it failed.
+extern "C" fn on_timeout(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    // SAFETY: a timeout callback's context; the private data is a Waiting.
+    let waiting = unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) };
+    let woken = !waiting.is_null() && unsafe { (*waiting.cast::<Waiting>()).woken };
+    if !woken || !again(ctx, argv, argc, true) {
+        reply::nothing(&Context::new(ctx));
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Run the blocked command again, through RedisModule_Call, as the client's
+/// user: a command run that way propagates all its writes in one
+/// MULTI/EXEC on every server (a reply callback's own writes do not, on
+/// Redis 7.0), and it cannot block. Forward its reply, unless it took
+/// nothing and `always` is false. Returns whether it replied.
+fn again(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    always: bool,
+) -> bool {
+    // SAFETY: argv holds argc live strings (the command's own); the reply
+    // is read, forwarded (Redis copies it) and freed here.
+    unsafe {
+        let reply = raw::RedisModule_Call.unwrap()(
+            ctx,
+            c"XPROCESS".as_ptr(),
+            c"!CEv".as_ptr(),
+            argv.add(1),
+            (argc - 1) as usize,
+        );
+        if reply.is_null() {
+            reply::error(&Context::new(ctx), &errors::INTERNAL.into());
+            return true;
+        }
+        let nothing = raw::RedisModule_CallReplyType.unwrap()(reply)
+            == raw::REDISMODULE_REPLY_ARRAY as c_int
+            && raw::RedisModule_CallReplyLength.unwrap()(reply) == 0;
+        let replied = always || !nothing;
+        if replied {
+            raw::RedisModule_ReplyWithCallReply.unwrap()(ctx, reply);
+        }
+        raw::RedisModule_FreeCallReply.unwrap()(reply);
+        replied
+    }
+}
+
+/// The client is done waiting, whatever the reason (served, timed out,
+/// disconnected, redirected).
+extern "C" fn free(_ctx: *mut raw::RedisModuleCtx, privdata: *mut c_void) {
+    let waiting = privdata.cast::<Waiting>();
+    WAITING.with(|w| w.borrow_mut().retain(|&p| p != waiting));
+    // SAFETY: boxed in `wait`, freed once here.
+    drop(unsafe { Box::from_raw(waiting) });
+    stats::update(|s| s.blocked_clients = s.blocked_clients.saturating_sub(1));
+}

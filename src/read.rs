@@ -1,0 +1,103 @@
+//! READ's group side: take entries for the consumer as XAUTOCLAIM and
+//! `XREADGROUP ... >` do, by running them (replicated, so replicas and the
+//! AOF get their deterministic XCLAIM / XGROUP SETID forms inside the call's
+//! MULTI/EXEC). Their replies carry the entries' fields, so a READ never
+//! reads an entry twice.
+
+use crate::config;
+use crate::errors::ReplyError;
+use crate::parse::{Read, Request, StreamId, DEFAULT_READ_COUNT};
+use crate::process::Fields;
+use crate::replication::Redis;
+use redis_module::CallReply;
+
+/// The entries one READ took, in processing order: claimed ones first.
+#[derive(Default)]
+pub struct Taken {
+    pub entries: Vec<(StreamId, Fields)>,
+    pub claimed: usize,
+}
+
+/// How many entries a READ takes at most.
+pub fn count(read: &Read) -> usize {
+    read.count
+        .unwrap_or(DEFAULT_READ_COUNT)
+        .min(config::max_ids())
+}
+
+/// Claim idle entries (with CLAIM), then read new ones, up to COUNT in all.
+pub fn take(redis: &Redis, req: &Request, read: &Read) -> Result<Taken, ReplyError> {
+    let consumer = req.consumer.unwrap_or_default(); // parse requires it
+    let count = count(read);
+    let mut taken = Taken::default();
+    if let Some(min_idle) = read.claim {
+        let (idle, n) = (min_idle.to_string(), count.to_string());
+        let args: [&[u8]; 7] = [
+            req.stream,
+            req.group,
+            consumer,
+            idle.as_bytes(),
+            b"0-0",
+            b"COUNT",
+            n.as_bytes(),
+        ];
+        let reply = redis.write("XAUTOCLAIM", &args)?;
+        // [cursor, [entry, ...], [deleted id, ...]]
+        if let CallReply::Array(parts) = &reply {
+            if let Some(Ok(entries)) = parts.get(1) {
+                entries_into(&entries, &mut taken.entries);
+            }
+        }
+        taken.claimed = taken.entries.len();
+    }
+    let want = count - taken.entries.len();
+    if want > 0 {
+        let n = want.to_string();
+        let args: [&[u8]; 8] = [
+            b"GROUP",
+            req.group,
+            consumer,
+            b"COUNT",
+            n.as_bytes(),
+            b"STREAMS",
+            req.stream,
+            b">",
+        ];
+        // [[stream, [entry, ...]]], or null when there is nothing new.
+        if let CallReply::Array(streams) = redis.write("XREADGROUP", &args)? {
+            if let Some(Ok(CallReply::Array(stream))) = streams.get(0) {
+                if let Some(Ok(entries)) = stream.get(1) {
+                    entries_into(&entries, &mut taken.entries);
+                }
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// `[[id, [field, value, ...]], ...]` into `out`.
+fn entries_into(reply: &CallReply<'_>, out: &mut Vec<(StreamId, Fields)>) {
+    let CallReply::Array(entries) = reply else {
+        return;
+    };
+    for entry in entries.iter().flatten() {
+        let CallReply::Array(entry) = entry else {
+            continue;
+        };
+        let id = entry.get(0).and_then(|id| match id.ok()? {
+            CallReply::String(s) => StreamId::parse(s.as_bytes()),
+            _ => None,
+        });
+        let Some(id) = id else { continue };
+        let mut fields = Fields::new();
+        if let Some(Ok(CallReply::Array(pairs))) = entry.get(1) {
+            let mut items = pairs.iter();
+            while let (Some(Ok(CallReply::String(f))), Some(Ok(CallReply::String(v)))) =
+                (items.next(), items.next())
+            {
+                fields.push((f.as_bytes().to_vec(), v.as_bytes().to_vec()));
+            }
+        }
+        out.push((id, fields));
+    }
+}
