@@ -11,11 +11,12 @@ use std::ffi::CStr;
 use std::mem::size_of;
 use std::ptr;
 
-/// `XPROCESS key group SADD key member IDS numids id`: 9 at the least.
-pub const ARITY: i32 = -9;
+/// `XPROCESS key group CONSUMER consumer SADD key member READ`: 8 at the least.
+pub const ARITY: i32 = -8;
 
 const SUMMARY: &CStr = c"Applies effects of stream entries exactly once: dedupe by entry ID, apply, record and XACK, atomically";
-const COMPLEXITY: &CStr = c"O(N*E) where N is the number of IDs and E the number of effects";
+const COMPLEXITY: &CStr =
+    c"O(N*E) where N is the number of IDs (or of entries READ takes) and E the number of effects";
 const SINCE: &CStr = c"0.1.0";
 
 static VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfoVersion {
@@ -28,7 +29,8 @@ static VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfo
 /// Key spec indexes, referenced by key arguments.
 const SPEC_STREAM: i32 = 0;
 const SPEC_DEDUPE: i32 = 1;
-const SPEC_EFFECTS: i32 = 2;
+const SPEC_DEAD_LETTER: i32 = 2;
+const SPEC_EFFECTS: i32 = 3;
 
 type ArgType = raw::RedisModuleCommandArgType;
 const STRING: ArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING;
@@ -114,7 +116,7 @@ fn key_spec(
     }
 }
 
-fn key_specs() -> [raw::RedisModuleCommandKeySpec; 4] {
+fn key_specs() -> [raw::RedisModuleCommandKeySpec; 5] {
     use raw::{
         RedisModuleCommandKeySpec__bindgen_ty_1 as Bs,
         RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 as Index,
@@ -145,6 +147,18 @@ fn key_specs() -> [raw::RedisModuleCommandKeySpec; 4] {
             Bs {
                 keyword: Keyword {
                     keyword: c"DEDUPE".as_ptr(),
+                    startfrom: 3,
+                },
+            },
+            range,
+        ),
+        key_spec(
+            c"the dead-letter stream, when DEADLETTER is given",
+            rw | raw::REDISMODULE_CMD_KEY_INSERT | raw::REDISMODULE_CMD_KEY_INCOMPLETE,
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD,
+            Bs {
+                keyword: Keyword {
+                    keyword: c"DEADLETTER".as_ptr(),
                     startfrom: 3,
                 },
             },
@@ -236,6 +250,26 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
         arg(c"id", STRING).flags(MULTIPLE),
         end(),
     ];
+    let mut read = [
+        arg(c"count", INTEGER).token(c"COUNT").flags(OPTIONAL),
+        arg(c"min-idle-time", INTEGER)
+            .token(c"CLAIM")
+            .flags(OPTIONAL),
+        arg(c"milliseconds", INTEGER)
+            .token(c"BLOCK")
+            .flags(OPTIONAL),
+        end(),
+    ];
+    let mut source = [
+        arg(c"ids", BLOCK).token(c"IDS").sub(&mut ids),
+        arg(c"read", BLOCK).token(c"READ").sub(&mut read),
+        end(),
+    ];
+    let mut dead_letter = [
+        arg(c"dead-letter-key", KEY).key(SPEC_DEAD_LETTER),
+        arg(c"deliveries", INTEGER).token(c"AFTER"),
+        end(),
+    ];
     let mut fingerprint_fields = [
         arg(c"numfields", INTEGER),
         arg(c"field", STRING).flags(MULTIPLE),
@@ -274,8 +308,12 @@ pub fn set(ctx: &Context, name: &CStr) -> bool {
             .token(c"KEY")
             .flags(OPTIONAL)
             .sub(&mut business_key),
+        arg(c"dead-letter", BLOCK)
+            .token(c"DEADLETTER")
+            .flags(OPTIONAL)
+            .sub(&mut dead_letter),
         arg(c"effect", ONEOF).flags(MULTIPLE).sub(&mut effects),
-        arg(c"ids", BLOCK).token(c"IDS").sub(&mut ids),
+        arg(c"source", ONEOF).sub(&mut source),
         end(),
     ];
     let mut specs = key_specs();

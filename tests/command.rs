@@ -804,8 +804,8 @@ fn command_info_reports_arity() {
     // [[name, arity, flags, first, last, step, ...]]
     let info: Vec<Vec<redis::Value>> = q(&mut con, &["COMMAND", "INFO", "xprocess"]);
     let arity: i64 = redis::from_redis_value(&info[0][1]).unwrap();
-    // The shortest valid call: XPROCESS key group SADD k m IDS 1 id.
-    assert_eq!(arity, -9);
+    // The shortest valid call: XPROCESS key group CONSUMER c SADD k m READ.
+    assert_eq!(arity, -8);
 }
 
 #[test]

@@ -399,7 +399,7 @@ fn wrong_arity() {
     // One short of the smallest valid call.
     whole_call_error(
         &mut con,
-        &["orders", "g", "SADD", "s", "m", "IDS", "1"],
+        &["orders", "g", "CONSUMER", "SADD", "s", "READ"],
         arity,
     );
 }

@@ -53,6 +53,12 @@ fn command_docs_give_summary_and_the_argument_tree() {
         "FIELDS",
         "ENTRY",
         "IDS",
+        "READ",
+        "COUNT",
+        "CLAIM",
+        "BLOCK",
+        "DEADLETTER",
+        "AFTER",
     ] {
         assert!(has(&docs, ["token", token]), "no token {token} in {docs:?}");
     }
@@ -63,11 +69,14 @@ fn command_docs_give_summary_and_the_argument_tree() {
         "numpairs",
         "increment",
         "member",
+        "dead-letter-key",
+        "min-idle-time",
+        "deliveries",
     ] {
         assert!(has(&docs, ["name", name]), "no argument {name}");
     }
     assert!(
-        has(&docs, ["key_spec_index", "2"]),
+        has(&docs, ["key_spec_index", "3"]),
         "effect keys point at their spec"
     );
 }
@@ -77,11 +86,12 @@ fn command_info_gives_arity_flags_and_key_specs() {
     let srv = Server::start();
     let mut con = srv.conn();
     let info = strings(&call(&mut con, &["COMMAND", "INFO", "xprocess"]));
-    assert_eq!(info[..2], ["xprocess".to_string(), "-9".to_string()]);
+    assert_eq!(info[..2], ["xprocess".to_string(), "-8".to_string()]);
     for flag in ["write", "denyoom", "movablekeys"] {
         assert!(info.contains(&flag.to_string()), "no flag {flag}: {info:?}");
     }
     assert!(has(&info, ["keyword", "DEDUPE"]), "{info:?}");
+    assert!(has(&info, ["keyword", "DEADLETTER"]), "{info:?}");
     assert!(info
         .iter()
         .any(|w| w.contains("reported through the getkeys-api")));
