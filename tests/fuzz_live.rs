@@ -368,6 +368,12 @@ const TOKENS: &[&str] = &[
     "KEY",
     "WINDOW",
     "FINGERPRINT",
+    "READ",
+    "COUNT",
+    "CLAIM",
+    "BLOCK",
+    "DEADLETTER",
+    "AFTER",
     "BOGUS",
     "XACK",
     "LIMIT",
@@ -514,15 +520,25 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     } else {
         rng.pick(&["g2", "nogroup", ""])
     }));
-    let mut options = vec![0, 1, 2, 3, 4];
+    let read = rng.chance(25);
+    let mut options = vec![0, 1, 2, 3, 4, 5];
     for i in (1..options.len()).rev() {
         options.swap(i, rng.below(i as u64 + 1) as usize);
     }
     for o in options {
-        if !rng.chance(30) {
+        // READ needs CONSUMER: give it one most of the time.
+        if !rng.chance(if o == 0 && read { 90 } else { 30 }) {
             continue;
         }
         match o {
+            5 => {
+                a.push(bytes("DEADLETTER"));
+                a.push(bytes(
+                    rng.pick(&["{s}dl", "{t}dl", "dl", "s", "str", "h", "o"]),
+                ));
+                a.push(bytes("AFTER"));
+                a.push(bytes(rng.pick(&["1", "1", "2", "3", "0", "-1", "x"])));
+            }
             0 => {
                 a.push(bytes("CONSUMER"));
                 a.push(bytes(rng.pick(&["c1", "c2", "c3", ""])));
@@ -562,6 +578,10 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     for _ in 0..1 + rng.below(3) {
         effect(rng, &mut a);
     }
+    if read {
+        read_clause(rng, &mut a);
+        return a;
+    }
     let n = 1 + rng.below(4);
     a.push(bytes("IDS"));
     a.push(n.to_string().into_bytes());
@@ -571,6 +591,39 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
         } else {
             rng.pick(IDS)
         }));
+    }
+    a
+}
+
+/// `READ [COUNT n] [CLAIM ms] [BLOCK ms]`, mostly valid; BLOCK only for a
+/// millisecond or two (see `short_blocks`).
+fn read_clause(rng: &mut Rng, a: &mut Vec<Vec<u8>>) {
+    a.push(bytes("READ"));
+    if rng.chance(50) {
+        a.push(bytes("COUNT"));
+        a.push(bytes(rng.pick(&["1", "2", "3", "100", "0", "-1", "x"])));
+    }
+    if rng.chance(50) {
+        a.push(bytes("CLAIM"));
+        a.push(bytes(rng.pick(&["0", "0", "1", "60000", "-1", "x"])));
+    }
+    if rng.chance(20) {
+        a.push(bytes("BLOCK"));
+        a.push(bytes(rng.pick(&["1", "2", "-1", "x"])));
+    }
+}
+
+/// A mutated case must not wait long: any `BLOCK` value that is a number
+/// other than 1 or 2 becomes 1 (`BLOCK 0` would wait forever).
+fn short_blocks(mut a: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    for i in 0..a.len().saturating_sub(1) {
+        if a[i].eq_ignore_ascii_case(b"BLOCK") {
+            let v = &a[i + 1];
+            let number = !v.is_empty() && v.iter().all(u8::is_ascii_digit);
+            if number && v != b"1" && v != b"2" {
+                a[i + 1] = bytes("1");
+            }
+        }
     }
     a
 }
@@ -698,7 +751,7 @@ fn store_call(rng: &mut Rng) -> Vec<Vec<u8>> {
 }
 
 fn generate(rng: &mut Rng) -> Vec<Vec<u8>> {
-    match rng.below(20) {
+    short_blocks(match rng.below(20) {
         0..=7 => valid_call(rng),
         8..=14 => {
             let v = valid_call(rng);
@@ -706,7 +759,7 @@ fn generate(rng: &mut Rng) -> Vec<Vec<u8>> {
         }
         15..=16 => store_call(rng),
         _ => random_call(rng),
-    }
+    })
 }
 
 // ---- checks ----------------------------------------------------------------------
@@ -735,7 +788,77 @@ struct Stats {
     store_calls: u64,
     applied: u64,
     duplicates: u64,
+    dead_lettered: u64,
+    reads: u64,
     slot_errors: u64,
+}
+
+/// A READ reply: `[id, outcome]` pairs (an empty array too: no IDS clause
+/// gives one, since numids is positive).
+fn is_read(items: &[Resp]) -> bool {
+    items
+        .iter()
+        .all(|i| matches!(i, Resp::Array(Some(pair)) if pair.len() == 2))
+}
+
+/// A READ takes at most COUNT entries, each once, with a valid outcome. It
+/// changes the PEL even when every entry fails, so only "applied but
+/// nothing changed" is checked against the digest.
+fn check_read(
+    argv: &[Vec<u8>],
+    items: &[Resp],
+    changed: bool,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let read = argv
+        .iter()
+        .rposition(|a| a.eq_ignore_ascii_case(b"READ"))
+        .ok_or("a READ reply to a call without READ")?;
+    let count = (read..argv.len() - 1)
+        .find(|&p| argv[p].eq_ignore_ascii_case(b"COUNT"))
+        .and_then(|p| {
+            std::str::from_utf8(&argv[p + 1])
+                .ok()?
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(100);
+    if items.len() > count {
+        return Err(format!("READ COUNT {count} took {} entries", items.len()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut any_written = false;
+    for item in items {
+        let Resp::Array(Some(pair)) = item else {
+            unreachable!()
+        };
+        match &pair[0] {
+            Resp::Bulk(Some(id)) if seen.insert(id.clone()) => {}
+            other => return Err(format!("READ: bad or repeated ID {other:?}")),
+        }
+        match &pair[1] {
+            Resp::Int(1) => {
+                any_written = true;
+                stats.applied += 1;
+            }
+            Resp::Int(2) => {
+                any_written = true;
+                stats.dead_lettered += 1;
+            }
+            Resp::Int(0) => stats.duplicates += 1,
+            Resp::Error(e)
+                if ["ERR", "WRONGTYPE", "CONFLICT"].contains(&code(e))
+                    && !e.contains("internal error") =>
+            {
+                stats.slot_errors += 1
+            }
+            other => return Err(format!("READ: malformed outcome {other:?}")),
+        }
+    }
+    if any_written && !changed {
+        return Err(format!("READ applied {items:?} but nothing changed"));
+    }
+    Ok(())
 }
 
 /// A mutated case may give a dedupe set a TTL of a few milliseconds. Once
@@ -826,6 +949,11 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
                 return Err(format!("whole-call error changed the dataset: {e}"));
             }
         }
+        Resp::Array(Some(items)) if is_read(&items) => {
+            stats.arrays += 1;
+            stats.reads += 1;
+            check_read(argv, &items, changed, stats)?;
+        }
         Resp::Array(Some(items)) => {
             stats.arrays += 1;
             let ns = possible_numids(argv);
@@ -847,6 +975,11 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
                     Resp::Int(0) => {
                         all_errors = false;
                         stats.duplicates += 1;
+                    }
+                    Resp::Int(2) => {
+                        any_applied = true; // the dead letter is written
+                        all_errors = false;
+                        stats.dead_lettered += 1;
                     }
                     Resp::Error(e)
                         if ["ERR", "WRONGTYPE", "NOTOWNER", "CONFLICT"].contains(&code(e)) =>
