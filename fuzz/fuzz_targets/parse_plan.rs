@@ -23,7 +23,7 @@ use xprocess::keys::{derived_dedupe_key, hash_tag};
 use xprocess::numbers::{parse_float, parse_i64};
 use xprocess::parse::{parse, Effect, StreamId, XAddBody};
 use xprocess::plan::{KeyKind, Op, State};
-use xprocess::process::{process, Backend, Fields, Outcome};
+use xprocess::process::{process, Backend, Fields, Outcome, Poison};
 use xprocess::template::{Arg, Entry};
 
 fn mix(bytes: &[u8]) -> u64 {
@@ -72,6 +72,8 @@ struct Mem {
     entries: HashMap<StreamId, Fields>,
     owners: HashMap<StreamId, Vec<u8>>,
     broken: Vec<String>,
+    deliveries: HashMap<StreamId, u64>,
+    dead: Vec<StreamId>,
 }
 
 impl Mem {
@@ -148,6 +150,16 @@ impl Backend for Mem {
 
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
         self.entries.get(&id).cloned()
+    }
+
+    fn deliveries(&mut self, id: StreamId) -> Result<u64, ReplyError> {
+        Ok(self.deliveries.get(&id).copied().unwrap_or(0))
+    }
+
+    fn dead_letter(&mut self, _key: &[u8], poison: &Poison) -> Result<(), ReplyError> {
+        assert!(!poison.error.as_str().starts_with("NOTOWNER"), "fenced entry dead-lettered");
+        self.dead.push(poison.id);
+        Ok(())
     }
 
     /// Redis' semantics for each write, independent of `plan`.
@@ -281,9 +293,11 @@ fn entry_fields(argv: &[&[u8]], salt: u64) -> Fields {
 }
 
 fn check_parse(argv: &[&[u8]], req: &xprocess::parse::Request) {
-    // Key positions: the stream first, then DEDUPE, then one per effect.
+    // Key positions: the stream first, then DEDUPE and DEADLETTER (in the
+    // order given), then one per effect.
     assert_eq!(req.key_positions[0], 1);
-    let expected = 1 + usize::from(req.dedupe.is_some()) + req.effects.len();
+    let options = usize::from(req.dedupe.is_some()) + usize::from(req.dead_letter.is_some());
+    let expected = 1 + options + req.effects.len();
     assert_eq!(req.key_positions.len(), expected, "{req:?}");
     for (i, &p) in req.key_positions.iter().enumerate() {
         assert!(p < argv.len(), "key position {p} outside argv");
@@ -292,10 +306,15 @@ fn check_parse(argv: &[&[u8]], req: &xprocess::parse::Request) {
         }
     }
     assert_eq!(argv[1], req.stream);
+    let off = 1 + options;
+    let option_keys: Vec<&[u8]> = req.key_positions[1..off].iter().map(|&p| argv[p]).collect();
     if let Some(d) = req.dedupe {
-        assert_eq!(argv[req.key_positions[1]], d);
+        assert!(option_keys.contains(&d), "DEDUPE key position");
     }
-    let off = 1 + usize::from(req.dedupe.is_some());
+    if let Some(dl) = req.dead_letter {
+        assert!(option_keys.contains(&dl.key), "DEADLETTER key position");
+        assert!(dl.after >= 1);
+    }
     for (e, &p) in req.effects.iter().zip(&req.key_positions[off..]) {
         assert_eq!(argv[p], e.key(), "effect key position");
         if let Effect::XAdd {
@@ -311,6 +330,11 @@ fn check_parse(argv: &[&[u8]], req: &xprocess::parse::Request) {
         }
     }
     assert!(!req.effects.is_empty());
+    if req.read.is_some() {
+        assert!(req.ids.is_empty() && req.consumer.is_some());
+        assert!(argv.iter().any(|a| a.eq_ignore_ascii_case(b"READ")));
+        return;
+    }
     assert!(!req.ids.is_empty());
     // The IDs are the last numids arguments, and their canonical text parses
     // back to the same ID.
@@ -408,7 +432,12 @@ fuzz_target!(|data: &[u8]| {
     let fields = entry_fields(&argv[1..], salt);
     let mut mem = Mem::default();
     let mut store = MemStore::default();
-    for (i, id) in req.ids.iter().enumerate() {
+    // READ takes entries for the consumer: three, here.
+    let ids: Vec<StreamId> = match req.read {
+        Some(_) => (1..=3).map(|ms| StreamId { ms, seq: 0 }).collect(),
+        None => req.ids.clone(),
+    };
+    for (i, id) in ids.iter().enumerate() {
         let h = mix(&[id.to_string().as_bytes(), &salt.to_le_bytes()].concat()) ^ i as u64;
         if !h.is_multiple_of(7) {
             mem.entries.insert(*id, fields.clone());
@@ -416,8 +445,9 @@ fuzz_target!(|data: &[u8]| {
         if h.is_multiple_of(11) {
             store.committed.insert(*id);
         }
+        mem.deliveries.insert(*id, h % 4);
         if let Some(c) = req.consumer {
-            if !h.is_multiple_of(3) {
+            if req.read.is_some() || !h.is_multiple_of(3) {
                 mem.owners.insert(*id, c.to_vec());
             } else if h.is_multiple_of(2) {
                 mem.owners.insert(*id, b"someone-else".to_vec());
@@ -427,7 +457,7 @@ fuzz_target!(|data: &[u8]| {
     let before_committed = store.committed.clone();
     let dedupe: &[u8] = req.dedupe.unwrap_or(b"{s}:xprocess:g");
     let reserved = [(dedupe, KeyKind::Set)];
-    let outcomes = process(&req, &mut mem, &mut store, &reserved);
+    let outcomes = process(&req, &ids, &mut mem, &mut store, &reserved);
 
     assert!(
         mem.broken.is_empty(),
@@ -437,10 +467,11 @@ fuzz_target!(|data: &[u8]| {
             .map(|a| String::from_utf8_lossy(a))
             .collect::<Vec<_>>()
     );
-    assert_eq!(outcomes.len(), req.ids.len());
+    assert_eq!(outcomes.len(), ids.len());
     let mut applied = HashSet::new();
+    let mut dead = Vec::new();
     let mut acked = Vec::new();
-    for (id, out) in req.ids.iter().zip(&outcomes) {
+    for (id, out) in ids.iter().zip(&outcomes) {
         match out {
             Outcome::Applied => {
                 assert!(applied.insert(*id), "{id} applied twice in one call");
@@ -451,14 +482,27 @@ fuzz_target!(|data: &[u8]| {
                 assert!(before_committed.contains(id) || applied.contains(id));
                 acked.push(*id);
             }
+            Outcome::DeadLettered => {
+                let after = req.dead_letter.expect("dead-lettered without DEADLETTER").after;
+                assert!(mem.deliveries[id] >= after, "dead-lettered too early");
+                assert!(!before_committed.contains(id) && !applied.contains(id));
+                dead.push(*id);
+                acked.push(*id);
+            }
             Outcome::Failed(e) => {
+                if let Some(dl) = req.dead_letter {
+                    let fenced = e.as_str().starts_with("NOTOWNER");
+                    assert!(fenced || mem.deliveries[id] < dl.after, "{id} not dead-lettered: {e}");
+                }
                 let text = e.as_str();
                 assert!(!text.is_empty() && !text.contains('\r') && !text.contains('\n'));
                 assert!(!before_committed.contains(id) && !applied.contains(id));
             }
         }
     }
+    assert_eq!(mem.dead, dead, "dead letters != outcomes 2");
     let inserted: HashSet<StreamId> = store.inserts.iter().copied().collect();
-    assert_eq!(inserted, applied, "dedupe records != applied entries");
+    let done: HashSet<StreamId> = applied.iter().chain(&dead).copied().collect();
+    assert_eq!(inserted, done, "dedupe records != applied and dead-lettered entries");
     assert_eq!(mem.acked, acked, "XACK set != applied + duplicates");
 });
