@@ -7,10 +7,12 @@
 //! Blocking is never done inside MULTI/EXEC or a script: there the READ
 //! replies at once, as XREADGROUP does.
 
+use crate::cluster;
 use crate::errors;
+use crate::replication::Redis;
 use crate::reply;
 use crate::stats;
-use redis_module::{raw, Context, RedisString};
+use redis_module::{raw, Context, ContextFlags, RedisString};
 use std::cell::RefCell;
 use std::os::raw::{c_int, c_longlong, c_void};
 
@@ -92,9 +94,27 @@ pub fn wait(ctx: &Context, stream: &[u8], timeout_ms: u64) {
 }
 
 /// Redis 7.0: the stream `name` of `db` was deleted or replaced, so wake
-/// the clients waiting on it (their READ then fails with NOGROUP).
-pub fn wake_deleted(db: i32, name: &[u8]) {
-    wake(|w| w.db == db && w.stream == name);
+/// the clients waiting on it (their READ then fails with NOGROUP). Not when
+/// MIGRATE took it away: Redis redirects them once the slot has moved.
+pub fn wake_deleted(ctx: *mut raw::RedisModuleCtx, db: i32, name: &[u8]) {
+    if !moving_away(ctx, name) {
+        wake(|w| w.db == db && w.stream == name);
+    }
+}
+
+/// In a cluster, whether the stream is gone from this node because its slot
+/// is migrating: its blocked clients must wait for the redirect (MOVED) that
+/// Redis sends them when the slot's owner changes, not fail with NOGROUP.
+fn moving_away(ctx: *mut raw::RedisModuleCtx, stream: &[u8]) -> bool {
+    let context = Context::new(ctx);
+    if !context.get_flags().contains(ContextFlags::CLUSTER) {
+        return false;
+    }
+    let name = RedisString::create_from_slice(ctx, stream);
+    if context.open_key(&name).key_type() != raw::KeyType::Empty {
+        return false;
+    }
+    cluster::slot_in_migration(&Redis::new(&context), cluster::key_slot(stream))
 }
 
 /// Redis 7.0: a database was flushed, wake every waiting client.
@@ -131,6 +151,11 @@ extern "C" fn on_ready(
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
+    // SAFETY: argv[1] is the stream (the call parsed before it blocked).
+    let stream = RedisString::string_as_slice(unsafe { *argv.add(1) });
+    if moving_away(ctx, stream) {
+        return raw::REDISMODULE_ERR as c_int;
+    }
     match again(ctx, argv, argc, false) {
         true => raw::REDISMODULE_OK as c_int,
         false => raw::REDISMODULE_ERR as c_int, // go on waiting
@@ -182,12 +207,30 @@ fn again(
             == raw::REDISMODULE_REPLY_ARRAY as c_int
             && raw::RedisModule_CallReplyLength.unwrap()(reply) == 0;
         let replied = always || !nothing;
-        if replied {
+        if replied && left_the_node(reply) {
+            // The slot moved on between the signal and now: let the client
+            // retry, it will be redirected.
+            reply::error(&Context::new(ctx), &errors::SLOT_MOVING.into());
+        } else if replied {
             raw::RedisModule_ReplyWithCallReply.unwrap()(ctx, reply);
         }
         raw::RedisModule_FreeCallReply.unwrap()(reply);
         replied
     }
+}
+
+/// RedisModule_Call's error for a key this cluster node no longer serves.
+///
+/// # Safety
+/// `reply` must be a live RedisModule_Call reply.
+unsafe fn left_the_node(reply: *mut raw::RedisModuleCallReply) -> bool {
+    if raw::RedisModule_CallReplyType.unwrap()(reply) != raw::REDISMODULE_REPLY_ERROR as c_int {
+        return false;
+    }
+    let mut len = 0;
+    let text = raw::RedisModule_CallReplyStringPtr.unwrap()(reply, &mut len);
+    let text = std::slice::from_raw_parts(text.cast::<u8>(), len);
+    text.windows(14).any(|w| w == b"non local key ")
 }
 
 /// The client is done waiting, whatever the reason (served, timed out,

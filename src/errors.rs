@@ -35,6 +35,8 @@ pub const NEED_DEDUPE: &str =
     "ERR cannot derive a dedupe key from an empty key name or one with '}' but no hash tag, use DEDUPE";
 pub const TRYAGAIN: &str =
     "TRYAGAIN Multiple keys request during rehashing of slot (the stream's dedupe key is not on this node)";
+pub const SLOT_MOVING: &str =
+    "TRYAGAIN the stream's slot moved to another node while the call waited, retry it there";
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const INTERNAL: &str = "ERR xprocess internal error, see the server log";
 pub const INDEX_UNWRITABLE: &str = "ERR the dedupe index could not be written";

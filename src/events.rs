@@ -76,7 +76,7 @@ extern "C" fn on_keyspace_event(
     let key = RedisString::string_as_slice(key);
     entry_cache::on_keyspace_event(db, event, key);
     if block::any_waiting() && GONE.contains(&event) {
-        block::wake_deleted(db, key);
+        block::wake_deleted(ctx, db, key);
     }
     raw::REDISMODULE_OK as c_int
 }

@@ -1533,3 +1533,58 @@ fn migration_windows(store: Store) {
     eprintln!("{report}");
     assert!(findings.is_empty(), "{report}");
 }
+
+/// A READ blocked on a stream whose slot moves to another node is released
+/// (with a redirect, or an error once its stream has left the node) rather
+/// than left waiting on a key the node no longer serves; the new owner then
+/// serves the READ.
+#[test]
+fn a_blocked_read_is_released_when_its_slot_moves() {
+    let cluster = Cluster::start(3, 0);
+    let stream = "{blk}s";
+    let slot = key_slot(stream);
+    let a = cluster.owner(slot);
+    let b = cluster.primaries().into_iter().find(|&p| p != a).unwrap();
+    let mut con = connect(a);
+    ok(
+        &mut con,
+        &["XGROUP", "CREATE", stream, GROUP, "$", "MKSTREAM"],
+    );
+    let read = [
+        "XPROCESS",
+        stream,
+        GROUP,
+        "CONSUMER",
+        "w",
+        "SADD",
+        "{blk}done",
+        "$@id",
+        "READ",
+        "BLOCK",
+        "0",
+    ];
+    // connect() gives up reading after 10 s: a client never released fails.
+    let handle = std::thread::spawn(move || call(&mut connect(a), &read));
+    let blocked = |con: &mut Connection| info_field(con, "xprocess", "xprocess_blocked_clients");
+    wait_until("the READ to block", || {
+        blocked(&mut con).as_deref() == Some("1")
+    });
+    let mut findings = Vec::new();
+    migrate_slot(&cluster, slot, a, b, &[stream], &mut findings);
+    assert!(findings.is_empty(), "{findings:?}");
+    let out = handle.join().unwrap();
+    let e = err(&out);
+    assert!(
+        e.starts_with(&format!("MOVED {slot} ")),
+        "released with {e}"
+    );
+    wait_until("the client to be freed", || {
+        blocked(&mut con).as_deref() == Some("0")
+    });
+    let mut on_b = connect(b);
+    let id: String = q(&mut on_b, &["XADD", stream, "*", "a", "1"]);
+    let out = call(&mut on_b, &read);
+    assert!(format!("{out:?}").contains(&id), "{out:?}");
+    let done: bool = q(&mut on_b, &["SISMEMBER", "{blk}done", &id]);
+    assert!(done);
+}
