@@ -118,3 +118,44 @@ fn budget(store: &str, per_call: u64, duplicates: u64) {
     // Past the read-ahead window (256 entries from the first miss): one miss.
     assert_eq!(run(&ids[142..400], &HINCRBY, None), (per_call, 1));
 }
+
+/// READ: XREADGROUP + XACK per call, XAUTOCLAIM on top with CLAIM; no
+/// XPENDING per entry (the entries were just taken for the consumer) and
+/// no stream read (XREADGROUP's reply carries the fields).
+#[test]
+fn read_makes_two_redis_calls_per_call_and_none_per_entry() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    q::<String>(&mut con, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    let read = |con: &mut Connection, claim: bool| {
+        let (calls, misses) = (
+            counter(con, "redis_calls"),
+            counter(con, "entry_cache_misses"),
+        );
+        let mut args = vec![
+            "s", "g", "CONSUMER", "c", "HINCRBY", "totals", "$user", "$amount",
+        ];
+        args.extend(["READ", "COUNT", "100"]);
+        if claim {
+            args.extend(["CLAIM", "60000"]);
+        }
+        let redis::Value::Array(pairs) = xprocess(con, &args) else {
+            panic!("READ reply");
+        };
+        (
+            pairs.len(),
+            counter(con, "redis_calls") - calls,
+            counter(con, "entry_cache_misses") - misses,
+        )
+    };
+    read(&mut con, false); // the group check, once per stream
+    for claim in [false, true] {
+        for _ in 0..100 {
+            xadd_id(&mut con, "s", "*", &[("user", "u"), ("amount", "1")]);
+        }
+        let (taken, calls, misses) = read(&mut con, claim);
+        assert_eq!(taken, 100);
+        assert_eq!(calls, 2 + u64::from(claim), "CLAIM: {claim}");
+        assert_eq!(misses, 0);
+    }
+}

@@ -463,3 +463,25 @@ fn a_user_without_read_permission_on_the_stream_cannot_read_it() {
     assert!(err(&out).starts_with("NOPERM"), "{out:?}");
     assert!(pel(&mut con, "s", "g").is_empty());
 }
+
+#[test]
+fn a_dead_letter_raises_the_xadd_keyspace_event() {
+    let server = Server::start();
+    let mut con = server.conn();
+    q::<String>(
+        &mut con,
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+    );
+    group(&mut con);
+    let mut sub = server.conn();
+    let mut events = sub.as_pubsub();
+    events.subscribe(format!("__keyspace@0__:{DL}")).unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let poison = add(&mut con, &[("amount", "1")]);
+    let out = read(&mut con, "w", &["DEADLETTER", DL, "AFTER", "1"], &[]);
+    assert_eq!(pairs(&out), vec![(poison, "2".to_string())]);
+    let event: String = events.get_message().unwrap().get_payload().unwrap();
+    assert_eq!(event, "xadd");
+}
