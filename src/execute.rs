@@ -51,24 +51,14 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
     };
     let redis = Redis::new(ctx);
     let mut backend = RedisBackend::new(&redis, req);
-    let (store, key) = check_keys(ctx, &backend, req, dedupe_key)?;
-    let taken = match &req.read {
-        Some(read) => backend.take(read::take(&redis, req, read)?),
-        None => Vec::new(),
-    };
-    let ids = if req.read.is_some() { &taken } else { &req.ids };
-    let outcomes = match store {
+    let (kind, key) = check_keys(ctx, &backend, req, dedupe_key)?;
+    // The store is opened before READ takes anything: its errors are
+    // whole-call errors, and must find nothing changed.
+    let mut store = match kind {
         StoreKind::Set => {
             drop(key);
             let ttl = req.ttl.unwrap_or_else(config::default_ttl_ms);
-            let mut set = SetStore::new(&redis, dedupe_key, ttl);
-            process(
-                req,
-                ids,
-                &mut backend,
-                &mut set,
-                &[(dedupe_key, KeyKind::Set)],
-            )
+            Store::Set(SetStore::new(&redis, dedupe_key, ttl))
         }
         StoreKind::Index => {
             let mut index = IndexStore::open(ctx, key, dedupe_key, req.stream)?;
@@ -76,14 +66,34 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
                 let window = bk.window.unwrap_or_else(config::key_window_ms);
                 index = index.with_keys(index_commands::now_ms(), window);
             }
+            Store::Index(index)
+        }
+    };
+    let taken = match &req.read {
+        Some(read) => backend.take(read::take(&redis, req, read)?),
+        None => Vec::new(),
+    };
+    let ids = if req.read.is_some() { &taken } else { &req.ids };
+    let outcomes = match &mut store {
+        Store::Set(set) => {
+            let reserved = [(dedupe_key, KeyKind::Set)];
+            process(req, ids, &mut backend, set, &reserved)
+        }
+        Store::Index(index) => {
             // Effects on the index key are refused like on any other type.
             let reserved = [(dedupe_key, KeyKind::Other)];
-            process(req, ids, &mut backend, &mut index, &reserved)
+            process(req, ids, &mut backend, index, &reserved)
         }
     };
     count(&outcomes, redis.calls.get());
     notify_applied(ctx, req.stream, &outcomes);
     Ok(Done { taken, outcomes })
+}
+
+/// The dedupe store of one call.
+enum Store<'r, 'c> {
+    Set(SetStore<'r, 'c>),
+    Index(IndexStore<'c>),
 }
 
 /// The store to use: the kind the key holds, or STORE's (an index by

@@ -485,3 +485,20 @@ fn a_dead_letter_raises_the_xadd_keyspace_event() {
     let event: String = events.get_message().unwrap().get_payload().unwrap();
     assert_eq!(event, "xadd");
 }
+
+#[test]
+fn a_whole_call_error_of_the_dedupe_store_takes_nothing() {
+    let server = Server::start();
+    let mut con = server.conn();
+    group(&mut con);
+    // An index that belongs to another stream.
+    let other = pending(&mut con, "{s}o", "g", "w", &[&[("a", "1")]]);
+    let args = [
+        "{s}o", "g", "DEDUPE", "{s}idx", "SADD", "{s}x", "$@id", "IDS", "1", &other[0],
+    ];
+    assert_eq!(slots(&xprocess(&mut con, &args)), ["1"]);
+    add(&mut con, &[("cust", "c"), ("amount", "1")]);
+    let out = read(&mut con, "w", &["DEDUPE", "{s}idx"], &[]);
+    assert!(err(&out).contains("belongs to stream"), "{out:?}");
+    assert!(pel(&mut con, "s", "g").is_empty(), "nothing was taken");
+}
