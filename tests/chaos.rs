@@ -22,6 +22,18 @@
 //! entries. Every payment must be applied exactly once, whatever number of
 //! entries it has, and every entry must still be acked and recorded.
 //!
+//! With READ workers (`Mode::Read`), each consumer is the one-command worker
+//! loop: `XPROCESS ... CONSUMER me DEADLETTER {payments}:dead AFTER 3 ...
+//! READ COUNT n CLAIM 20 BLOCK 20`, sent again and again; it crashes with
+//! the call sent and its reply unread, loses replies and resends, and now
+//! and then (as a worker of the two-command kind would) crashes holding a
+//! batch it took with a plain XREADGROUP, which READ's CLAIM takes over.
+//! Producers also write poison entries (2%), each with its own `pseq`: an
+//! `amount` that is not an integer, or no `customer` field. Every good entry
+//! must be applied exactly once, and every poison entry never applied and
+//! dead-lettered exactly once, with its source ID, error, delivery count
+//! (at least AFTER) and fields; all of them end acked and recorded.
+//!
 //! The same run with the naive client-side pattern (HINCRBY + XADD, then XACK,
 //! no dedupe) must over-count: that proves the checker sees duplicates.
 //!
@@ -51,6 +63,8 @@ const TOTALS: &str = "totals";
 const RECEIPTS: &str = "receipts";
 /// The derived dedupe key of `payments` / `billing`.
 const DEDUPE: &str = "{payments}:xprocess:billing";
+/// READ mode: the dead-letter stream.
+const DEAD: &str = "{payments}:dead";
 const CUSTOMERS: u64 = 16;
 const MAX_AMOUNT: u64 = 1000;
 
@@ -69,6 +83,18 @@ const MIN_IDLE_MS: u64 = 20;
 /// Keyed mode, per XADD: the producer takes the reply for lost (a timeout)
 /// and sends the same payment again.
 const PRODUCER_RETRY_PCT: u64 = 15;
+/// READ mode, per produced entry: a poison entry that can never be applied.
+const POISON_PCT: u64 = 2;
+/// READ mode: `DEADLETTER ... AFTER` this many deliveries.
+const DEAD_AFTER: u64 = 3;
+/// READ mode: `CLAIM` min-idle and `BLOCK` timeout of every READ call.
+const READ_CLAIM_MS: u64 = 20;
+const READ_BLOCK_MS: u64 = 20;
+/// READ mode, per loop: crash holding a batch taken with a plain XREADGROUP
+/// (abandoned work, for some READ's CLAIM to take over).
+const HOLD_PCT: u64 = 2;
+/// READ mode: the per-entry error of a poison entry with a bad `amount`.
+const BAD_AMOUNT_ERROR: &str = "ERR value is not an integer or out of range";
 /// Naive mode, per entry: crash after its effects, before the XACK.
 const NAIVE_CRASH_AFTER_EFFECT_PCT: u64 = 3;
 /// Resends of a call whose connection broke before the consumer gives up on
@@ -135,6 +161,9 @@ enum Mode {
     XProcess(Store),
     /// The same on the index with `KEY $pseq`, and producers that retry.
     Keyed,
+    /// `XPROCESS ... DEADLETTER ... READ COUNT n CLAIM ms BLOCK ms` workers
+    /// on the index, and producers that also write poison entries.
+    Read,
     /// HINCRBY + XADD per entry, then XACK: at-least-once, over-counts.
     Naive,
 }
@@ -155,6 +184,10 @@ struct Stats {
     applied_replies: AtomicU64,
     duplicate_replies: AtomicU64,
     notowner_replies: AtomicU64,
+    poison_produced: AtomicU64,
+    dead_letter_replies: AtomicU64,
+    poison_failures: AtomicU64,
+    held_batches: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -191,6 +224,8 @@ struct Shared {
     /// How many XPROCESS replies said `1` (applied) per entry ID (and, with
     /// business keys, per payment): never > 1.
     applied: Mutex<HashMap<String, u32>>,
+    /// READ mode: how many replies said `2` (dead-lettered) per entry ID.
+    dead: Mutex<HashMap<String, u32>>,
     /// Exactly-once violations seen by clients (reported at the end).
     violations: Mutex<Vec<String>>,
 }
@@ -310,15 +345,51 @@ fn try_connect(port: u16) -> Option<Connection> {
 /// whether it exists is settled by reading the stream at the end (`pseq` is
 /// unique per payment). With retries (keyed mode) a payment may have been
 /// added several times: `ids` are all the confirmed ones, `sends` counts
-/// the XADDs.
+/// the XADDs. A poison entry (READ mode) is written as `poison` says.
 #[derive(Clone, Debug)]
 struct Produced {
     pseq: String,
     customer: String,
     amount: i64,
+    poison: Option<Poison>,
     id: Option<String>,
     ids: Vec<String>,
     sends: u32,
+}
+
+/// How a poison entry can never be applied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Poison {
+    /// `amount` is `<n>.50`: HINCRBY refuses it.
+    BadAmount,
+    /// No `customer` field: the `$customer` template cannot be expanded.
+    NoCustomer,
+}
+
+impl Poison {
+    /// The per-entry error XPROCESS gives entry `id`.
+    fn error(self, id: &str) -> String {
+        match self {
+            Poison::BadAmount => BAD_AMOUNT_ERROR.to_string(),
+            Poison::NoCustomer => format!("ERR entry {id} has no field 'customer'"),
+        }
+    }
+}
+
+impl Produced {
+    /// The entry's fields as the producer writes them.
+    fn fields(&self) -> Vec<(String, String)> {
+        let mut f = vec![("pseq".to_string(), self.pseq.clone())];
+        if self.poison != Some(Poison::NoCustomer) {
+            f.push(("customer".into(), self.customer.clone()));
+        }
+        let amount = match self.poison {
+            Some(Poison::BadAmount) => format!("{}.50", self.amount),
+            _ => self.amount.to_string(),
+        };
+        f.push(("amount".into(), amount));
+        f
+    }
 }
 
 fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
@@ -332,21 +403,18 @@ fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
             pseq: format!("p{idx}-{}", out.len()),
             customer: format!("c{:02}", rng.below(CUSTOMERS)),
             amount: 1 + rng.below(MAX_AMOUNT) as i64,
+            poison: None,
             id: None,
             ids: Vec::new(),
             sends: 0,
         };
-        let args = strings(&[
-            "XADD",
-            STREAM,
-            "*",
-            "pseq",
-            &e.pseq,
-            "customer",
-            &e.customer,
-            "amount",
-        ]);
-        let args = [args, vec![e.amount.to_string()]].concat();
+        // Only READ mode draws here: other modes' seeds repeat as before.
+        if sh.mode == Mode::Read && rng.chance(POISON_PCT) {
+            e.poison = Some(*rng.pick(&[Poison::BadAmount, Poison::NoCustomer]));
+            bump(&sh.stats.poison_produced, 1);
+        }
+        let mut args = strings(&["XADD", STREAM, "*"]);
+        args.extend(e.fields().into_iter().flat_map(|(f, v)| [f, v]));
         loop {
             e.sends += 1;
             match cl.call(&args)? {
@@ -443,6 +511,9 @@ fn consumer(sh: &Shared, idx: usize) -> Res<()> {
 
 impl Consumer<'_> {
     fn run(&mut self) -> Res<()> {
+        if self.sh.mode == Mode::Read {
+            return self.run_read();
+        }
         loop {
             self.sh.check()?;
             let batch = self.fetch()?;
@@ -457,7 +528,129 @@ impl Consumer<'_> {
                 Mode::XProcess(store) => self.process_xprocess(store, &batch)?,
                 Mode::Keyed => self.process_xprocess(Store::Index, &batch)?,
                 Mode::Naive => self.process_naive(&batch)?,
+                Mode::Read => unreachable!("READ workers run run_read"),
             }
+        }
+    }
+
+    /// The one-command worker loop: READ (claim idle entries, read new
+    /// ones, process them, dead-letter poison) again and again. A call whose
+    /// connection broke is simply followed by the next one.
+    fn run_read(&mut self) -> Res<()> {
+        loop {
+            self.sh.check()?;
+            if self.rng.chance(HOLD_PCT) {
+                self.hold_and_crash()?;
+                continue;
+            }
+            let count = 1 + self.rng.below(MAX_BATCH);
+            let args = read_args(&self.me, self.rng.chance(50), count);
+            if self.rng.chance(CRASH_PCT) {
+                // Crash mid-loop: the READ runs, its reply is never read.
+                bump(&self.sh.stats.consumer_crashes, 1);
+                self.cl.send_and_hang_up(&args)?;
+                continue;
+            }
+            if let Some(v) = self.maybe_lose_reply(&args)? {
+                self.record_read(&v, count)?;
+            }
+            match self.cl.call(&args)? {
+                Some(v) => self.record_read(&v, count)?,
+                None => bump(&self.sh.stats.resent_after_disconnect, 1),
+            }
+        }
+    }
+
+    /// Crash holding entries taken with a plain XREADGROUP (a worker of the
+    /// two-command kind): they stay pending for this consumer, delivered
+    /// once more, until some READ's CLAIM takes them over.
+    fn hold_and_crash(&mut self) -> Res<()> {
+        bump(&self.sh.stats.held_batches, 1);
+        let count = (1 + self.rng.below(MAX_BATCH)).to_string();
+        let args = strings(&[
+            "XREADGROUP",
+            "GROUP",
+            GROUP,
+            &self.me,
+            "COUNT",
+            &count,
+            "STREAMS",
+            STREAM,
+            ">",
+        ]);
+        self.cl.call(&args)?;
+        self.crash();
+        Ok(())
+    }
+
+    /// Check and count one READ reply: at most `count` `[id, outcome]`
+    /// pairs, each ID once, outcomes `1`, `2` or a poison entry's error.
+    fn record_read(&self, reply: &Value, count: u64) -> Res<()> {
+        let Value::Array(items) = reply else {
+            return fatal(format!("READ whole-call reply {reply:?}"));
+        };
+        if items.len() as u64 > count {
+            return fatal(format!("READ COUNT {count} replied {reply:?}"));
+        }
+        let stats = &self.sh.stats;
+        let mut seen = HashSet::new();
+        for item in items {
+            let (id, outcome) = match item {
+                Value::Array(pair) if pair.len() == 2 => match conv::<String>(&pair[0]) {
+                    Ok(id) => (id, &pair[1]),
+                    Err(e) => return fatal(format!("READ pair {item:?}: {e}")),
+                },
+                other => return fatal(format!("READ element {other:?} in {reply:?}")),
+            };
+            if !seen.insert(id.clone()) {
+                return fatal(format!("READ replied {id} twice: {reply:?}"));
+            }
+            match outcome {
+                Value::Int(1) => {
+                    bump(&stats.applied_replies, 1);
+                    self.note_applied(&id);
+                }
+                Value::Int(2) => {
+                    bump(&stats.dead_letter_replies, 1);
+                    self.note_dead(&id);
+                }
+                // READ takes only pending or new entries, and processing
+                // one acks it in the same step: none can be done already.
+                Value::Int(0) => {
+                    bump(&stats.duplicate_replies, 1);
+                    self.sh.violation(format!(
+                        "{}: READ replied 0 for {id}: a processed entry was still pending or new",
+                        self.me
+                    ));
+                }
+                Value::ServerError(_) => {
+                    let text = common::error_text(outcome).unwrap_or_default();
+                    let poison = [Poison::BadAmount, Poison::NoCustomer];
+                    if !poison.iter().any(|p| p.error(&id) == text) {
+                        return fatal(format!("READ slot for {id}: {text}"));
+                    }
+                    bump(&stats.poison_failures, 1);
+                }
+                other => return fatal(format!("READ slot for {id}: {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// A `2` reply: never twice for one entry, never for an applied one.
+    fn note_dead(&self, id: &str) {
+        let mut dead = self.sh.dead.lock().unwrap();
+        let n = dead.entry(id.to_string()).or_insert(0);
+        *n += 1;
+        let n = *n;
+        drop(dead);
+        if n > 1 {
+            let msg = format!("{}: READ replied 2 for {id} {n} times", self.me);
+            self.sh.violation(msg);
+        }
+        if self.sh.applied.lock().unwrap().contains_key(id) {
+            let msg = format!("{}: READ replied 2 for {id}, applied before", self.me);
+            self.sh.violation(msg);
         }
     }
 
@@ -645,6 +838,13 @@ impl Consumer<'_> {
             drop(applied);
             self.sh.violation(msg);
         }
+        if self.sh.dead.lock().unwrap().contains_key(id) {
+            let msg = format!(
+                "{}: XPROCESS replied 1 for {id}, dead-lettered before",
+                self.me
+            );
+            self.sh.violation(msg);
+        }
     }
 
     /// The pattern XPROCESS replaces: apply, then XACK. A lost reply is
@@ -675,15 +875,10 @@ impl Consumer<'_> {
     }
 }
 
-/// `XPROCESS payments billing [CONSUMER me] [STORE ...] HINCRBY totals
-/// $customer $amount XADD receipts FIELDS 2 src $@id amount $amount IDS n id...`
-fn xprocess_args(consumer: Option<&str>, options: &[&str], batch: &[Entry]) -> Vec<String> {
-    let mut args = strings(&["XPROCESS", STREAM, GROUP]);
-    if let Some(me) = consumer {
-        args.extend(strings(&["CONSUMER", me]));
-    }
-    args.extend(strings(options));
-    args.extend(strings(&[
+/// The effects of every call: `HINCRBY totals $customer $amount XADD
+/// receipts FIELDS 2 src $@id amount $amount`.
+fn effects() -> Vec<String> {
+    strings(&[
         "HINCRBY",
         TOTALS,
         "$customer",
@@ -696,10 +891,41 @@ fn xprocess_args(consumer: Option<&str>, options: &[&str], batch: &[Entry]) -> V
         "$@id",
         "amount",
         "$amount",
-        "IDS",
-    ]));
+    ])
+}
+
+/// `XPROCESS payments billing [CONSUMER me] [STORE ...] <effects> IDS n id...`
+fn xprocess_args(consumer: Option<&str>, options: &[&str], batch: &[Entry]) -> Vec<String> {
+    let mut args = strings(&["XPROCESS", STREAM, GROUP]);
+    if let Some(me) = consumer {
+        args.extend(strings(&["CONSUMER", me]));
+    }
+    args.extend(strings(options));
+    args.extend(effects());
+    args.push("IDS".into());
     args.push(batch.len().to_string());
     args.extend(batch.iter().map(|e| e.id.clone()));
+    args
+}
+
+/// `XPROCESS payments billing CONSUMER me [STORE INDEX] DEADLETTER
+/// {payments}:dead AFTER 3 <effects> READ COUNT count CLAIM 20 BLOCK 20`.
+fn read_args(me: &str, name_store: bool, count: u64) -> Vec<String> {
+    let mut args = strings(&["XPROCESS", STREAM, GROUP, "CONSUMER", me]);
+    if name_store {
+        args.extend(strings(&["STORE", "INDEX"]));
+    }
+    let after = DEAD_AFTER.to_string();
+    args.extend(strings(&["DEADLETTER", DEAD, "AFTER", &after]));
+    args.extend(effects());
+    let (count, claim, block) = (
+        count.to_string(),
+        READ_CLAIM_MS.to_string(),
+        READ_BLOCK_MS.to_string(),
+    );
+    args.extend(strings(&[
+        "READ", "COUNT", &count, "CLAIM", &claim, "BLOCK", &block,
+    ]));
     args
 }
 
@@ -928,13 +1154,29 @@ struct Report {
     /// The store is not the kind asked for, cannot be read, or (an index)
     /// is not one range without holes although every entry is processed.
     dedupe_problems: Vec<String>,
+    /// READ mode: poison entries in the stream, and entries of the
+    /// dead-letter stream.
+    poison_entries: usize,
+    dead_lettered: usize,
+    /// Poison entries without a dead letter, and dead letters beyond the
+    /// first for the same entry.
+    dead_letters_missing: usize,
+    dead_letters_extra: usize,
+    /// Dead letters of good or unknown entries, or not as documented
+    /// (metadata, error, delivery count, fields); `2` replies for good entries.
+    bad_dead_letters: Vec<String>,
+    /// Poison entries with a receipt or a `1` reply.
+    poison_applied: Vec<String>,
     /// Exactly-once violations seen by the clients.
     client_violations: Vec<String>,
 }
 
 impl Report {
     fn duplicates(&self) -> usize {
-        self.duplicate_receipts + usize::from(self.totals_over > 0) + self.dedupe_extra
+        self.duplicate_receipts
+            + usize::from(self.totals_over > 0)
+            + self.dedupe_extra
+            + self.dead_letters_extra
     }
 
     fn lost(&self) -> usize {
@@ -944,6 +1186,7 @@ impl Report {
             + self.dedupe_missing
             + self.pending as usize
             + self.undelivered as usize
+            + self.dead_letters_missing
     }
 
     fn is_clean(&self) -> bool {
@@ -952,6 +1195,8 @@ impl Report {
             && self.unknown_entries.is_empty()
             && self.bad_receipts.is_empty()
             && self.dedupe_problems.is_empty()
+            && self.bad_dead_letters.is_empty()
+            && self.poison_applied.is_empty()
             && self.client_violations.is_empty()
     }
 }
@@ -981,6 +1226,9 @@ struct Found {
     unit: String,
     customer: String,
     amount: i64,
+    /// A poison entry (READ mode): never applied, dead-lettered once.
+    poison: Option<Poison>,
+    fields: HashMap<String, String>,
 }
 
 fn reconcile(
@@ -1004,15 +1252,14 @@ fn reconcile(
             true => p.ids.contains(&id) || p.ids.len() < p.sends as usize,
             false => p.id.as_ref().is_none_or(|pid| *pid == id),
         };
-        let same = f.get("customer") == Some(&p.customer)
-            && f.get("amount") == Some(&p.amount.to_string())
-            && known_id;
+        let same = f == p.fields().into_iter().collect::<HashMap<_, _>>() && known_id;
         let first = seen.insert(pseq.clone());
         if !same || (!keyed && !first) {
             r.unknown_entries.push(format!("{id} {f:?} vs {p:?}"));
             continue;
         }
         r.uncertain_present += usize::from(p.id.is_none() && first);
+        r.poison_entries += usize::from(p.poison.is_some());
         ids.insert(id.clone());
         let unit = if keyed { pseq } else { id.clone() };
         entries.push(Found {
@@ -1020,6 +1267,8 @@ fn reconcile(
             unit,
             customer: p.customer.clone(),
             amount: p.amount,
+            poison: p.poison,
+            fields: f,
         });
     }
     let missing = produced
@@ -1030,13 +1279,18 @@ fn reconcile(
     entries
 }
 
-/// One receipt per unit (entry, or payment with business keys).
+/// One receipt per unit (entry, or payment with business keys), none for
+/// a poison entry.
 fn check_receipts(con: &mut Connection, entries: &[Found], r: &mut Report) {
     let by_id: HashMap<&str, &Found> = entries.iter().map(|e| (e.id.as_str(), e)).collect();
     let mut count: HashMap<&str, usize> = HashMap::new();
     for (rid, f) in xrange_all(con, RECEIPTS) {
         let src = f.get("src").cloned().unwrap_or_default();
         match by_id.get(src.as_str()) {
+            Some(e) if e.poison.is_some() => {
+                r.poison_applied
+                    .push(format!("receipt {rid} of poison entry {src}"));
+            }
             Some(e) if f.get("amount") == Some(&e.amount.to_string()) => {
                 *count.entry(e.unit.as_str()).or_default() += 1;
             }
@@ -1044,7 +1298,8 @@ fn check_receipts(con: &mut Connection, entries: &[Found], r: &mut Report) {
         }
     }
     r.duplicate_receipts = count.values().map(|n| n - 1).sum();
-    let units: HashSet<&str> = entries.iter().map(|e| e.unit.as_str()).collect();
+    let good = entries.iter().filter(|e| e.poison.is_none());
+    let units: HashSet<&str> = good.map(|e| e.unit.as_str()).collect();
     r.missing_receipts = units.iter().filter(|u| !count.contains_key(*u)).count();
 }
 
@@ -1052,7 +1307,7 @@ fn check_receipts(con: &mut Connection, entries: &[Found], r: &mut Report) {
 fn check_totals(con: &mut Connection, entries: &[Found], r: &mut Report) {
     let mut expected: BTreeMap<String, i64> = BTreeMap::new();
     let mut units: HashSet<&str> = HashSet::new();
-    for e in entries {
+    for e in entries.iter().filter(|e| e.poison.is_none()) {
         if units.insert(e.unit.as_str()) {
             *expected.entry(e.customer.clone()).or_default() += e.amount;
         }
@@ -1084,6 +1339,95 @@ fn check_dedupe(con: &mut Connection, store: Store, entries: &[Found], r: &mut R
     }
 }
 
+/// READ mode: exactly one dead letter per poison entry, none for a good
+/// one, each as documented: `@id @stream @group @consumer @error
+/// @deliveries`, then the entry's fields as `$name value`. And what the
+/// clients saw: no `1` for a poison entry, no `2` for a good one.
+fn check_dead_letters(con: &mut Connection, sh: &Shared, entries: &[Found], r: &mut Report) {
+    let by_id: HashMap<&str, &Found> = entries.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (did, f) in xrange_all(con, DEAD) {
+        r.dead_lettered += 1;
+        // Sorted, so that a report reads the same after the last restart.
+        let shown: BTreeMap<&String, &String> = f.iter().collect();
+        let src = f.get("@id").cloned().unwrap_or_default();
+        let Some(e) = by_id.get(src.as_str()).filter(|e| e.poison.is_some()) else {
+            r.bad_dead_letters
+                .push(format!("{did} {shown:?}: not a poison entry's"));
+            continue;
+        };
+        *count.entry(e.id.as_str()).or_default() += 1;
+        if let Err(why) = dead_letter_as_documented(sh, e, &f) {
+            r.bad_dead_letters.push(format!("{did} {shown:?}: {why}"));
+        }
+    }
+    r.dead_letters_extra = count.values().map(|n| n - 1).sum();
+    let poison = entries.iter().filter(|e| e.poison.is_some());
+    r.dead_letters_missing = poison
+        .filter(|e| !count.contains_key(e.id.as_str()))
+        .count();
+    let applied = sh.applied.lock().unwrap();
+    for e in entries.iter().filter(|e| e.poison.is_some()) {
+        if applied.contains_key(&e.id) {
+            r.poison_applied
+                .push(format!("READ replied 1 for poison entry {}", e.id));
+        }
+    }
+    for id in sh.dead.lock().unwrap().keys() {
+        if by_id.get(id.as_str()).is_none_or(|e| e.poison.is_none()) {
+            r.bad_dead_letters
+                .push(format!("READ replied 2 for {id}, not a poison entry"));
+        }
+    }
+}
+
+fn dead_letter_as_documented(
+    sh: &Shared,
+    e: &Found,
+    f: &HashMap<String, String>,
+) -> Result<(), String> {
+    let field = |name: &str| f.get(name).map(String::as_str).unwrap_or("");
+    let consumers: Vec<String> = (0..sh.p.consumers)
+        .map(|i| format!("consumer-{i}"))
+        .collect();
+    if field("@stream") != STREAM || field("@group") != GROUP {
+        return Err("wrong @stream or @group".into());
+    }
+    if !consumers.iter().any(|c| c == field("@consumer")) {
+        return Err("@consumer is none of the consumers".into());
+    }
+    let expected = e.poison.map(|p| p.error(&e.id)).unwrap_or_default();
+    if field("@error") != expected {
+        return Err(format!("@error is not {expected:?}"));
+    }
+    match field("@deliveries").parse::<u64>() {
+        Ok(n) if n >= DEAD_AFTER => {}
+        _ => return Err(format!("@deliveries is not at least {DEAD_AFTER}")),
+    }
+    let meta = [
+        "@id",
+        "@stream",
+        "@group",
+        "@consumer",
+        "@error",
+        "@deliveries",
+    ];
+    let own: BTreeMap<String, String> = f
+        .iter()
+        .filter(|(k, _)| !meta.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let expected: BTreeMap<String, String> = e
+        .fields
+        .iter()
+        .map(|(k, v)| (format!("${k}"), v.clone()))
+        .collect();
+    if own != expected {
+        return Err(format!("its entry fields are not {expected:?}"));
+    }
+    Ok(())
+}
+
 /// With business keys: every payment's key is remembered.
 fn check_keys(con: &mut Connection, entries: &[Found], r: &mut Report) {
     let units: HashSet<&str> = entries.iter().map(|e| e.unit.as_str()).collect();
@@ -1108,6 +1452,10 @@ fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
             check_dedupe(con, Store::Index, &entries, &mut r);
             check_keys(con, &entries, &mut r);
         }
+        Mode::Read => {
+            check_dedupe(con, Store::Index, &entries, &mut r);
+            check_dead_letters(con, sh, &entries, &mut r);
+        }
         Mode::Naive => {}
     }
     r.client_violations = sh.violations.lock().unwrap().clone();
@@ -1123,9 +1471,21 @@ struct Outcome {
 
 fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
     let s = &sh.stats;
-    let naive = match sh.mode {
+    let extra = match sh.mode {
         Mode::XProcess(_) => String::new(),
         Mode::Keyed => format!(" producer-retries={}", get(&s.producer_retries)),
+        Mode::Read => format!(
+            " poison={} (sent {}) dead-lettered={} (extra {}, missing {}) \
+             dead-letter-replies(2)={} poison-failures={} crashes-holding-batch={}",
+            r.poison_entries,
+            get(&s.poison_produced),
+            r.dead_lettered,
+            r.dead_letters_extra,
+            r.dead_letters_missing,
+            get(&s.dead_letter_replies),
+            get(&s.poison_failures),
+            get(&s.held_batches),
+        ),
         Mode::Naive => format!(
             " crashes-after-effect={}",
             get(&s.naive_crashes_after_effect)
@@ -1133,7 +1493,7 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
     };
     format!(
         "chaos[{:?}] seed={} entries={} (XADD reply lost: {}, of which present: {}) \
-         producers={} consumers={} kills={} consumer-crashes={}{naive} \
+         producers={} consumers={} kills={} consumer-crashes={}{extra} \
          lost-replies-resent={} resent-after-disconnect={} abandoned-batches={} \
          xautoclaims={} claimed={} applied(1)={} duplicates-reported(0)={} notowner={} \
          duplicate-effects={} (extra receipts {}, totals over by {}) lost={} elapsed={:.1}s",
@@ -1189,6 +1549,7 @@ fn run(mode: Mode) -> Outcome {
         produced: AtomicUsize::new(0),
         stats: Stats::default(),
         applied: Mutex::new(HashMap::new()),
+        dead: Mutex::new(HashMap::new()),
         violations: Mutex::new(Vec::new()),
         p,
     };
@@ -1238,6 +1599,18 @@ fn business_keys_are_exactly_once_under_chaos_and_producer_retries() {
     assert!(
         !summary.contains("producer-retries=0 "),
         "no producer retried: the run proves nothing: {summary}"
+    );
+}
+
+/// READ workers (the one-command loop, CLAIM and DEADLETTER) and poison
+/// entries: good entries applied once, poison entries dead-lettered once.
+#[test]
+fn read_workers_are_exactly_once_and_dead_letter_poison_under_chaos() {
+    let Outcome { report, summary } = run(Mode::Read);
+    assert!(report.is_clean(), "{summary}\n{report:#?}");
+    assert!(
+        report.entries < 500 || report.poison_entries > 0,
+        "no poison entry: the run proves nothing: {summary}"
     );
 }
 
