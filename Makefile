@@ -166,7 +166,7 @@ CHAOS_ENTRIES ?= 10000
 CHAOS_KILLS ?= 30
 CHAOS_SEED ?=
 
-chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers; XPROCESS vs the naive pattern
+chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers; XPROCESS (IDS, KEY, READ with poison entries) vs the naive pattern
 	$(CARGO) build
 	CHAOS_ENTRIES=$(CHAOS_ENTRIES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) $(CARGO) test --test chaos -- --nocapture
 
