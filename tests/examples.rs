@@ -1,13 +1,17 @@
 //! The consumer workers in `examples/` (Python, Node.js, Rust, redis-cli),
-//! run as child processes against a live server with the module.
+//! run as child processes against a live server with the module. Each is a
+//! loop on one `XPROCESS ... DEADLETTER ... READ COUNT CLAIM BLOCK` call.
 //!
 //! Each worker gets the same scenario: entries left pending by a dead
-//! consumer (XAUTOCLAIM must take them over), one entry already processed
-//! (XPROCESS must answer `0` for it), one entry whose amount is not a number
-//! (a per-entry error: logged and left pending) and new entries. The worker
-//! runs until idle; then the totals, the receipts, the PEL and the worker's
-//! summary line are checked. A second test stops a running worker with
-//! SIGTERM.
+//! consumer (READ's CLAIM must take them over), one entry already processed
+//! (READ must answer `0` for it), three poison entries (two amounts that are
+//! not numbers, one of them held by the dead consumer, and one entry without
+//! a customer: per-entry errors, logged, left pending, claimed again, and
+//! dead-lettered on their max-deliveries-th delivery) and new entries. The
+//! worker runs until idle; then the totals, the receipts, the dead letters,
+//! the PEL, the dedupe store, READ's counts and the worker's summary line are
+//! checked. A second test stops a running worker with SIGTERM, a third runs
+//! all four at once.
 //!
 //! A test is skipped (with a message) only when its language's toolchain is
 //! missing. Dependencies are not installed here (no network at test time):
@@ -124,7 +128,14 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(cmd: &[String], server: &Server, consumer: &str, extra: &[&str]) -> Worker {
+    /// `extra` options after the common ones; `env` for the child.
+    fn start(
+        cmd: &[String],
+        server: &Server,
+        consumer: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Worker {
         let out = server.dir().join(format!("{consumer}.out"));
         let err = server.dir().join(format!("{consumer}.err"));
         let child = Command::new(&cmd[0])
@@ -133,6 +144,7 @@ impl Worker {
             .args(["--stream", STREAM, "--group", GROUP, "--block-ms", "100"])
             .args(extra)
             .env("PYTHONDONTWRITEBYTECODE", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
@@ -181,69 +193,103 @@ impl Worker {
     }
 }
 
-/// The numbers of the worker's last line, `stopped: applied=N duplicates=N ...`.
+/// The numbers of the worker's last line,
+/// `stopped: applied=N duplicates=N dead=N errors=N notowner=N` (the same
+/// names in the same order in every worker).
 fn summary(stdout: &str) -> BTreeMap<String, u64> {
     let line = stdout
         .lines()
         .rev()
         .find(|l| l.starts_with("stopped:"))
         .unwrap_or_else(|| panic!("no `stopped:` line in stdout:\n{stdout}"));
-    line["stopped:".len()..]
+    let pairs: Vec<(String, u64)> = line["stopped:".len()..]
         .split_whitespace()
         .map(|kv| {
             let (k, v) = kv.split_once('=').expect("name=value");
             (k.to_string(), v.parse().expect("a number"))
         })
-        .collect()
+        .collect();
+    let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["applied", "duplicates", "dead", "errors", "notowner"],
+        "{line}"
+    );
+    pairs.into_iter().collect()
+}
+
+/// An entry that can never be applied, and what its dead letter must hold.
+struct Poison {
+    /// The per-entry error XPROCESS gives it: the dead letter's `@error`.
+    error: String,
+    /// The entry's own fields, copied into the dead letter as `$field`.
+    fields: Vec<(String, String)>,
 }
 
 /// What the scenario must end with.
 struct Expected {
+    /// Every entry of the stream, in order.
+    ids: Vec<String>,
     /// Customer -> sum of the valid amounts.
     totals: BTreeMap<String, i64>,
     /// Entry ID -> amount, for every valid entry: one receipt each.
     receipts: BTreeMap<String, String>,
-    /// The entry with a bad amount, left pending.
-    bad: String,
+    /// Entry ID -> the poison entries: each must end in the dead-letter
+    /// stream, once.
+    poison: BTreeMap<String, Poison>,
     /// Entries the dead consumer held.
-    dead: usize,
+    held_by_dead: Vec<String>,
 }
 
-/// Add `n` entries, entry 13 with a bad amount; returns the IDs in order
-/// and what the workers must end with.
-fn produce(con: &mut Connection, n: i64) -> (Vec<String>, Expected) {
+/// The error of a non-numeric HINCRBY increment.
+const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+
+/// Add `n` entries; entries 5 and 13 have an amount that is not a number,
+/// entry 17 has no customer: those three are poison. Returns what the
+/// workers must end with.
+fn produce(con: &mut Connection, n: i64) -> Expected {
     let mut want = Expected {
+        ids: Vec::new(),
         totals: BTreeMap::new(),
         receipts: BTreeMap::new(),
-        bad: String::new(),
-        dead: 0,
+        poison: BTreeMap::new(),
+        held_by_dead: Vec::new(),
     };
-    let mut ids = Vec::new();
     for i in 0..n {
         let customer = format!("c{}", i % 4);
         let amount = match i {
-            13 => "x".to_string(),
+            5 | 13 => "x".to_string(),
             _ => (i * 7 + 1).to_string(),
         };
-        let fields = [("customer", customer.as_str()), ("amount", &amount)];
-        let id = xadd_id(con, STREAM, "*", &fields);
-        ids.push(id.clone());
-        if i == 13 {
-            want.bad = id;
-        } else {
-            *want.totals.entry(customer).or_insert(0) += i * 7 + 1;
-            want.receipts.insert(id, amount);
+        let mut fields = vec![("customer", customer.as_str()), ("amount", &amount)];
+        if i == 17 {
+            fields.remove(0);
         }
+        let id = xadd_id(con, STREAM, "*", &fields);
+        want.ids.push(id.clone());
+        let error = match i {
+            5 | 13 => NOT_AN_INTEGER.to_string(),
+            17 => format!("ERR entry {id} has no field 'customer'"),
+            _ => {
+                *want.totals.entry(customer.clone()).or_insert(0) += i * 7 + 1;
+                want.receipts.insert(id, amount.clone());
+                continue;
+            }
+        };
+        let fields = fields
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect();
+        want.poison.insert(id, Poison { error, fields });
     }
-    (ids, want)
+    want
 }
 
 fn scenario(con: &mut Connection) -> Expected {
     q::<String>(con, &["XGROUP", "CREATE", STREAM, GROUP, "0", "MKSTREAM"]);
-    let (ids, mut want) = produce(con, 30);
-    // A consumer that read the first 8 entries and died: only XAUTOCLAIM
-    // gets them back.
-    want.dead = 8;
+    let mut want = produce(con, 30);
+    // A consumer that read the first 8 entries (poison entry 5 among them)
+    // and died: only a claim gets them back.
     let args = [
         "XREADGROUP",
         "GROUP",
@@ -257,8 +303,16 @@ fn scenario(con: &mut Connection) -> Expected {
     ];
     let read: redis::Value = q(con, &args);
     assert!(matches!(read, redis::Value::Array(_)), "{read:?}");
+    want.held_by_dead = want.ids[..8].to_vec();
+    let held: Vec<(String, String)> = want
+        .held_by_dead
+        .iter()
+        .map(|id| (id.clone(), "dead".to_string()))
+        .collect();
+    assert_eq!(pel(con, STREAM, GROUP), held);
+    assert!(want.poison.contains_key(&want.ids[5]));
     // Entry 20 is processed before any worker sees it: the worker gets `0`.
-    let done = ids[20].clone();
+    let done = want.ids[20].clone();
     #[rustfmt::skip]
     let args = [
         STREAM, GROUP, "HINCRBY", "totals", "$customer", "$amount",
@@ -273,6 +327,9 @@ fn scenario(con: &mut Connection) -> Expected {
 /// give no STORE).
 const DEDUPE: &str = "{payments}:xprocess:billing";
 
+/// The workers' dead-letter stream when no `--dead-letter` is given.
+const DEFAULT_DEAD_LETTER: &str = "payments:dead";
+
 /// How many of the valid entries the dedupe store has recorded.
 fn valid_processed(con: &mut Connection, want: &Expected) -> usize {
     let ids: Vec<&str> = want.receipts.keys().map(String::as_str).collect();
@@ -282,9 +339,43 @@ fn valid_processed(con: &mut Connection, want: &Expected) -> usize {
         .count()
 }
 
-/// Totals, receipts, PEL and dedupe store after the scenario; `pending_for`
-/// is the consumer expected to hold the bad entry.
-fn check_result(con: &mut Connection, want: &Expected, pending_for: &[&str]) {
+/// The dead letter `want` expects for poison entry `id`, written by
+/// `consumer` on delivery `deliveries`: the metadata, then the fields.
+fn dead_letter(want: &Expected, id: &str, consumer: &str, deliveries: u64) -> Vec<String> {
+    let p = &want.poison[id];
+    let mut letter: Vec<String> = [
+        "@id",
+        id,
+        "@stream",
+        STREAM,
+        "@group",
+        GROUP,
+        "@consumer",
+        consumer,
+        "@error",
+        &p.error,
+        "@deliveries",
+        &deliveries.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (f, v) in &p.fields {
+        letter.extend([format!("${f}"), v.clone()]);
+    }
+    letter
+}
+
+/// Totals, receipts, dead letters, PEL and dedupe store after the scenario.
+/// `dead_letters` is the dead-letter stream, `consumers` the workers that
+/// may have written a dead letter, `max_deliveries` their AFTER.
+fn check_result(
+    con: &mut Connection,
+    want: &Expected,
+    dead_letters: &str,
+    consumers: &[&str],
+    max_deliveries: u64,
+) {
     let flat: Vec<String> = q(con, &["HGETALL", "totals"]);
     let totals: BTreeMap<String, i64> = flat
         .chunks(2)
@@ -299,16 +390,42 @@ fn check_result(con: &mut Connection, want: &Expected, pending_for: &[&str]) {
         assert!(dup.is_none(), "two receipts for {}", fields[1]);
     }
     assert_eq!(receipts, want.receipts, "receipts");
-    // Only the bad entry is left pending, and it is not marked processed.
+    // One dead letter per poison entry, none for a valid one: written on
+    // its max-deliveries-th delivery by a worker, with the error that
+    // entry gets and its own fields.
+    let mut letters = BTreeMap::new();
+    for (_, fields) in xrange(con, dead_letters) {
+        assert!(fields.len() >= 12 && fields[0] == "@id", "{fields:?}");
+        let id = fields[1].clone();
+        assert!(want.poison.contains_key(&id), "dead letter of {id}");
+        let consumer = fields[7].as_str();
+        assert!(consumers.contains(&consumer), "{fields:?}");
+        assert_eq!(fields, dead_letter(want, &id, consumer, max_deliveries));
+        let dup = letters.insert(id.clone(), fields);
+        assert!(dup.is_none(), "two dead letters for {id}");
+    }
+    let poison: Vec<&String> = want.poison.keys().collect();
+    assert_eq!(letters.keys().collect::<Vec<_>>(), poison, "dead letters");
+    // Nothing left pending: the valid entries applied, the poison ones
+    // dead-lettered, all acked.
     let pel = pel(con, STREAM, GROUP);
-    assert_eq!(pel.len(), 1, "PEL: {pel:?}");
-    assert_eq!(pel[0].0, want.bad, "PEL: {pel:?}");
-    assert!(pending_for.contains(&pel[0].1.as_str()), "PEL: {pel:?}");
-    // Every valid entry recorded once, the bad one not at all.
+    assert!(pel.is_empty(), "PEL: {pel:?}");
+    // Every entry recorded once: valid ones as applied, poison ones as
+    // dead-lettered.
     assert_eq!(q::<String>(con, &["TYPE", DEDUPE]), "xproc-idx");
     assert_eq!(valid_processed(con, want), want.receipts.len());
-    assert_eq!(recorded(con, DEDUPE), want.receipts.len() as i64);
-    assert!(!processed(con, DEDUPE, &want.bad));
+    for id in want.poison.keys() {
+        assert!(processed(con, DEDUPE, id), "{id} not recorded");
+    }
+    let all = want.receipts.len() + want.poison.len();
+    assert_eq!(all, want.ids.len());
+    assert_eq!(recorded(con, DEDUPE), all as i64);
+}
+
+fn info_count(con: &mut Connection, field: &str) -> u64 {
+    let v = info_field(con, "xprocess", field);
+    v.and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO xprocess"))
 }
 
 /// The scenario with one worker run until idle.
@@ -319,20 +436,21 @@ fn run_until_idle(lang: &str) {
     let want = scenario(&mut con);
     let started = Instant::now();
     // min-idle 200 ms: the dead consumer's entries become claimable soon
-    // after the start; until-idle must exceed it (plus BLOCK) so the worker
-    // does not exit before claiming them.
+    // after the start, and so does a failed entry 200 ms after its failure;
+    // until-idle must exceed it (plus BLOCK) so the worker does not exit
+    // before claiming them. Max deliveries 2 (not the default 3): a poison
+    // entry fails once and is dead-lettered on its second delivery.
+    let max_deliveries = 2;
+    #[rustfmt::skip]
     let w = Worker::start(
         &cmd,
         &server,
         "w1",
         &[
-            "--count",
-            "4",
-            "--min-idle-ms",
-            "200",
-            "--until-idle-ms",
-            "1500",
+            "--count", "4", "--min-idle-ms", "200", "--until-idle-ms", "1500",
+            "--dead-letter", "dead-letters", "--max-deliveries", "2",
         ],
+        &[],
     );
     let (status, out, err) = w.wait(Duration::from_secs(60));
     let ctx = format!("stdout:\n{out}stderr:\n{err}");
@@ -342,32 +460,53 @@ fn run_until_idle(lang: &str) {
         started.elapsed(),
         out.trim()
     );
-    check_result(&mut con, &want, &["w1"]);
+    check_result(&mut con, &want, "dead-letters", &["w1"], max_deliveries);
+    assert!(
+        !exists(&mut con, DEFAULT_DEAD_LETTER),
+        "--dead-letter ignored"
+    );
 
     let s = summary(&out);
     let valid = want.receipts.len() as u64;
     assert_eq!(s["applied"], valid - 1, "{ctx}");
     assert_eq!(s["duplicates"], 1, "{ctx}");
+    assert_eq!(s["dead"], want.poison.len() as u64, "{ctx}");
     assert_eq!(s["notowner"], 0, "{ctx}");
-    assert!(s["errors"] >= 1, "{ctx}");
-    assert!(s["claimed"] >= want.dead as u64, "{ctx}");
-    assert!(
-        err.contains(&want.bad),
-        "the bad entry is not logged\n{ctx}"
-    );
+    // A poison entry fails on each delivery before the last; the first
+    // delivery of entry 5 was the dead consumer's, not the worker's.
+    let errors: u64 = want
+        .poison
+        .keys()
+        .map(|id| max_deliveries - 1 - want.held_by_dead.contains(id) as u64)
+        .sum();
+    assert_eq!(s["errors"], errors, "{ctx}");
+    // What READ took: the dead consumer's entries and every failed entry
+    // again through CLAIM, all others once as new entries.
+    let claimed = want.held_by_dead.len() as u64 + errors;
+    assert_eq!(info_count(&mut con, "xprocess_read_claimed"), claimed);
+    let new = (want.ids.len() - want.held_by_dead.len()) as u64;
+    assert_eq!(info_count(&mut con, "xprocess_read_new"), new);
+    for id in want.poison.keys() {
+        assert!(
+            err.contains(id.as_str()),
+            "poison {id} is not logged\n{ctx}"
+        );
+    }
 }
 
 /// A worker following the stream live, then stopped with SIGTERM: it
-/// finishes the batch at hand, prints its summary and exits 0.
+/// finishes the call at hand, prints its summary and exits 0. Its options
+/// come from the environment (XP_MAX_DELIVERIES) and the defaults (the
+/// dead-letter key).
 fn stop_on_sigterm(lang: &str) {
     let Some(cmd) = worker(lang) else { return };
     let server = Server::start();
     let mut con = server.conn();
-    let w = Worker::start(&cmd, &server, "live", &[]);
+    let w = Worker::start(&cmd, &server, "live", &[], &[("XP_MAX_DELIVERIES", "1")]);
     w.wait_ready();
-    // Blocked in XREADGROUP: the loop runs.
-    wait_until("the worker to block in XREADGROUP", || {
-        info_field(&mut con, "clients", "blocked_clients").as_deref() == Some("1")
+    // Blocked in READ ... BLOCK: the loop runs.
+    wait_until("the worker to block in READ", || {
+        info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref() == Some("1")
     });
     for amount in ["5", "6", "7"] {
         xadd_id(
@@ -377,8 +516,18 @@ fn stop_on_sigterm(lang: &str) {
             &[("customer", "c"), ("amount", amount)],
         );
     }
+    let poison = xadd_id(
+        &mut con,
+        STREAM,
+        "*",
+        &[("customer", "c"), ("amount", "eight")],
+    );
     wait_until("the worker to apply 3 entries", || {
         hget(&mut con, "totals", "c").as_deref() == Some("18")
+    });
+    // AFTER 1: dead-lettered on its first failure.
+    wait_until("the worker to dead-letter 1 entry", || {
+        exists(&mut con, DEFAULT_DEAD_LETTER)
     });
     let sent = Instant::now();
     w.signal("TERM");
@@ -391,9 +540,20 @@ fn stop_on_sigterm(lang: &str) {
         "examples/{lang}: stopped {:?} after SIGTERM",
         sent.elapsed()
     );
-    assert_eq!(summary(&out)["applied"], 3, "{out}");
+    let s = summary(&out);
+    assert_eq!(s["applied"], 3, "{out}");
+    assert_eq!(s["dead"], 1, "{out}");
+    assert_eq!(s["errors"], 0, "{out}");
     assert!(pel(&mut con, STREAM, GROUP).is_empty());
     assert_eq!(q::<usize>(&mut con, &["XLEN", "receipts"]), 3);
+    let letters = xrange(&mut con, DEFAULT_DEAD_LETTER);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    #[rustfmt::skip]
+    let expect = [
+        "@id", &poison, "@stream", STREAM, "@group", GROUP, "@consumer", "live",
+        "@error", NOT_AN_INTEGER, "@deliveries", "1", "$customer", "c", "$amount", "eight",
+    ];
+    assert_eq!(letters[0].1, expect);
 }
 
 #[test]
@@ -436,10 +596,13 @@ fn redis_cli_worker_stops_on_sigterm() {
     stop_on_sigterm("redis-cli");
 }
 
-/// All four workers at once on one stream while 300 entries come in, with a
-/// min-idle of 5 ms so that they claim entries from each other: CONSUMER fencing (NOTOWNER) and the
-/// dedupe store keep every effect exactly once whoever wins. They run until
-/// every valid entry is processed, then get SIGTERM.
+/// All four workers at once on one stream while 300 entries come in, with
+/// the default max deliveries (3) and dead-letter key, and a min-idle of 5 ms
+/// so that they claim the failed entries from each other. READ takes and
+/// processes entries in one step, so no entry is ever between two commands:
+/// whoever takes it applies it, there are no duplicates and no NOTOWNER, and
+/// each poison entry fails twice (on whichever workers) and is dead-lettered
+/// once. They run until every entry is done, then get SIGTERM.
 #[test]
 fn all_workers_together() {
     let cmds: Vec<(&str, Vec<String>)> = ["python", "node", "rust", "redis-cli"]
@@ -455,31 +618,37 @@ fn all_workers_together() {
     let extra = ["--count", "3", "--min-idle-ms", "5"];
     let workers: Vec<_> = cmds
         .iter()
-        .map(|(lang, cmd)| (*lang, Worker::start(cmd, &server, lang, &extra)))
+        .map(|(lang, cmd)| (*lang, Worker::start(cmd, &server, lang, &extra, &[])))
         .collect();
     for (_, w) in &workers {
         w.wait_ready();
     }
-    let (_, want) = produce(&mut con, 300);
+    let want = produce(&mut con, 300);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while valid_processed(&mut con, &want) < want.receipts.len() {
+    while valid_processed(&mut con, &want) < want.receipts.len()
+        || q::<usize>(&mut con, &["XLEN", DEFAULT_DEAD_LETTER]) < want.poison.len()
+    {
         assert!(Instant::now() < deadline, "workers did not finish in 60 s");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (mut applied, mut notowner) = (0, 0);
     for (_, w) in &workers {
         w.signal("TERM");
     }
+    let mut sums: BTreeMap<String, u64> = BTreeMap::new();
     for (lang, w) in workers {
         let (status, out, err) = w.wait(Duration::from_secs(10));
         assert!(status.success(), "{lang}: exit {status}\n{out}{err}");
-        let s = summary(&out);
         eprintln!("examples/{lang} (together): {}", out.trim());
-        applied += s["applied"];
-        notowner += s["notowner"];
+        for (k, v) in summary(&out) {
+            *sums.entry(k).or_insert(0) += v;
+        }
     }
-    eprintln!("examples (together): {notowner} NOTOWNER replies in all");
     let langs: Vec<&str> = cmds.iter().map(|(l, _)| *l).collect();
-    check_result(&mut con, &want, &langs);
-    assert_eq!(applied, want.receipts.len() as u64);
+    check_result(&mut con, &want, DEFAULT_DEAD_LETTER, &langs, 3);
+    let poison = want.poison.len() as u64;
+    assert_eq!(sums["applied"], want.receipts.len() as u64, "{sums:?}");
+    assert_eq!(sums["dead"], poison, "{sums:?}");
+    assert_eq!(sums["errors"], poison * 2, "{sums:?}");
+    assert_eq!(sums["duplicates"], 0, "{sums:?}");
+    assert_eq!(sums["notowner"], 0, "{sums:?}");
 }

@@ -1,20 +1,25 @@
 #!/usr/bin/env node
 // An XPROCESS consumer worker with ioredis.
 //
-// Reads new entries with XREADGROUP, takes over abandoned ones with
-// XAUTOCLAIM, and applies each entry exactly once with XPROCESS: add the
-// amount to the customer's total and append a receipt. Every option can also
-// be given in the environment as XP_<NAME> (--block-ms -> XP_BLOCK_MS). Stops
-// on SIGINT/SIGTERM, or with --until-idle-ms N after N ms without progress,
-// then prints one summary line.
+// A loop on one command: XPROCESS ... READ takes entries for this consumer
+// (first those another consumer left pending for --min-idle-ms, then new
+// ones), applies each exactly once (add the amount to the customer's total
+// and append a receipt), acks it, and moves an entry that failed
+// --max-deliveries times to the dead-letter stream, all in one atomic step.
+// Every option can also be given in the environment as XP_<NAME>
+// (--block-ms -> XP_BLOCK_MS). Stops on SIGINT/SIGTERM, or with
+// --until-idle-ms N after N ms without progress, then prints one summary
+// line.
 'use strict';
 const { parseArgs } = require('node:util');
 const Redis = require('ioredis');
 
+// An empty dead-letter key means <stream>:dead.
 const defaults = {
   host: '127.0.0.1', port: '6379', stream: 'payments', group: 'billing',
   consumer: `worker-${process.pid}`, totals: 'totals', receipts: 'receipts',
-  count: '10', 'block-ms': '1000', 'min-idle-ms': '60000', 'until-idle-ms': '0',
+  'dead-letter': '', 'max-deliveries': '3', count: '10', 'block-ms': '1000',
+  'min-idle-ms': '60000', 'until-idle-ms': '0',
 };
 const options = Object.fromEntries(Object.entries(defaults).map(([name, def]) => {
   const env = process.env[`XP_${name.toUpperCase().replaceAll('-', '_')}`];
@@ -22,20 +27,37 @@ const options = Object.fromEntries(Object.entries(defaults).map(([name, def]) =>
 }));
 const o = parseArgs({ options }).values;
 const me = o.consumer;
-const [count, blockMs, minIdleMs, untilIdleMs] =
-  ['count', 'block-ms', 'min-idle-ms', 'until-idle-ms'].map((n) => Number(o[n]));
+const deadLetter = o['dead-letter'] || `${o.stream}:dead`;
+const untilIdleMs = Number(o['until-idle-ms']);
 
-// Stop between batches, never in the middle of one: a batch either gets its
-// XPROCESS reply or stays pending for XAUTOCLAIM to recover.
+// Stop between two calls, never in the middle of one: a call applies and
+// acks its entries or leaves them pending, all at once, even if we die.
 let stop = false;
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stop = true; });
 
-// The effects of one entry, expanded by the server from the entry's own
-// fields; keys are literal. $@id makes the receipt point at its entry.
-const effects = ['HINCRBY', o.totals, '$customer', '$amount',
-  'XADD', o.receipts, 'FIELDS', '2', 'src', '$@id', 'amount', '$amount'];
+// The whole loop step, the same call every time:
+// - CONSUMER: the entries are taken for us (and would be fenced if we named
+//   them with IDS instead of READ);
+// - DEADLETTER ... AFTER: an entry that failed on its max-deliveries-th
+//   delivery is appended to the dead-letter stream (with the error and its
+//   fields), acked and recorded, instead of coming back forever;
+// - the effects of one entry, expanded by the server from the entry's own
+//   fields; keys are literal. $@id makes the receipt point at its entry;
+// - READ: CLAIM takes over entries pending (for anyone) for min-idle ms, a
+//   consumer that crashed or stalls, or one of ours that failed; min-idle
+//   must exceed the time a healthy worker needs for a call. Then new entries
+//   up to COUNT. With nothing to do, BLOCK waits up to block-ms for an XADD;
+//   it bounds how soon a stop request is noticed, and how late an entry that
+//   just became idle enough is claimed.
+const call = ['XPROCESS', o.stream, o.group, 'CONSUMER', me,
+  'DEADLETTER', deadLetter, 'AFTER', o['max-deliveries'],
+  'HINCRBY', o.totals, '$customer', '$amount',
+  'XADD', o.receipts, 'FIELDS', '2', 'src', '$@id', 'amount', '$amount',
+  'READ', 'COUNT', o.count, 'CLAIM', o['min-idle-ms'], 'BLOCK', o['block-ms']];
 
 async function main() {
+  // No commandTimeout (the default): a READ ... BLOCK call holds the
+  // connection for up to --block-ms, as XREADGROUP ... BLOCK does.
   const redis = new Redis({ host: o.host, port: Number(o.port) });
   try {
     // Group at 0: a new group processes the stream from its first entry.
@@ -43,58 +65,42 @@ async function main() {
   } catch (e) {
     if (!e.message.startsWith('BUSYGROUP')) throw e;
   }
-  const stats = { applied: 0, duplicates: 0, errors: 0, notowner: 0, claimed: 0 };
-  let cursor = '0-0';
+  const stats = { applied: 0, duplicates: 0, dead: 0, errors: 0, notowner: 0 };
   let lastProgress = Date.now();
   console.error(`${me}: consuming ${o.stream} in group ${o.group}`);
 
   while (!stop) {
-    // First take over entries another consumer read but did not finish
-    // within min-idle ms (it crashed or stalls). min-idle must exceed the
-    // time a healthy worker needs for a batch, or workers steal from each
-    // other; if they do, CONSUMER fencing below still keeps it exact.
-    const [next, claimed] = await redis.xautoclaim(
-      o.stream, o.group, me, minIdleMs, cursor, 'COUNT', count);
-    cursor = next;
-    let ids = claimed.map(([id]) => id);
-    stats.claimed += ids.length;
-    // Then new entries, waiting for some only if there is nothing else to do
-    // (reading even when entries were claimed: a claimed entry that keeps
-    // failing must not starve new ones). BLOCK stays short so a stop request
-    // is noticed soon.
-    const block = ids.length > 0 ? [] : ['BLOCK', blockMs];
-    const reply = await redis.xreadgroup('GROUP', o.group, me, 'COUNT', count, ...block,
-      'STREAMS', o.stream, '>');
-    ids = ids.concat((reply ?? []).flatMap(([, entries]) => entries.map(([id]) => id)));
-
+    // One [id, outcome] pair per entry taken; an empty array when BLOCK timed
+    // out. A whole-call error (NOGROUP, WRONGTYPE...) rejects the promise and
+    // stops us. ioredis puts a per-entry error into its slot as an Error
+    // object (ReplyError) instead of rejecting.
+    const replies = await redis.call(...call);
     let progress = false;
-    if (ids.length > 0) {
-      // CONSUMER: apply an entry only while it is still pending for us. If a
-      // slower worker claimed it away, we get NOTOWNER instead of applying it
-      // a second time behind the new owner's back. A whole-call error
-      // (NOGROUP, WRONGTYPE...) rejects the promise and stops us.
-      const replies = await redis.call('XPROCESS', o.stream, o.group, 'CONSUMER', me,
-        ...effects, 'IDS', ids.length, ...ids);
-      // ioredis puts a per-entry error into the array as an Error object
-      // (ReplyError) instead of rejecting.
-      replies.forEach((reply, i) => {
-        if (reply === 1) {
-          stats.applied++;
-        } else if (reply === 0) {
-          // Already applied (by us before a crash, or by another consumer):
-          // nothing happened twice, and it is acked now.
-          stats.duplicates++;
-        } else if (reply.message.startsWith('NOTOWNER')) {
-          stats.notowner++;
-          console.error(`${me}: skip ${ids[i]}, another consumer owns it`);
-        } else {
-          // Nothing was changed and the entry stays pending: it is retried
-          // when XAUTOCLAIM hands it out again after min-idle.
-          stats.errors++;
-          console.error(`${me}: ${ids[i]} failed, left pending: ${reply.message}`);
-        }
-        progress ||= reply === 0 || reply === 1;
-      });
+    for (const [id, outcome] of replies) {
+      if (outcome === 1) {
+        stats.applied++;
+      } else if (outcome === 0) {
+        // Already applied (by us before a crash, or by another consumer):
+        // nothing happened twice, and it is acked now.
+        stats.duplicates++;
+      } else if (outcome === 2) {
+        // Failed on its max-deliveries-th delivery: in the dead-letter stream
+        // now, acked, never applied.
+        stats.dead++;
+        console.error(`${me}: ${id} moved to ${deadLetter}`);
+      } else if (outcome.message.startsWith('NOTOWNER')) {
+        // Another consumer owns it. READ never answers this (it has just
+        // taken the entries for us); a loop on IDS can.
+        stats.notowner++;
+        console.error(`${me}: skip ${id}, another consumer owns it`);
+      } else {
+        // Nothing was changed and the entry stays pending for us: it comes
+        // back through CLAIM after min-idle ms, and goes to the dead-letter
+        // stream on its max-deliveries-th failure.
+        stats.errors++;
+        console.error(`${me}: ${id} failed, left pending: ${outcome.message}`);
+      }
+      progress ||= outcome === 0 || outcome === 1 || outcome === 2;
     }
     if (progress) {
       lastProgress = Date.now();

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """An XPROCESS consumer worker with redis-py.
 
-Reads new entries with XREADGROUP, takes over abandoned ones with XAUTOCLAIM,
-and applies each entry exactly once with XPROCESS: add the amount to the
-customer's total and append a receipt. Every option can also be given in the
-environment as XP_<NAME> (--block-ms -> XP_BLOCK_MS). Stops on SIGINT/SIGTERM,
-or with --until-idle-ms N after N ms without progress, then prints one summary
-line.
+A loop on one command: XPROCESS ... READ takes entries for this consumer
+(first those another consumer left pending for --min-idle-ms, then new ones),
+applies each exactly once (add the amount to the customer's total and append
+a receipt), acks it, and moves an entry that failed --max-deliveries times to
+the dead-letter stream, all in one atomic step. Every option can also be given
+in the environment as XP_<NAME> (--block-ms -> XP_BLOCK_MS). Stops on
+SIGINT/SIGTERM, or with --until-idle-ms N after N ms without progress, then
+prints one summary line.
 """
 import argparse
 import os
@@ -22,23 +24,29 @@ def options():
     for name, default in [
         ("host", "127.0.0.1"), ("port", 6379), ("stream", "payments"),
         ("group", "billing"), ("consumer", f"worker-{os.getpid()}"),
-        ("totals", "totals"), ("receipts", "receipts"), ("count", 10),
-        ("block-ms", 1000), ("min-idle-ms", 60000), ("until-idle-ms", 0),
+        ("totals", "totals"), ("receipts", "receipts"), ("dead-letter", ""),
+        ("max-deliveries", 3), ("count", 10), ("block-ms", 1000),
+        ("min-idle-ms", 60000), ("until-idle-ms", 0),
     ]:
         env = "XP_" + name.upper().replace("-", "_")
         p.add_argument("--" + name, type=type(default), default=type(default)(os.environ.get(env, default)))
-    return p.parse_args()
+    o = p.parse_args()
+    # No dead-letter key given: <stream>:dead.
+    o.dead_letter = o.dead_letter or f"{o.stream}:dead"
+    return o
 
 
 def main():
     o = options()
     me = o.consumer
-    # Stop between batches, never in the middle of one: a batch either gets
-    # its XPROCESS reply or stays pending for XAUTOCLAIM to recover.
+    # Stop between two calls, never in the middle of one: a call applies and
+    # acks its entries or leaves them pending, all at once, even if we die.
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(True))
 
+    # No socket timeout (the default): a READ ... BLOCK call holds the
+    # connection for up to --block-ms, as XREADGROUP ... BLOCK does.
     r = redis.Redis(host=o.host, port=o.port, decode_responses=True)
     try:
         # Group at 0: a new group processes the stream from its first entry.
@@ -47,58 +55,59 @@ def main():
         if not str(e).startswith("BUSYGROUP"):
             raise
 
-    # The effects of one entry, expanded by the server from the entry's own
-    # fields; keys are literal. $@id makes the receipt point at its entry.
-    effects = ["HINCRBY", o.totals, "$customer", "$amount",
-               "XADD", o.receipts, "FIELDS", 2, "src", "$@id", "amount", "$amount"]
-    stats = dict.fromkeys(["applied", "duplicates", "errors", "notowner", "claimed"], 0)
-    cursor = "0-0"
+    # The whole loop step, the same call every time:
+    # - CONSUMER: the entries are taken for us (and would be fenced if we
+    #   named them with IDS instead of READ);
+    # - DEADLETTER ... AFTER: an entry that failed on its max-deliveries-th
+    #   delivery is appended to the dead-letter stream (with the error and
+    #   its fields), acked and recorded, instead of coming back forever;
+    # - the effects of one entry, expanded by the server from the entry's own
+    #   fields; keys are literal. $@id makes the receipt point at its entry;
+    # - READ: CLAIM takes over entries pending (for anyone) for min-idle ms,
+    #   a consumer that crashed or stalls, or one of ours that failed; min-idle
+    #   must exceed the time a healthy worker needs for a call. Then new
+    #   entries up to COUNT. With nothing to do, BLOCK waits up to block-ms
+    #   for an XADD; it bounds how soon a stop request is noticed, and how
+    #   late an entry that just became idle enough is claimed.
+    call = ["XPROCESS", o.stream, o.group, "CONSUMER", me,
+            "DEADLETTER", o.dead_letter, "AFTER", o.max_deliveries,
+            "HINCRBY", o.totals, "$customer", "$amount",
+            "XADD", o.receipts, "FIELDS", 2, "src", "$@id", "amount", "$amount",
+            "READ", "COUNT", o.count, "CLAIM", o.min_idle_ms, "BLOCK", o.block_ms]
+    stats = dict.fromkeys(["applied", "duplicates", "dead", "errors", "notowner"], 0)
     last_progress = time.monotonic()
     print(f"{me}: consuming {o.stream} in group {o.group}", file=sys.stderr)
 
     while not stop:
-        # First take over entries another consumer read but did not finish
-        # within min-idle ms (it crashed or stalls). min-idle must exceed the
-        # time a healthy worker needs for a batch, or workers steal from each
-        # other; if they do, CONSUMER fencing below still keeps it exact.
-        cursor, claimed, _deleted = r.xautoclaim(
-            o.stream, o.group, me, o.min_idle_ms, cursor, count=o.count)
-        ids = [entry_id for entry_id, _fields in claimed]
-        stats["claimed"] += len(ids)
-        # Then new entries, waiting for some only if there is nothing else to
-        # do (reading even when entries were claimed: a claimed entry that
-        # keeps failing must not starve new ones). BLOCK stays short so a stop
-        # request is noticed soon.
-        block = None if ids else o.block_ms
-        reply = r.xreadgroup(o.group, me, {o.stream: ">"}, count=o.count, block=block)
-        ids += [entry_id for _stream, entries in reply or [] for entry_id, _fields in entries]
-
+        # One [id, outcome] pair per entry taken; an empty list when BLOCK
+        # timed out. A whole-call error (NOGROUP, WRONGTYPE...) raises and
+        # stops us. redis-py returns a per-entry error as an exception object
+        # in its slot instead of raising it.
         progress = False
-        if ids:
-            # CONSUMER: apply an entry only while it is still pending for us.
-            # If a slower worker claimed it away, we get NOTOWNER instead of
-            # applying it a second time behind the new owner's back. A
-            # whole-call error (NOGROUP, WRONGTYPE...) raises and stops us.
-            replies = r.execute_command(
-                "XPROCESS", o.stream, o.group, "CONSUMER", me, *effects, "IDS", len(ids), *ids)
-            # redis-py returns a per-entry error as an exception object in the
-            # list instead of raising it.
-            for entry_id, reply in zip(ids, replies):
-                if reply == 1:
-                    stats["applied"] += 1
-                elif reply == 0:
-                    # Already applied (by us before a crash, or by another
-                    # consumer): nothing happened twice, and it is acked now.
-                    stats["duplicates"] += 1
-                elif str(reply).startswith("NOTOWNER"):
-                    stats["notowner"] += 1
-                    print(f"{me}: skip {entry_id}, another consumer owns it", file=sys.stderr)
-                else:
-                    # Nothing was changed and the entry stays pending: it is
-                    # retried when XAUTOCLAIM hands it out again after min-idle.
-                    stats["errors"] += 1
-                    print(f"{me}: {entry_id} failed, left pending: {reply}", file=sys.stderr)
-                progress |= reply in (0, 1)
+        for entry_id, outcome in r.execute_command(*call):
+            if outcome == 1:
+                stats["applied"] += 1
+            elif outcome == 0:
+                # Already applied (by us before a crash, or by another
+                # consumer): nothing happened twice, and it is acked now.
+                stats["duplicates"] += 1
+            elif outcome == 2:
+                # Failed on its max-deliveries-th delivery: in the dead-letter
+                # stream now, acked, never applied.
+                stats["dead"] += 1
+                print(f"{me}: {entry_id} moved to {o.dead_letter}", file=sys.stderr)
+            elif str(outcome).startswith("NOTOWNER"):
+                # Another consumer owns it. READ never answers this (it has
+                # just taken the entries for us); a loop on IDS can.
+                stats["notowner"] += 1
+                print(f"{me}: skip {entry_id}, another consumer owns it", file=sys.stderr)
+            else:
+                # Nothing was changed and the entry stays pending for us: it
+                # comes back through CLAIM after min-idle ms, and goes to the
+                # dead-letter stream on its max-deliveries-th failure.
+                stats["errors"] += 1
+                print(f"{me}: {entry_id} failed, left pending: {outcome}", file=sys.stderr)
+            progress |= outcome in (0, 1, 2)
         if progress:
             last_progress = time.monotonic()
         elif o.until_idle_ms and (time.monotonic() - last_progress) * 1000 >= o.until_idle_ms:

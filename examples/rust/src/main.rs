@@ -1,14 +1,14 @@
 //! An XPROCESS consumer worker with the `redis` crate (sync API).
 //!
-//! Reads new entries with XREADGROUP, takes over abandoned ones with
-//! XAUTOCLAIM, and applies each entry exactly once with XPROCESS: add the
-//! amount to the customer's total and append a receipt. Options are
-//! `--name value` (see `OPTIONS`).
+//! A loop on one command: `XPROCESS ... READ` takes entries for this
+//! consumer (first those another consumer left pending for `--min-idle-ms`,
+//! then new ones), applies each exactly once (add the amount to the
+//! customer's total and append a receipt), acks it, and moves an entry that
+//! failed `--max-deliveries` times to the dead-letter stream, all in one
+//! atomic step. Options are `--name value` (see `OPTIONS`).
 //! Stops on SIGINT/SIGTERM, or with `--until-idle-ms N` after N ms without
 //! progress, then prints one summary line.
 
-use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply};
-use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{Commands, ConnectionLike, RedisResult, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,12 +16,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// `--name` and its default; `XP_NAME` in the environment overrides the
-/// default (`--block-ms` -> `XP_BLOCK_MS`). No consumer means `worker-<pid>`.
+/// default (`--block-ms` -> `XP_BLOCK_MS`). No consumer means `worker-<pid>`,
+/// no dead-letter key `<stream>:dead`.
 #[rustfmt::skip]
-const OPTIONS: [(&str, &str); 11] = [
+const OPTIONS: [(&str, &str); 13] = [
     ("host", "127.0.0.1"), ("port", "6379"), ("stream", "payments"), ("group", "billing"),
-    ("consumer", ""), ("totals", "totals"), ("receipts", "receipts"), ("count", "10"),
-    ("block-ms", "1000"), ("min-idle-ms", "60000"), ("until-idle-ms", "0"),
+    ("consumer", ""), ("totals", "totals"), ("receipts", "receipts"), ("dead-letter", ""),
+    ("max-deliveries", "3"), ("count", "10"), ("block-ms", "1000"), ("min-idle-ms", "60000"),
+    ("until-idle-ms", "0"),
 ];
 
 fn options() -> HashMap<&'static str, String> {
@@ -50,21 +52,27 @@ fn options() -> HashMap<&'static str, String> {
     if opts["consumer"].is_empty() {
         opts.insert("consumer", format!("worker-{}", std::process::id()));
     }
+    if opts["dead-letter"].is_empty() {
+        opts.insert("dead-letter", format!("{}:dead", opts["stream"]));
+    }
     opts
 }
 
 fn main() -> RedisResult<()> {
     let o = options();
     let num = |name: &str| -> u64 { o[name].parse().expect("option must be a number") };
-    let (stream, group, me) = (&o["stream"], &o["group"], &o["consumer"]);
+    let (stream, group, me, dead_letter) =
+        (&o["stream"], &o["group"], &o["consumer"], &o["dead-letter"]);
 
-    // Stop between batches, never in the middle of one: a batch either gets
-    // its XPROCESS reply or stays pending for XAUTOCLAIM to recover.
+    // Stop between two calls, never in the middle of one: a call applies and
+    // acks its entries or leaves them pending, all at once, even if we die.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).expect("install signal handler");
     }
 
+    // No read timeout (the default): a READ ... BLOCK call holds the
+    // connection for up to --block-ms, as XREADGROUP ... BLOCK does.
     let url = format!("redis://{}:{}/", o["host"], o["port"]);
     let mut con = redis::Client::open(url)?.get_connection()?;
     // Group at 0: a new group processes the stream from its first entry.
@@ -75,79 +83,80 @@ fn main() -> RedisResult<()> {
         }
     }
 
-    // The effects of one entry, expanded by the server from the entry's own
-    // fields; keys are literal. $@id makes the receipt point at its entry.
-    #[rustfmt::skip]
-    let effects = [
-        "HINCRBY", &o["totals"], "$customer", "$amount",
-        "XADD", &o["receipts"], "FIELDS", "2", "src", "$@id", "amount", "$amount",
-    ];
-    let (count, block) = (num("count") as usize, num("block-ms") as usize);
-    let (min_idle, until_idle) = (num("min-idle-ms"), num("until-idle-ms") as u128);
-    let read_opts = || StreamReadOptions::default().group(group, me).count(count);
-    let (read, read_block) = (read_opts(), read_opts().block(block));
-    let (mut applied, mut duplicates, mut errors, mut notowner, mut claimed) = (0, 0, 0, 0, 0);
-    let mut cursor = "0-0".to_string();
+    // The whole loop step, the same call every time:
+    // - CONSUMER: the entries are taken for us (and would be fenced if we
+    //   named them with IDS instead of READ);
+    // - DEADLETTER ... AFTER: an entry that failed on its max-deliveries-th
+    //   delivery is appended to the dead-letter stream (with the error and
+    //   its fields), acked and recorded, instead of coming back forever;
+    // - the effects of one entry, expanded by the server from the entry's own
+    //   fields; keys are literal. $@id makes the receipt point at its entry;
+    // - READ: CLAIM takes over entries pending (for anyone) for min-idle ms,
+    //   a consumer that crashed or stalls, or one of ours that failed;
+    //   min-idle must exceed the time a healthy worker needs for a call. Then
+    //   new entries up to COUNT. With nothing to do, BLOCK waits up to
+    //   block-ms for an XADD; it bounds how soon a stop request is noticed,
+    //   and how late an entry that just became idle enough is claimed.
+    let mut call = redis::cmd("XPROCESS");
+    call.arg(stream).arg(group).arg("CONSUMER").arg(me);
+    call.arg("DEADLETTER").arg(dead_letter);
+    call.arg("AFTER").arg(num("max-deliveries"));
+    call.arg(&["HINCRBY", &o["totals"], "$customer", "$amount"]);
+    call.arg(&["XADD", &o["receipts"], "FIELDS", "2"]);
+    call.arg(&["src", "$@id", "amount", "$amount"]);
+    call.arg("READ").arg("COUNT").arg(num("count"));
+    call.arg("CLAIM").arg(num("min-idle-ms"));
+    call.arg("BLOCK").arg(num("block-ms"));
+    let until_idle = num("until-idle-ms") as u128;
+    let (mut applied, mut duplicates, mut dead, mut errors, mut notowner) = (0, 0, 0, 0, 0);
     let mut last_progress = Instant::now();
     eprintln!("{me}: consuming {stream} in group {group}");
 
     while !stop.load(Ordering::Relaxed) {
-        // First take over entries another consumer read but did not finish
-        // within min-idle ms (it crashed or stalls). min-idle must exceed the
-        // time a healthy worker needs for a batch, or workers steal from each
-        // other; if they do, CONSUMER fencing below still keeps it exact.
-        let opts = StreamAutoClaimOptions::default().count(count);
-        let reply: StreamAutoClaimReply =
-            con.xautoclaim_options(stream, group, me, min_idle, &cursor, opts)?;
-        cursor = reply.next_stream_id;
-        let mut ids: Vec<String> = reply.claimed.into_iter().map(|e| e.id).collect();
-        claimed += ids.len();
-        // Then new entries, waiting for some only if there is nothing else to
-        // do (reading even when entries were claimed: a claimed entry that
-        // keeps failing must not starve new ones). BLOCK stays short so a
-        // stop request is noticed soon.
-        let read = if ids.is_empty() { &read_block } else { &read };
-        let reply: Option<StreamReadReply> = con.xread_options(&[stream], &[">"], read)?;
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            ids.extend(key.ids.into_iter().map(|e| e.id));
-        }
-
+        // One [id, outcome] pair per entry taken; an empty array when BLOCK
+        // timed out. Not call.query(): it turns an error anywhere in the
+        // reply into an error for the whole call. req_command keeps the
+        // per-entry errors in their slots; a whole-call error (NOGROUP,
+        // WRONGTYPE...) stops us.
+        let replies = match con.req_command(&call)? {
+            Value::Array(replies) => replies,
+            Value::ServerError(e) => return Err(e.into()),
+            other => panic!("unexpected XPROCESS reply {other:?}"),
+        };
         let mut progress = false;
-        if !ids.is_empty() {
-            // CONSUMER: apply an entry only while it is still pending for us.
-            // If a slower worker claimed it away, we get NOTOWNER instead of
-            // applying it a second time behind the new owner's back.
-            let mut cmd = redis::cmd("XPROCESS");
-            cmd.arg(stream)
-                .arg(group)
-                .arg("CONSUMER")
-                .arg(me)
-                .arg(&effects[..]);
-            cmd.arg("IDS").arg(ids.len()).arg(&ids);
-            // Not cmd.query(): it turns an error anywhere in the reply into an
-            // error for the whole call. req_command keeps the per-entry errors.
-            let replies = match con.req_command(&cmd)? {
-                Value::Array(replies) => replies,
-                Value::ServerError(e) => return Err(e.into()),
-                other => panic!("unexpected XPROCESS reply {other:?}"),
+        for pair in replies {
+            let (id, outcome) = match pair {
+                Value::Array(pair) if pair.len() == 2 => {
+                    let mut pair = pair.into_iter();
+                    let id: String = redis::from_owned_redis_value(pair.next().unwrap())?;
+                    (id, pair.next().unwrap())
+                }
+                other => panic!("unexpected XPROCESS reply element {other:?}"),
             };
-            for (id, reply) in ids.iter().zip(replies) {
-                progress |= matches!(reply, Value::Int(_));
-                match reply {
-                    Value::Int(1) => applied += 1,
-                    // Already applied (by us before a crash, or by another
-                    // consumer): nothing happened twice, and it is acked now.
-                    Value::Int(0) => duplicates += 1,
-                    Value::ServerError(e) if e.code() == "NOTOWNER" => {
-                        notowner += 1;
-                        eprintln!("{me}: skip {id}, another consumer owns it");
-                    }
-                    // Nothing was changed and the entry stays pending: it is
-                    // retried when XAUTOCLAIM hands it out again after min-idle.
-                    other => {
-                        errors += 1;
-                        eprintln!("{me}: {id} failed, left pending: {other:?}");
-                    }
+            progress |= matches!(outcome, Value::Int(0..=2));
+            match outcome {
+                Value::Int(1) => applied += 1,
+                // Already applied (by us before a crash, or by another
+                // consumer): nothing happened twice, and it is acked now.
+                Value::Int(0) => duplicates += 1,
+                // Failed on its max-deliveries-th delivery: in the dead-letter
+                // stream now, acked, never applied.
+                Value::Int(2) => {
+                    dead += 1;
+                    eprintln!("{me}: {id} moved to {dead_letter}");
+                }
+                // Another consumer owns it. READ never answers this (it has
+                // just taken the entries for us); a loop on IDS can.
+                Value::ServerError(e) if e.code() == "NOTOWNER" => {
+                    notowner += 1;
+                    eprintln!("{me}: skip {id}, another consumer owns it");
+                }
+                // Nothing was changed and the entry stays pending for us: it
+                // comes back through CLAIM after min-idle ms, and goes to the
+                // dead-letter stream on its max-deliveries-th failure.
+                other => {
+                    errors += 1;
+                    eprintln!("{me}: {id} failed, left pending: {other:?}");
                 }
             }
         }
@@ -158,8 +167,8 @@ fn main() -> RedisResult<()> {
         }
     }
     println!(
-        "stopped: applied={applied} duplicates={duplicates} errors={errors} \
-         notowner={notowner} claimed={claimed}"
+        "stopped: applied={applied} duplicates={duplicates} dead={dead} errors={errors} \
+         notowner={notowner}"
     );
     Ok(())
 }
