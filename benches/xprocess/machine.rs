@@ -2,7 +2,16 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::SystemTime;
+
+/// /proc/loadavg's three load averages when the run started.
+static START_LOAD: OnceLock<String> = OnceLock::new();
+
+/// Remember the load averages now, for `describe`.
+pub fn note_start() {
+    let _ = START_LOAD.set(load_average());
+}
 
 /// `(label, value)` lines describing the machine and the software.
 pub fn describe(module: &Path, repo: &Path) -> Vec<(&'static str, String)> {
@@ -17,7 +26,25 @@ pub fn describe(module: &Path, repo: &Path) -> Vec<(&'static str, String)> {
         ("redis-server", output(&redis_server(), &["--version"])),
         ("rustc", output("rustc", &["--version"])),
         ("Module", module_build(module, repo)),
+        (
+            "Load average (1, 5, 15 min)",
+            format!(
+                "{} at the start, {} at the end (other processes share the cores)",
+                START_LOAD.get().map_or("unknown", String::as_str),
+                load_average()
+            ),
+        ),
     ]
+}
+
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    if fields.len() == 3 {
+        fields.join(" ")
+    } else {
+        "unknown".into()
+    }
 }
 
 pub fn redis_server() -> String {

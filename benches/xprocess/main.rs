@@ -236,6 +236,7 @@ fn document(
 }
 
 fn main() {
+    machine::note_start();
     let cfg = config();
     for stale in machine::stale_sources(&cfg.module, repo()) {
         eprintln!("warning: {stale} is newer than the module: run `cargo build --release`?");
