@@ -190,6 +190,6 @@ failover: deps ## Failover runs: kill -9 the primary under load, promote the rep
 	$(CARGO) build
 	FAILOVER_ROUNDS=$(FAILOVER_ROUNDS) $(CARGO) test --test failover -- --nocapture
 
-bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK; writes BENCHMARKS.md (BENCH_N, BENCH_ROUNDS, BENCH_ONLY)
+bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, and the whole consumer loop four ways (READ, IDS, Lua, XACK floor); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_ROUNDS, BENCH_ONLY)
 	$(CARGO) bench --bench xprocess
 

@@ -7,7 +7,9 @@
 //! pipelined connection (timed: entries/s; INFO commandstats: server µs per
 //! entry), the end state is checked (totals, empty PEL, dedupe set), the
 //! dedupe set is measured, and then sequential single calls on fresh entries
-//! give p50/p99 latency. Prints Markdown tables and writes BENCHMARKS.md.
+//! give p50/p99 latency. Then the whole consumer loop, end to end, four
+//! ways (consumer_loop.rs), each on a fresh server in every round. Prints
+//! Markdown tables and writes BENCHMARKS.md.
 //!
 //! Environment: BENCH_N (default 100000), BENCH_ROUNDS (5),
 //! BENCH_LATENCY_CALLS (2000), BENCH_ONLY (comma-separated tags, e.g.
@@ -16,8 +18,12 @@
 //! target/release/libxprocess.so), REDIS_SERVER (default redis-server),
 //! BENCH_PROFILE (a profiler command run during each timed phase, see
 //! profile.rs), BENCH_MEMORY_N (1000000: entries of the memory scenarios,
-//! see memory.rs; 0 skips them, as BENCH_ONLY does unless it names `memory`).
+//! see memory.rs; 0 skips them, as BENCH_ONLY does unless it names `memory`),
+//! BENCH_LOOP_N (100000: entries of the consumer loops; 0 skips them, as
+//! BENCH_ONLY does unless it names `loop` or a loop's tag: `loop-lua`,
+//! `loop-ids`, `loop-read`, `loop-ack`).
 
+mod consumer_loop;
 mod contenders;
 mod machine;
 mod memory;
@@ -28,8 +34,9 @@ mod server;
 mod wire;
 mod workload;
 
+use consumer_loop::Loop;
 use contenders::Contender;
-use report::Results;
+use report::{LoopResults, Results};
 use run::Settings;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,6 +44,9 @@ use std::time::Instant;
 struct Config {
     settings: Settings,
     memory_n: u64,
+    loop_n: usize,
+    /// The consumer loops to run (none when loop_n is 0).
+    loops: Vec<Loop>,
     rounds: usize,
     only: Option<Vec<String>>,
     out: Option<PathBuf>,
@@ -72,8 +82,19 @@ fn config() -> Config {
         Some(tags) if !tags.iter().any(|t| t == "memory") => 0,
         _ => env_num("BENCH_MEMORY_N", 1_000_000) as u64,
     };
+    let loop_n = env_num("BENCH_LOOP_N", 100_000);
+    let loops = consumer_loop::ALL
+        .into_iter()
+        .filter(|l| match &only {
+            Some(tags) => tags.iter().any(|t| t == "loop" || t == l.tag()),
+            None => true,
+        })
+        .filter(|_| loop_n > 0)
+        .collect();
     Config {
         memory_n,
+        loop_n,
+        loops,
         settings: Settings {
             n: env_num("BENCH_N", 100_000).max(1),
             latency_calls: env_num("BENCH_LATENCY_CALLS", 2_000).max(1),
@@ -119,7 +140,7 @@ fn contenders(cfg: &Config) -> Vec<Contender> {
         .filter(|c| cfg.only.as_ref().is_none_or(|o| o.contains(&c.tag())))
         .collect();
     assert!(
-        !chosen.is_empty() || cfg.memory_n > 0,
+        !chosen.is_empty() || cfg.memory_n > 0 || !cfg.loops.is_empty(),
         "BENCH_ONLY matches no contender"
     );
     chosen
@@ -153,6 +174,85 @@ fn measure_all(cfg: &Config, module: &Path, chosen: &[Contender]) -> Vec<Results
         }
     }
     all
+}
+
+/// All rounds of the consumer loops, rotating like `measure_all`.
+fn measure_loops(cfg: &Config, module: &Path) -> Vec<LoopResults> {
+    let mut all: Vec<LoopResults> = cfg
+        .loops
+        .iter()
+        .map(|&who| LoopResults {
+            who,
+            samples: Vec::new(),
+        })
+        .collect();
+    for round in 0..cfg.rounds {
+        for i in 0..all.len() {
+            let r = &mut all[(round + i) % cfg.loops.len()];
+            let start = Instant::now();
+            let s = consumer_loop::measure(module, r.who, cfg.loop_n);
+            eprintln!(
+                "round {}/{} {:<12} {:>10.0} entries/s {:>6.2} server-cpu-us/entry {:>6.2} in commands  ({:.1}s)",
+                round + 1,
+                cfg.rounds,
+                r.who.tag(),
+                s.entries_per_s,
+                s.server_cpu_us,
+                s.command_us(r.who),
+                start.elapsed().as_secs_f64()
+            );
+            r.samples.push(s);
+        }
+    }
+    all
+}
+
+fn loop_section(cfg: &Config, loops: &[LoopResults]) -> String {
+    if loops.is_empty() {
+        return String::new();
+    }
+    format!(
+        "## The consumer loop, end to end\n\n\
+         The whole worker loop over N = {} entries (benches/xprocess/consumer_loop.rs): \
+         they are XADDed to the stream of a fresh server, the group created at `$` (not \
+         timed); then one client on one connection takes and processes them until the \
+         server has nothing left, each request waiting for its reply, as a worker does. \
+         Effect `HINCRBY totals $customer $amount`, the Lua script and the checks of the \
+         tables above.\n\n\
+         - Lua loop (the seed's pattern): XREADGROUP COUNT {count}, then EVALSHA of the \
+         script once per entry read, the {count} calls in one write.\n\
+         - IDS loop (today's workers): XREADGROUP COUNT {count}, then one \
+         `XPROCESS payments billing HINCRBY totals $customer $amount IDS <k> <id>...` of the \
+         IDs read (the index store, the default).\n\
+         - READ loop: `XPROCESS payments billing CONSUMER worker-1 HINCRBY totals $customer \
+         $amount READ COUNT {count}` until it replies an empty array.\n\
+         - At-least-once floor: XREADGROUP COUNT {count}, then one XACK of the IDs read; no \
+         effect, no dedupe.\n\n\
+         Timed from the first request to the reply that says nothing is left (a null \
+         XREADGROUP, an empty READ); entries/s is N over that time. Every reply is checked \
+         as it arrives (the stream's next IDs in order, at most {count}; every entry replied \
+         1; XACK acked all), then the end state (totals per customer equal the sums, PEL \
+         empty, N IDs in the dedupe store, none for the floor). CPU times are the server's \
+         main thread and the client's thread over the timed phase, user and kernel time \
+         (so the socket system calls are in them; `/proc/<pid>/task/<tid>/schedstat`); \
+         *of which in commands* is INFO commandstats \
+         usec of the commands the client sent, reset right before the phase. Rounds: {}, \
+         each loop on a fresh server in every round, the order rotating; median (min–max) \
+         over rounds.\n\n{}\n\
+         ### Ratios of the loops\n\n\
+         Per round, median (min–max) over rounds.\n\n{}\n\
+         ### Commands in the loop\n\n\
+         INFO commandstats over the timed phase, per entry; the commands inside are \
+         RedisModule_Call (XPROCESS) and redis.call (the script).\n\n{}\n\
+         ### Where the time goes in the loop\n\n{}\n",
+        cfg.loop_n,
+        cfg.rounds,
+        report::loop_table(loops),
+        report::loop_ratio_table(loops),
+        report::loop_commands_table(loops),
+        report::loop_time_text(loops),
+        count = consumer_loop::COUNT,
+    )
 }
 
 fn setup_text(cfg: &Config, all: &[Results]) -> String {
@@ -194,6 +294,7 @@ fn setup_text(cfg: &Config, all: &[Results]) -> String {
 fn document(
     cfg: &Config,
     all: &[Results],
+    loops: &[LoopResults],
     memory: &[memory::Figure],
     keys: Option<&memory::KeyFigure>,
 ) -> String {
@@ -223,6 +324,7 @@ fn document(
          Per round (contenders of one round ran back to back), median (min–max) over rounds. \
          Higher is better for XPROCESS everywhere.\n\n{}\n\
          {}\
+         {}\
          ## Commands run inside the top-level command\n\n\
          From INFO commandstats during the pipelined phase: RedisModule_Call (XPROCESS) or \
          redis.call (Lua) invocations per entry and their own µs per entry. The rest of the \
@@ -230,6 +332,7 @@ fn document(
         setup_text(cfg, all),
         report::results_table(all),
         report::ratio_table(all),
+        loop_section(cfg, loops),
         memory,
         report::inner_table(all),
     )
@@ -245,13 +348,14 @@ fn main() {
     let chosen = contenders(&cfg);
     let started = Instant::now();
     let all = measure_all(&cfg, &module.0, &chosen);
+    let loops = measure_loops(&cfg, &module.0);
     let memory = match cfg.memory_n {
         0 => Vec::new(),
         n => memory::measure(&module.0, n.max(10_000)),
     };
     let keys =
         (cfg.memory_n > 0).then(|| memory::business_keys(&module.0, cfg.memory_n.max(10_000)));
-    let doc = document(&cfg, &all, &memory, keys.as_ref());
+    let doc = document(&cfg, &all, &loops, &memory, keys.as_ref());
     println!("{doc}");
     eprintln!("total {:.0}s", started.elapsed().as_secs_f64());
     if let Some(out) = &cfg.out {

@@ -1,5 +1,6 @@
 //! Medians, spreads and ratios over rounds, as Markdown; BENCHMARKS.md.
 
+use crate::consumer_loop::{Loop, LoopSample};
 use crate::contenders::{Contender, Store};
 use crate::run::Sample;
 use std::fmt::Write;
@@ -41,7 +42,11 @@ fn spread(mut v: Vec<f64>) -> Spread {
 }
 
 fn over(r: &Results, f: impl Fn(&Sample) -> f64) -> Spread {
-    spread(r.samples.iter().map(f).collect())
+    over_samples(&r.samples, f)
+}
+
+fn over_samples<S>(samples: &[S], f: impl Fn(&S) -> f64) -> Spread {
+    spread(samples.iter().map(f).collect())
 }
 
 fn fmt_int(x: f64) -> String {
@@ -101,13 +106,11 @@ fn target(who: Contender) -> Option<(f64, f64)> {
 
 /// Per-round ratio `f(a) / f(b)` (rounds pair up: same round, same order).
 fn ratio(a: &Results, b: &Results, f: impl Fn(&Sample) -> f64) -> Spread {
-    spread(
-        a.samples
-            .iter()
-            .zip(&b.samples)
-            .map(|(x, y)| f(x) / f(y))
-            .collect(),
-    )
+    ratio_samples(&a.samples, &b.samples, f)
+}
+
+fn ratio_samples<S>(a: &[S], b: &[S], f: impl Fn(&S) -> f64) -> Spread {
+    spread(a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect())
 }
 
 fn x(s: Spread) -> String {
@@ -212,4 +215,250 @@ fn inner_row(r: &Results) -> String {
     };
     let total = over(r, |s| s.inner.values().map(|c| c.1).sum());
     format!("| {} | {cells} | {:.2} |\n", r.who.name(), total.median)
+}
+
+/// One consumer loop's samples, one per round.
+pub struct LoopResults {
+    pub who: Loop,
+    pub samples: Vec<LoopSample>,
+}
+
+impl LoopResults {
+    fn median(&self, f: impl Fn(&LoopSample) -> f64) -> f64 {
+        over_samples(&self.samples, f).median
+    }
+
+    fn over(&self, f: impl Fn(&LoopSample) -> f64) -> Spread {
+        over_samples(&self.samples, f)
+    }
+
+    /// Median µs per entry in the top-level commands.
+    fn command_us(&self) -> f64 {
+        self.median(|s| s.command_us(self.who))
+    }
+
+    /// Median (calls, µs) per entry of one command.
+    fn command(&self, name: &str) -> (f64, f64) {
+        let get = |s: &LoopSample| s.commands.get(name).copied().unwrap_or_default();
+        (self.median(|s| get(s).0), self.median(|s| get(s).1))
+    }
+
+    /// Commands that ran inside the top-level ones, by name.
+    fn inner(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.samples[0]
+            .commands
+            .keys()
+            .filter(|n| !self.who.top_level().contains(&n.as_str()))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// The loop results: medians with (min–max) over rounds.
+pub fn loop_table(all: &[LoopResults]) -> String {
+    let mut t = String::from(
+        "| Loop | entries/s | wall µs/entry | server CPU µs/entry | of which in commands | client CPU µs/entry | server waiting for a CPU µs/entry | requests per 100 entries |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in all {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            r.who.name(),
+            show(r.over(|s| s.entries_per_s), fmt_int),
+            show(r.over(|s| s.wall_us), dec(2)),
+            show(r.over(|s| s.server_cpu_us), dec(2)),
+            show(r.over(|s| s.command_us(r.who)), dec(2)),
+            show(r.over(|s| s.client_cpu_us), dec(2)),
+            show(r.over(|s| s.server_wait_us), dec(2)),
+            r.median(|s| s.trips_per_100),
+        );
+    }
+    t
+}
+
+/// Per-round ratios against the Lua loop and the at-least-once floor, and
+/// the READ loop's targets (on the medians).
+pub fn loop_ratio_table(all: &[LoopResults]) -> String {
+    let find = |w: Loop| all.iter().find(|r| r.who == w);
+    let (Some(lua), Some(floor)) = (find(Loop::Lua), find(Loop::Ack)) else {
+        return "(ratios need the loop-lua and loop-ack loops)\n".into();
+    };
+    let mut t = String::from(
+        "| Loop | entries/s ÷ Lua loop | entries/s ÷ floor | server CPU/entry: Lua loop ÷ it | server CPU/entry: floor ÷ it | target (entries/s) |\n\
+         |---|---:|---:|---:|---:|---|\n",
+    );
+    let eps = |s: &LoopSample| s.entries_per_s;
+    let cpu = |s: &LoopSample| s.server_cpu_us;
+    for r in all.iter().filter(|r| r.who != Loop::Lua) {
+        let vs_lua = ratio_samples(&r.samples, &lua.samples, eps);
+        let vs_floor = ratio_samples(&r.samples, &floor.samples, eps);
+        let verdict = if r.who == Loop::Read {
+            let word = |ok: bool| if ok { "**met**" } else { "**not met**" };
+            format!(
+                "≥10x Lua loop: {}; ≥1.0x floor: {}",
+                word(vs_lua.median >= 10.0),
+                word(vs_floor.median >= 1.0)
+            )
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {verdict} |",
+            r.who.name(),
+            x(vs_lua),
+            x(vs_floor),
+            x(ratio_samples(&lua.samples, &r.samples, cpu)),
+            x(ratio_samples(&floor.samples, &r.samples, cpu)),
+        );
+    }
+    t
+}
+
+/// INFO commandstats per entry of every command of each loop (medians).
+pub fn loop_commands_table(all: &[LoopResults]) -> String {
+    let mut t = String::from(
+        "| Loop | commands sent, per entry: calls / µs | inside them, per entry: calls / µs |\n\
+         |---|---|---|\n",
+    );
+    for r in all {
+        let cell = |names: Vec<String>| {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    let (calls, us) = r.command(n);
+                    format!("{n} {calls:.3} / {us:.2}")
+                })
+                .collect();
+            if cells.is_empty() {
+                "(none)".to_string()
+            } else {
+                cells.join("; ")
+            }
+        };
+        let top = r.who.top_level().iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} |",
+            r.who.name(),
+            cell(top),
+            cell(r.inner())
+        );
+    }
+    t
+}
+
+/// "Where the time goes in the loop": the medians above, per loop, in words.
+pub fn loop_time_text(all: &[LoopResults]) -> String {
+    let mut t = String::from(
+        "Per entry, medians over rounds, in µs. *Wall* is what the client waited; the \
+         server's main thread ran *server* of it, *commands* inside the commands themselves \
+         (INFO commandstats) and the difference outside them (reading and parsing requests, \
+         writing replies, the event loop); the client's thread ran *client* (encoding \
+         requests, parsing and checking replies); for the *rest* of the wall time neither \
+         ran (loopback wake-ups and scheduling; *waiting* is how long the server was \
+         runnable without a CPU).\n\n",
+    );
+    for r in all {
+        let wall = r.median(|s| s.wall_us);
+        let server = r.median(|s| s.server_cpu_us);
+        let client = r.median(|s| s.client_cpu_us);
+        let commands = r.command_us();
+        let parts: Vec<String> = r
+            .who
+            .top_level()
+            .iter()
+            .map(|c| format!("{} {:.2}", c.to_uppercase(), r.command(c).1))
+            .collect();
+        let inner: Vec<String> = r
+            .inner()
+            .iter()
+            .map(|c| (c, r.command(c).1))
+            .filter(|(_, us)| *us >= 0.005)
+            .map(|(c, us)| format!("{} {us:.2}", c.to_uppercase()))
+            .collect();
+        let inner = if inner.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; inside them {:.2}: {}",
+                r.inner().iter().map(|c| r.command(c).1).sum::<f64>(),
+                inner.join(", ")
+            )
+        };
+        let _ = writeln!(
+            t,
+            "- **{}** ({:.2} requests per 100 entries): wall {wall:.2}; server {server:.2}, \
+             commands {commands:.2} ({}{inner}), outside them {:.2}; client {client:.2}; \
+             rest {:.2}; waiting {:.2}.",
+            r.who.name(),
+            r.median(|s| s.trips_per_100),
+            parts.join(", "),
+            server - commands,
+            wall - server - client,
+            r.median(|s| s.server_wait_us),
+        );
+    }
+    let find = |w: Loop| all.iter().find(|r| r.who == w);
+    let (Some(read), Some(lua), Some(ids), Some(floor)) = (
+        find(Loop::Read),
+        find(Loop::Lua),
+        find(Loop::Ids),
+        find(Loop::Ack),
+    ) else {
+        return t;
+    };
+    let cpu = |r: &LoopResults| r.median(|s| s.server_cpu_us);
+    let client = |r: &LoopResults| r.median(|s| s.client_cpu_us);
+    let wall = |r: &LoopResults| r.median(|s| s.wall_us);
+    let eps = |r: &LoopResults| r.median(|s| s.entries_per_s);
+    // XPROCESS's own work: its µs less the commands it ran inside.
+    let own = |r: &LoopResults| {
+        r.command("xprocess").1 - r.inner().iter().map(|c| r.command(c).1).sum::<f64>()
+    };
+    let lua_inner: f64 = lua.inner().iter().map(|c| lua.command(c).1).sum();
+    let _ = write!(
+        t,
+        "\nThe READ loop against the others, per entry:\n\n\
+         - Lua loop: server {:.2} against {:.2} ({:.2}x less); the script's EVALSHA alone \
+         takes {:.2}, of which its redis.calls {lua_inner:.2} (XRANGE {:.2}); client {:.2} \
+         against {:.2}.\n\
+         - IDS loop: XPROCESS's own work (its µs less the commands it runs inside) {:.2} for \
+         READ against {:.2} for IDS; the XREADGROUP inside READ {:.2} against the IDS loop's \
+         own {:.2}; client {:.2} against {:.2}.\n\
+         - At-least-once floor: server {:.2} against {:.2} ({:+.2}), client {:.2} against \
+         {:.2} ({:+.2}), wall {:.2} against {:.2} ({:+.2}).\n\
+         - 10x the Lua loop is {} entries/s, {:.2} µs of wall time per entry; the floor, \
+         which applies nothing, does {} entries/s ({:.2}x the Lua loop).\n",
+        cpu(read),
+        cpu(lua),
+        cpu(lua) / cpu(read),
+        lua.command("evalsha").1,
+        lua.command("xrange").1,
+        client(read),
+        client(lua),
+        own(read),
+        own(ids),
+        read.command("xreadgroup").1,
+        ids.command("xreadgroup").1,
+        client(read),
+        client(ids),
+        cpu(read),
+        cpu(floor),
+        cpu(read) - cpu(floor),
+        client(read),
+        client(floor),
+        client(read) - client(floor),
+        wall(read),
+        wall(floor),
+        wall(read) - wall(floor),
+        fmt_int(10.0 * eps(lua)),
+        1e6 / (10.0 * eps(lua)),
+        fmt_int(eps(floor)),
+        eps(floor) / eps(lua),
+    );
+    t
 }

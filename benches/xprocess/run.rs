@@ -35,7 +35,7 @@ pub struct Sample {
 }
 
 /// A command's INFO commandstats line: calls and usec.
-type CmdStats = BTreeMap<String, (u64, u64)>;
+pub type CmdStats = BTreeMap<String, (u64, u64)>;
 
 pub fn measure(module: &Path, who: Contender, cfg: &Settings) -> Sample {
     let server = Server::start(module);
@@ -154,7 +154,7 @@ fn micros(d: Duration) -> f64 {
 }
 
 /// INFO commandstats as command -> (calls, usec).
-fn commandstats(con: &mut Connection) -> CmdStats {
+pub fn commandstats(con: &mut Connection) -> CmdStats {
     let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
     info.lines()
         .filter_map(|line| {

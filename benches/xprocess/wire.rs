@@ -146,3 +146,119 @@ pub fn latencies(port: u16, units: &[(Vec<u8>, u64)]) -> (Vec<Duration>, Summary
         .collect();
     (times, total)
 }
+
+/// One RESP2 value, borrowing its strings from the read buffer.
+#[derive(Debug)]
+pub enum Resp<'a> {
+    /// A status reply (`+OK`); its text is not needed here.
+    Simple,
+    Error(&'a [u8]),
+    Int(i64),
+    /// `None`: the null bulk string.
+    Bulk(Option<&'a [u8]>),
+    /// `None`: the null array (e.g. XREADGROUP with nothing to read).
+    Array(Option<Vec<Resp<'a>>>),
+}
+
+impl Resp<'_> {
+    /// The elements of an array; the null array has none.
+    pub fn items(&self) -> &[Resp<'_>] {
+        match self {
+            Resp::Array(Some(items)) => items,
+            Resp::Array(None) => &[],
+            other => other.unexpected("an array"),
+        }
+    }
+
+    pub fn bulk(&self) -> &[u8] {
+        match self {
+            Resp::Bulk(Some(b)) => b,
+            other => other.unexpected("a bulk string"),
+        }
+    }
+
+    fn unexpected(&self, wanted: &str) -> ! {
+        match self {
+            Resp::Error(e) => panic!(
+                "expected {wanted}, got the error {}",
+                String::from_utf8_lossy(e)
+            ),
+            other => panic!("expected {wanted}, got {other:?}"),
+        }
+    }
+}
+
+/// Parse one complete RESP2 value at the start of `buf`: its length and the
+/// value. `None` if incomplete.
+pub fn parse_value(buf: &[u8]) -> Option<(usize, Resp<'_>)> {
+    let (head, after) = line(buf)?;
+    match buf[0] {
+        b'+' => Some((after, Resp::Simple)),
+        b'-' => Some((after, Resp::Error(head))),
+        b':' => Some((after, Resp::Int(int(head)))),
+        b'$' => {
+            let n = int(head);
+            if n < 0 {
+                return Some((after, Resp::Bulk(None)));
+            }
+            let end = after + n as usize;
+            (buf.len() >= end + 2).then(|| (end + 2, Resp::Bulk(Some(&buf[after..end]))))
+        }
+        b'*' => {
+            let n = int(head);
+            if n < 0 {
+                return Some((after, Resp::Array(None)));
+            }
+            let mut items = Vec::with_capacity(n as usize);
+            let mut pos = after;
+            for _ in 0..n {
+                let (len, item) = parse_value(&buf[pos..])?;
+                items.push(item);
+                pos += len;
+            }
+            Some((pos, Resp::Array(Some(items))))
+        }
+        other => panic!("unexpected RESP type byte {:?}", other as char),
+    }
+}
+
+/// A connection for a request/reply loop: write a request, read its replies
+/// one at a time (the worker loops of consumer_loop.rs).
+pub struct Conn {
+    sock: TcpStream,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already parsed.
+    pos: usize,
+}
+
+impl Conn {
+    pub fn new(port: u16) -> Conn {
+        Conn {
+            sock: connect(port),
+            buf: Vec::with_capacity(1 << 20),
+            pos: 0,
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.sock.write_all(bytes).expect("write request");
+    }
+
+    /// Wait for the next reply and hand it to `f`.
+    pub fn reply<T>(&mut self, f: impl FnOnce(&Resp<'_>) -> T) -> T {
+        loop {
+            if let Some((len, value)) = parse_value(&self.buf[self.pos..]) {
+                let out = f(&value);
+                self.pos += len;
+                return out;
+            }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            let have = self.buf.len();
+            self.buf.resize(have + (64 << 10), 0);
+            let n = self.sock.read(&mut self.buf[have..]).expect("read reply");
+            assert!(n > 0, "server closed the connection");
+            self.buf.truncate(have + n);
+        }
+    }
+}

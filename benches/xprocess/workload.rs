@@ -38,23 +38,7 @@ pub fn entries(first: u64, count: u64) -> Vec<Entry> {
 
 /// XADD the entries, then XREADGROUP them all as CONSUMER, pipelined.
 pub fn make_pending(con: &mut Connection, port: u16, entries: &[Entry]) {
-    let _: redis::Value = redis::cmd("XGROUP")
-        .arg(&["CREATE", STREAM, GROUP, "$", "MKSTREAM"])
-        .query(con)
-        .unwrap_or(redis::Value::Nil); // BUSYGROUP on the second batch
-    let mut out = Vec::with_capacity(entries.len() * 96);
-    for e in entries {
-        let args = [
-            "XADD",
-            STREAM,
-            &e.id,
-            "customer",
-            &e.customer,
-            "amount",
-            &e.amount,
-        ];
-        wire::encode(&mut out, &args.map(str::as_bytes));
-    }
+    let mut out = encode_xadds(con, entries);
     let reads = (entries.len() as u64).div_ceil(READ_CHUNK);
     let chunk = READ_CHUNK.to_string();
     for _ in 0..reads {
@@ -73,6 +57,35 @@ pub fn make_pending(con: &mut Connection, port: u16, entries: &[Entry]) {
     }
     let (_, summary) = wire::pipeline(port, &out, entries.len() as u64 + reads);
     assert_eq!(summary.errors, 0, "preparing the stream failed");
+}
+
+/// XADD the entries, pipelined, new for GROUP (nothing is read).
+pub fn add_new(con: &mut Connection, port: u16, entries: &[Entry]) {
+    let out = encode_xadds(con, entries);
+    let (_, summary) = wire::pipeline(port, &out, entries.len() as u64);
+    assert_eq!(summary.errors, 0, "preparing the stream failed");
+}
+
+/// Create GROUP at `$` (if not there yet), then the XADDs of `entries`.
+fn encode_xadds(con: &mut Connection, entries: &[Entry]) -> Vec<u8> {
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg(&["CREATE", STREAM, GROUP, "$", "MKSTREAM"])
+        .query(con)
+        .unwrap_or(redis::Value::Nil); // BUSYGROUP on the second batch
+    let mut out = Vec::with_capacity(entries.len() * 96);
+    for e in entries {
+        let args = [
+            "XADD",
+            STREAM,
+            &e.id,
+            "customer",
+            &e.customer,
+            "amount",
+            &e.amount,
+        ];
+        wire::encode(&mut out, &args.map(str::as_bytes));
+    }
+    out
 }
 
 pub fn pending_count(con: &mut Connection) -> u64 {
