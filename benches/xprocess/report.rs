@@ -360,7 +360,9 @@ pub fn loop_time_text(all: &[LoopResults]) -> String {
          writing replies, the event loop); the client's thread ran *client* (encoding \
          requests, parsing and checking replies); for the *rest* of the wall time neither \
          ran (loopback wake-ups and scheduling; *waiting* is how long the server was \
-         runnable without a CPU).\n\n",
+         runnable without a CPU). Instructions per entry of the same loops, which do not \
+         depend on the machine's load: `scripts/bench-callgrind.sh loop` (below, \
+         \"The consumer loop (READ), callgrind\").\n\n",
     );
     for r in all {
         let wall = r.median(|s| s.wall_us);
