@@ -232,8 +232,9 @@ struct RedisBackend<'r, 'c> {
     hash_writes: HashWrites,
     /// Hash field values read so far (see `hash::reads`).
     hash_reads: RefCell<HashReads>,
-    /// The entries READ took: already pending for the consumer, and read.
-    taken: FastMap<StreamId, Fields>,
+    /// The entries READ took, pending for the consumer now; the fields of
+    /// claimed ones (new ones are in the entry cache).
+    taken: FastMap<StreamId, Option<Fields>>,
     consumer: &'r [u8],
 }
 
@@ -253,13 +254,26 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
     }
 
     /// Keep the entries READ took for `read_entry`; their IDs, in order.
+    /// The new ones are a window of the stream: as the entry cache, they
+    /// also tell the dedupe index that nothing lies between them.
     fn take(&mut self, taken: Taken) -> Vec<StreamId> {
         stats::update(|s| {
-            s.read_claimed += taken.claimed as u64;
-            s.read_new += (taken.entries.len() - taken.claimed) as u64;
+            s.read_claimed += taken.claimed.len() as u64;
+            s.read_new += taken.new.len() as u64;
         });
-        let ids = taken.entries.iter().map(|(id, _)| *id).collect();
-        self.taken.extend(taken.entries);
+        let ids: Vec<StreamId> = taken
+            .claimed
+            .iter()
+            .chain(&taken.new)
+            .map(|e| e.0)
+            .collect();
+        self.taken
+            .extend(taken.new.iter().map(|(id, _)| (*id, None)));
+        if let Some(&(first, _)) = taken.new.first() {
+            entry_cache::store(self.db, self.stream, first, taken.new);
+        }
+        self.taken
+            .extend(taken.claimed.into_iter().map(|(id, f)| (id, Some(f))));
         ids
     }
 
@@ -353,7 +367,7 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
-        if let Some(fields) = self.taken.remove(&id) {
+        if let Some(Some(fields)) = self.taken.get_mut(&id).map(Option::take) {
             return Some(fields);
         }
         match entry_cache::take(self.db, self.stream, id) {

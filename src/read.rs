@@ -11,11 +11,13 @@ use crate::process::Fields;
 use crate::replication::Redis;
 use redis_module::CallReply;
 
-/// The entries one READ took, in processing order: claimed ones first.
+/// The entries one READ took: claimed ones (processed first), then new
+/// ones. The new ones follow each other in the stream, with no entry
+/// between them that was not read (XREADGROUP `>` reads the next entries).
 #[derive(Default)]
 pub struct Taken {
-    pub entries: Vec<(StreamId, Fields)>,
-    pub claimed: usize,
+    pub claimed: Vec<(StreamId, Fields)>,
+    pub new: Vec<(StreamId, Fields)>,
 }
 
 /// How many entries a READ takes at most.
@@ -45,12 +47,11 @@ pub fn take(redis: &Redis, req: &Request, read: &Read) -> Result<Taken, ReplyErr
         // [cursor, [entry, ...], [deleted id, ...]]
         if let CallReply::Array(parts) = &reply {
             if let Some(Ok(entries)) = parts.get(1) {
-                entries_into(&entries, &mut taken.entries);
+                entries_into(&entries, &mut taken.claimed);
             }
         }
-        taken.claimed = taken.entries.len();
     }
-    let want = count - taken.entries.len();
+    let want = count - taken.claimed.len();
     if want > 0 {
         let n = want.to_string();
         let args: [&[u8]; 8] = [
@@ -67,7 +68,7 @@ pub fn take(redis: &Redis, req: &Request, read: &Read) -> Result<Taken, ReplyErr
         if let CallReply::Array(streams) = redis.write("XREADGROUP", &args)? {
             if let Some(Ok(CallReply::Array(stream))) = streams.get(0) {
                 if let Some(Ok(entries)) = stream.get(1) {
-                    entries_into(&entries, &mut taken.entries);
+                    entries_into(&entries, &mut taken.new);
                 }
             }
         }

@@ -34,6 +34,9 @@ pub struct Stats {
     pub redis_calls: u64,
     pub entry_cache_hits: u64,
     pub entry_cache_misses: u64,
+    /// Times the dedupe index had to walk the stream to count the entries
+    /// between two IDs (no cached window of entries could tell).
+    pub gap_scans: u64,
     /// Small hashes copied whole by a call that reads many of their fields.
     pub hash_copies: u64,
     /// Effects applied, per kind.

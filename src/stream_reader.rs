@@ -9,6 +9,7 @@ use crate::entry_cache;
 use crate::index::ranges::StreamView;
 use crate::parse::StreamId;
 use crate::process::Fields;
+use crate::stats;
 use redis_module::{raw, RedisString};
 use std::os::raw::c_long;
 use std::ptr;
@@ -167,6 +168,7 @@ impl StreamView for Stream<'_> {
         if from > to || cap == 0 {
             return 0;
         }
+        stats::update(|s| s.gap_scans += 1);
         let Some(mut cursor) = Cursor::open(self.ctx, self.name) else {
             return 0;
         };
