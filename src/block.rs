@@ -78,13 +78,17 @@ pub fn wait(ctx: &Context, stream: &[u8], timeout_ms: u64) {
                     1,
                     waiting.cast(),
                 );
-                (*waiting).client = client;
-                WAITING.with(|w| w.borrow_mut().push(waiting));
+                if !client.is_null() {
+                    (*waiting).client = client;
+                    WAITING.with(|w| w.borrow_mut().push(waiting));
+                }
                 client
             }
         };
         if client.is_null() {
-            return; // Redis replied (or will) itself
+            // Not blocked (Redis replied itself): `free` will never run.
+            drop(Box::from_raw(waiting));
+            return;
         }
     }
     stats::update(|s| {
