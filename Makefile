@@ -39,7 +39,7 @@ SERVERS_DIR := $(CURDIR)/target/servers
 # the module and its tests (redis-server).
 DEB_PACKAGES := redis-server libclang-dev clang build-essential
 
-.PHONY: help build debug run test lint fmt clean deps servers examples-deps chaos bench fuzz fuzz-lib failover
+.PHONY: help build debug run test lint fmt clean deps servers examples-deps chaos bench tax fuzz fuzz-lib failover
 
 help: ## Show this help (the default goal)
 	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
@@ -192,4 +192,16 @@ failover: deps ## Failover runs: kill -9 the primary under load, promote the rep
 
 bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, and the whole consumer loop four ways (READ, IDS, Lua, XACK floor); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_ROUNDS, BENCH_ONLY)
 	$(CARGO) bench --bench xprocess
+
+# `make tax`: the servers to measure (names of SERVERS, or server binaries)
+# and the commands per run.
+TAX_SERVERS ?= redis-7.0
+TAX_N ?= 20000
+
+# valgrind joins the packages `make deps` installs, for this target only.
+tax: DEB_PACKAGES += valgrind
+tax: build ## The module's tax on other commands (SET, GET, DEL, XADD, ...): instructions per command under callgrind, without and with the module, per hook; writes its section of BENCHMARKS.md (TAX_SERVERS, TAX_N)
+	@names="$(filter $(SERVERS),$(TAX_SERVERS))"; \
+	if [ -n "$$names" ]; then ALLOW_MISSING=1 bash scripts/install-servers.sh $$names; fi
+	TAX_N=$(TAX_N) bash scripts/tax.sh $(TAX_SERVERS)
 
