@@ -194,14 +194,15 @@ bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bar
 	$(CARGO) bench --bench xprocess
 
 # `make tax`: the servers to measure (names of SERVERS, or server binaries)
-# and the commands per run.
+# the commands per run, and per round trip (pipeline depth).
 TAX_SERVERS ?= redis-7.0
 TAX_N ?= 20000
+TAX_P ?= 16
 
 # valgrind joins the packages `make deps` installs, for this target only.
 tax: DEB_PACKAGES += valgrind
-tax: build ## The module's tax on other commands (SET, GET, DEL, XADD, ...): instructions per command under callgrind, without and with the module, per hook; writes its section of BENCHMARKS.md (TAX_SERVERS, TAX_N)
+tax: build ## The module's tax on other commands (SET, GET, DEL, XADD, ...): instructions per command under callgrind, without and with the module, per hook; writes its section of BENCHMARKS.md (TAX_SERVERS, TAX_N, TAX_P)
 	@names="$(filter $(SERVERS),$(TAX_SERVERS))"; \
 	if [ -n "$$names" ]; then ALLOW_MISSING=1 bash scripts/install-servers.sh $$names; fi
-	TAX_N=$(TAX_N) bash scripts/tax.sh $(TAX_SERVERS)
+	TAX_N=$(TAX_N) TAX_P=$(TAX_P) bash scripts/tax.sh $(TAX_SERVERS)
 

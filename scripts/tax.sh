@@ -9,7 +9,7 @@
 # then with `--loadmodule libxprocess.so`. For each command, on an emptied
 # database (FLUSHALL, then the command's setup), the counters are zeroed
 # (callgrind_control -z), the command is sent N times by one client in
-# pipelines of 16 (`redis-benchmark -P 16 -c 1 -n N`, or the same RESP bytes
+# pipelines of P (`redis-benchmark -P 16 -c 1 -n N`, or the same RESP bytes
 # from a small client below for DEL of N distinct keys), and the counters are
 # dumped (callgrind_control --dump). Instructions per command = all the
 # server's instructions in the dump / N, except two things callgrind is told
@@ -36,7 +36,8 @@
 # Usage: scripts/tax.sh [server ...]   (default: $TAX_SERVERS, else redis-7.0)
 #   A server is a name of target/servers/ (redis-7.0, redis-8.0, valkey-9.1,
 #   ...) or the path of a redis-server / valkey-server binary or wrapper.
-# Environment: TAX_N (20000 commands per run), TAX_OUT (BENCHMARKS.md; set it
+# Environment: TAX_N (20000 commands per run), TAX_P (16 commands per round
+#   trip; 1 shows what the module costs at each turn of the event loop), TAX_OUT (BENCHMARKS.md; set it
 #   empty to only print), TAX_DIR (target/tax: the dumps, for
 #   callgrind_annotate), XPROCESS_MODULE (target/release/libxprocess.so),
 #   TAX_REPORT_ONLY=1 (write the tables from the dumps of the last run).
@@ -50,7 +51,7 @@ DIR=${TAX_DIR:-$ROOT/target/tax}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 MODULE=${XPROCESS_MODULE:-$ROOT/target/release/libxprocess.so}
-P=16
+P=${TAX_P:-16}
 read -r -a SERVERS <<<"${*:-${TAX_SERVERS:-redis-7.0}}"
 
 die() { echo "tax: $*" >&2; exit 1; }
@@ -164,7 +165,7 @@ resp() {
 }
 
 # `DEL <prefix>:0` ... `DEL <prefix>:N-1`, P per round trip, as
-# redis-benchmark -P 16 -c 1 sends its commands; every reply must be :1.
+# redis-benchmark -P $P -c 1 sends its commands; every reply must be :1.
 del_keys() {
     local prefix=$1 i j line batch key ok=0
     exec 3<>"/dev/tcp/127.0.0.1/$PORT"
@@ -276,7 +277,7 @@ server_block() {
     echo "<!-- tax: $NAME -->"
     echo "### $([ "$PRODUCT" = valkey ] && echo Valkey || echo Redis) $VERSION"
     echo
-    echo "Measured $(date -u +%Y-%m-%d) with \`make tax\`: \`$(basename "$SERVER")\` $VERSION ($("$SERVER" --version | cut -d' ' -f4- | sed 's/ build=.*//')), client $BENCH_VERSION, valgrind $(valgrind --version | sed 's/valgrind-//'), N = $N, xprocess at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')."
+    echo "Measured $DATE with \`make tax\`: \`$(basename "$SERVER")\` $VERSION ($("$SERVER" --version | cut -d' ' -f4- | sed 's/ build=.*//')), client $BENCH_VERSION, valgrind $(valgrind --version | sed 's/valgrind-//'), N = $N, P = $P commands per round trip, xprocess at $REV."
     echo
     echo "| command | without | with the module | cost |"
     echo "|---|---:|---:|---:|"
@@ -362,9 +363,9 @@ tax` (scripts/tax.sh) starts a fresh server under `valgrind --tool=callgrind`
 it, on an emptied database (FLUSHALL; then `SET k v` before GET and EXPIRE,
 and N strings `k:i` or hashes `h:i` before the DELs, outside the count):
 counters zeroed (`callgrind_control -z`), the command sent N times by one
-client in pipelines of 16 (`redis-benchmark -P 16 -c 1 -n N <command>`, the
+client in pipelines of P (`redis-benchmark -P P -c 1 -n N <command>`, the
 server's own benchmark client; for the DELs of N distinct keys, the same RESP
-bytes, 16 per round trip, from a client in the script: redis-benchmark
+bytes, P per round trip, from a client in the script: redis-benchmark
 repeats one key, which is missing after the first DEL), counters dumped
 (`callgrind_control --dump`). Instructions per command = everything the
 server ran in between / N, except what callgrind is told not to count
@@ -375,8 +376,9 @@ command-table lookup (`lookupCommandLogic`, `lookupCommandOrOriginal`), whose
 cost depends on the table's hash seed, random at each start (up to ~70
 instructions per command). What remains varies by about ±15 instructions per
 command from run to run. The cost is with / without - 1, and the difference.
-The dumps stay in target/tax/ for `callgrind_annotate`; `make tax
-TAX_SERVERS='redis-7.0 redis-8.0 valkey-9.1'` measures several servers.
+P is 16 unless `TAX_P` says otherwise. The dumps stay in target/tax/ for
+`callgrind_annotate`; `make tax TAX_SERVERS='redis-7.0 redis-8.0 valkey-9.1'`
+measures several servers.
 EOF
 }
 
@@ -432,16 +434,25 @@ write_report() {
     log "wrote the $NAME table into $OUT"
 }
 
+N0=$N P0=$P
 for s in "${SERVERS[@]}"; do
+    N=$N0 P=$P0
     resolve "$s"
     OUTDIR="$DIR/$NAME"
     mkdir -p "$OUTDIR"
     log "$NAME: $SERVER ($VERSION), client ${BENCH[*]} ($BENCH_VERSION), N = $N"
-    if [ -n "${TAX_REPORT_ONLY:-}" ] && [ -f "$OUTDIR/with.tsv" ]; then
+    if [ -n "${TAX_REPORT_ONLY:-}" ] && [ -f "$OUTDIR/with.tsv" ] && [ -f "$OUTDIR/run.env" ]; then
         log "$NAME: TAX_REPORT_ONLY: the tables from the dumps of the last run"
+        # shellcheck disable=SC1091
+        . "$OUTDIR/run.env"
     else
+        rm -f "$OUTDIR/run.env"
         measure without
         measure with --loadmodule "$MODCOPY"
+        printf 'N=%s\nP=%s\nDATE=%s\nREV=%s\n' "$N" "$P" "$(date -u +%Y-%m-%d)" \
+            "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" >"$OUTDIR/run.env"
+        # shellcheck disable=SC1091
+        . "$OUTDIR/run.env"
     fi
     DISPATCH=$(dispatcher "$OUTDIR/with/del-string.callgrind")
     DISPATCH=${DISPATCH:-moduleNotifyKeyspaceEvent}
