@@ -363,7 +363,7 @@ tax` (scripts/tax.sh) starts a fresh server under `valgrind --tool=callgrind`
 it, on an emptied database (FLUSHALL; then `SET k v` before GET and EXPIRE,
 and N strings `k:i` or hashes `h:i` before the DELs, outside the count):
 counters zeroed (`callgrind_control -z`), the command sent N times by one
-client in pipelines of P (`redis-benchmark -P P -c 1 -n N <command>`, the
+client in pipelines of P (`redis-benchmark -P <P> -c 1 -n <N> <command>`, the
 server's own benchmark client; for the DELs of N distinct keys, the same RESP
 bytes, P per round trip, from a client in the script: redis-benchmark
 repeats one key, which is missing after the first DEL), counters dumped
