@@ -277,6 +277,32 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         ids
     }
 
+    /// Entry `id`'s row of the group's PEL: its consumer and delivery
+    /// count, `None` if it is not pending.
+    fn pending(&self, id: StreamId) -> Result<Option<(Vec<u8>, u64)>, ReplyError> {
+        let text = id.text();
+        let id = text.as_bytes();
+        let reply = self
+            .redis
+            .read("XPENDING", &[self.stream, self.group, id, id, b"1"])?;
+        // [[id, consumer, idle, deliveries]] or []
+        let CallReply::Array(rows) = reply else {
+            return Ok(None);
+        };
+        let row = rows.get(0).and_then(|row| match row.ok()? {
+            CallReply::Array(row) => {
+                let owner = reply_bytes(&row.get(1)?.ok()?)?.to_vec();
+                let deliveries = match row.get(3)?.ok()? {
+                    CallReply::I64(n) => u64::try_from(n.to_i64()).ok()?,
+                    _ => return None,
+                };
+                Some((owner, deliveries))
+            }
+            _ => None,
+        });
+        Ok(row)
+    }
+
     fn key(&self, name: &[u8]) -> redis_module::key::RedisKey {
         let name = RedisString::create_from_slice(self.redis.ctx.ctx, name);
         self.redis.ctx.open_key(&name)
@@ -350,20 +376,7 @@ impl Backend for RedisBackend<'_, '_> {
         if self.taken.contains_key(&id) {
             return Ok(Some(self.consumer.to_vec())); // READ took it for us
         }
-        let text = id.text();
-        let id = text.as_bytes();
-        let reply = self
-            .redis
-            .read("XPENDING", &[self.stream, self.group, id, id, b"1"])?;
-        // [[id, consumer, idle, deliveries]] or []
-        let CallReply::Array(rows) = reply else {
-            return Ok(None);
-        };
-        let owner = rows.get(0).and_then(|row| match row.ok()? {
-            CallReply::Array(row) => reply_bytes(&row.get(1)?.ok()?).map(<[u8]>::to_vec),
-            _ => None,
-        });
-        Ok(owner)
+        Ok(self.pending(id)?.map(|(owner, _)| owner))
     }
 
     fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
@@ -416,23 +429,7 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn deliveries(&mut self, id: StreamId) -> Result<u64, ReplyError> {
-        let text = id.text();
-        let id = text.as_bytes();
-        let reply = self
-            .redis
-            .read("XPENDING", &[self.stream, self.group, id, id, b"1"])?;
-        // [[id, consumer, idle, deliveries]] or []
-        let deliveries = match reply {
-            CallReply::Array(rows) => rows.get(0).and_then(|row| match row.ok()? {
-                CallReply::Array(row) => match row.get(3)?.ok()? {
-                    CallReply::I64(n) => u64::try_from(n.to_i64()).ok(),
-                    _ => None,
-                },
-                _ => None,
-            }),
-            _ => None,
-        };
-        Ok(deliveries.unwrap_or(0))
+        Ok(self.pending(id)?.map_or(0, |(_, deliveries)| deliveries))
     }
 
     fn dead_letter(&mut self, key: &[u8], poison: &Poison) -> Result<(), ReplyError> {
@@ -445,13 +442,12 @@ impl Backend for RedisBackend<'_, '_> {
         args.extend_from_slice(&[b"@error", poison.error.as_str().as_bytes()]);
         args.extend_from_slice(&[b"@deliveries", deliveries.as_bytes()]);
         // Entry fields as `$field` (as templates name them): never `@...`.
-        let names: Vec<Vec<u8>> = poison
-            .fields
-            .unwrap_or_default()
+        let fields = poison.fields.unwrap_or_default();
+        let names: Vec<Vec<u8>> = fields
             .iter()
             .map(|(f, _)| [b"$", f.as_slice()].concat())
             .collect();
-        for (name, (_, value)) in names.iter().zip(poison.fields.unwrap_or_default()) {
+        for (name, (_, value)) in names.iter().zip(fields) {
             args.extend_from_slice(&[name, value]);
         }
         self.redis.write("XADD", &args).map(drop)
