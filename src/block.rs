@@ -16,6 +16,8 @@ use redis_module::{raw, Context, ContextFlags, RedisString};
 use std::cell::RefCell;
 use std::os::raw::{c_int, c_longlong, c_void};
 
+const UNBLOCK_DELETED: c_int = raw::REDISMODULE_BLOCK_UNBLOCK_DELETED as c_int;
+
 /// Whether this call may block its client.
 pub fn can_block(ctx: &Context) -> bool {
     const NO_BLOCKING: u32 = raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
@@ -53,43 +55,41 @@ pub fn wait(ctx: &Context, stream: &[u8], timeout_ms: u64) {
         client: std::ptr::null_mut(),
         woken: false,
     }));
+    // SAFETY: the API table is written once, at load. Redis 7.2+ and Valkey.
+    let with_flags = unsafe { raw::RedisModule_BlockClientOnKeysWithFlags };
     // SAFETY: Redis retains the key names; `waiting` is ours again in `free`.
-    unsafe {
-        let client = match raw::RedisModule_BlockClientOnKeysWithFlags {
+    let client = unsafe {
+        let (ctx, keys, privdata) = (ctx.ctx, keys.as_mut_ptr(), waiting.cast());
+        let (reply, timed_out, free) =
+            (Some(on_ready as _), Some(on_timeout as _), Some(free as _));
+        match with_flags {
             Some(block) => block(
-                ctx.ctx,
-                Some(on_ready),
-                Some(on_timeout),
-                Some(free),
+                ctx,
+                reply,
+                timed_out,
+                free,
                 timeout,
-                keys.as_mut_ptr(),
+                keys,
                 1,
-                waiting.cast(),
-                raw::REDISMODULE_BLOCK_UNBLOCK_DELETED as c_int,
+                privdata,
+                UNBLOCK_DELETED,
             ),
-            None => {
-                let client = raw::RedisModule_BlockClientOnKeys.unwrap()(
-                    ctx.ctx,
-                    Some(on_ready),
-                    Some(on_timeout),
-                    Some(free),
-                    timeout,
-                    keys.as_mut_ptr(),
-                    1,
-                    waiting.cast(),
-                );
-                if !client.is_null() {
-                    (*waiting).client = client;
-                    WAITING.with(|w| w.borrow_mut().push(waiting));
-                }
-                client
-            }
-        };
-        if client.is_null() {
-            // Not blocked (Redis replied itself): `free` will never run.
-            drop(Box::from_raw(waiting));
-            return;
+            None => raw::RedisModule_BlockClientOnKeys.unwrap()(
+                ctx, reply, timed_out, free, timeout, keys, 1, privdata,
+            ),
         }
+    };
+    if client.is_null() {
+        // Not blocked (Redis replied itself): `free` will never run.
+        // SAFETY: boxed above and handed to no one.
+        drop(unsafe { Box::from_raw(waiting) });
+        return;
+    }
+    if with_flags.is_none() {
+        // Redis 7.0: deleting the key will not wake it, `wake_deleted` will.
+        // SAFETY: live until `free`.
+        unsafe { (*waiting).client = client };
+        WAITING.with(|w| w.borrow_mut().push(waiting));
     }
     stats::update(|s| {
         s.blocked += 1;
