@@ -52,6 +52,21 @@ fn total(con: &mut Connection) -> i64 {
     hget(con, "{s}t", "c").map_or(0, |v| v.parse().unwrap())
 }
 
+/// READ ... BLOCK clients waiting now (INFO xprocess).
+fn blocked_clients(con: &mut Connection) -> u64 {
+    info_field(con, "xprocess", "xprocess_blocked_clients")
+        .expect("INFO xprocess_blocked_clients")
+        .parse()
+        .unwrap()
+}
+
+/// Wait until `n` READ ... BLOCK clients wait.
+fn wait_blocked(con: &mut Connection, n: u64) {
+    wait_until(&format!("{n} blocked READ clients"), || {
+        blocked_clients(con) == n
+    });
+}
+
 fn deliveries(con: &mut Connection, id: &str) -> i64 {
     let rows: Vec<(String, String, i64, i64)> = q(con, &["XPENDING", "s", "g", id, id, "1"]);
     rows.first().map_or(0, |r| r.3)
@@ -281,9 +296,7 @@ fn block_is_woken_by_an_xadd_from_another_client() {
     let mut waiter = server.conn();
     let started = Instant::now();
     let handle = thread::spawn(move || read(&mut waiter, "w", &[], &["BLOCK", "0"]));
-    wait_until("the READ to block", || {
-        info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref() == Some("1")
-    });
+    wait_blocked(&mut con, 1);
     // Other clients are served while it waits.
     assert_eq!(q::<String>(&mut con, &["PING"]), "PONG");
     let id = add(&mut con, &[("cust", "c"), ("amount", "4")]);
@@ -291,10 +304,7 @@ fn block_is_woken_by_an_xadd_from_another_client() {
     assert_eq!(pairs(&out), vec![(id, "1".to_string())]);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(total(&mut con), 4);
-    assert_eq!(
-        info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref(),
-        Some("0")
-    );
+    assert_eq!(blocked_clients(&mut con), 0);
 }
 
 #[test]
@@ -334,18 +344,13 @@ fn block_on_a_stream_deleted_or_a_group_destroyed_while_waiting() {
         group(&mut con);
         let mut waiter = server.conn();
         let handle = thread::spawn(move || read(&mut waiter, "w", &[], &["BLOCK", "0"]));
-        wait_until("the READ to block", || {
-            info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref() == Some("1")
-        });
+        wait_blocked(&mut con, 1);
         let _: Value = q(&mut con, destroy);
         let out = handle.join().unwrap();
         assert!(err(&out).starts_with("NOGROUP"), "{destroy:?}: {out:?}");
         q::<i64>(&mut con, &["DEL", "s"]);
     }
-    assert_eq!(
-        info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref(),
-        Some("0")
-    );
+    assert_eq!(blocked_clients(&mut con), 0);
 }
 
 #[test]
@@ -359,13 +364,9 @@ fn a_disconnected_blocked_client_is_released() {
         "XPROCESS", "s", "g", "CONSUMER", "w", "SADD", "{s}x", "$@id", "READ", "BLOCK", "0",
     ]);
     sock.write_all(&cmd).unwrap();
-    wait_until("the READ to block", || {
-        info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref() == Some("1")
-    });
+    wait_blocked(&mut con, 1);
     drop(sock);
-    wait_until("the client to be released", || {
-        info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref() == Some("0")
-    });
+    wait_blocked(&mut con, 0);
     // Its entries are not taken by a client that is gone.
     let id = add(&mut con, &[("a", "1")]);
     assert_eq!(deliveries(&mut con, &id), 0);
@@ -422,9 +423,7 @@ fn a_replica_matches_its_primary_after_reads_claims_blocks_and_dead_letters() {
     // One served from BLOCK.
     let mut waiter = primary.conn();
     let handle = thread::spawn(move || read(&mut waiter, "w3", &dl, &["BLOCK", "0"]));
-    wait_until("the READ to block", || {
-        info_field(&mut p, "xprocess", "xprocess_blocked_clients").as_deref() == Some("1")
-    });
+    wait_blocked(&mut p, 1);
     add(&mut p, &[("cust", "c"), ("amount", "100")]);
     assert_eq!(pairs(&handle.join().unwrap()).len(), 1);
     // 3, 10 and 17 failed twice; 24 once and stays pending.
