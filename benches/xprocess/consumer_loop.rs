@@ -16,7 +16,7 @@
 //! order, each once; every entry replied 1), and the end state is checked as
 //! in the per-entry benchmark (totals, empty PEL, dedupe store).
 
-use crate::contenders::LUA_SCRIPT;
+use crate::contenders::load_script;
 use crate::profile::Profiler;
 use crate::run::commandstats;
 use crate::server::Server;
@@ -112,10 +112,7 @@ impl LoopSample {
 pub fn measure(module: &Path, who: Loop, n: usize) -> LoopSample {
     let server = Server::start(module);
     let mut con = server.conn();
-    let sha: String = redis::cmd("SCRIPT")
-        .arg(&["LOAD", LUA_SCRIPT])
-        .query(&mut con)
-        .expect("SCRIPT LOAD");
+    let sha = load_script(&mut con);
     let entries = workload::entries(0, n as u64);
     workload::add_new(&mut con, server.port(), &entries);
     assert_eq!(workload::pending_count(&mut con), 0);

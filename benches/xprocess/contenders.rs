@@ -24,6 +24,14 @@ redis.call('XACK', stream, group, id)
 return 1
 "#;
 
+/// Load [`LUA_SCRIPT`] into the server behind `con`; its SHA1 for EVALSHA.
+pub fn load_script(con: &mut redis::Connection) -> String {
+    redis::cmd("SCRIPT")
+        .arg(&["LOAD", LUA_SCRIPT])
+        .query(con)
+        .expect("SCRIPT LOAD")
+}
+
 /// XPROCESS's dedupe store (`STORE INDEX | SET`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Store {

@@ -1,7 +1,7 @@
 //! One contender, one round, one fresh server: prepare, process pipelined
 //! (timed), check, then the sequential latency phase.
 
-use crate::contenders::{Contender, LUA_SCRIPT};
+use crate::contenders::{load_script, Contender};
 use crate::profile::Profiler;
 use crate::server::Server;
 use crate::wire::{self, Summary};
@@ -40,10 +40,7 @@ pub type CmdStats = BTreeMap<String, (u64, u64)>;
 pub fn measure(module: &Path, who: Contender, cfg: &Settings) -> Sample {
     let server = Server::start(module);
     let mut con = server.conn();
-    let sha: String = redis::cmd("SCRIPT")
-        .arg(&["LOAD", LUA_SCRIPT])
-        .query(&mut con)
-        .expect("SCRIPT LOAD");
+    let sha = load_script(&mut con);
     let entries = workload::entries(0, cfg.n as u64);
     workload::make_pending(&mut con, server.port(), &entries);
     assert_eq!(workload::pending_count(&mut con), cfg.n as u64);
