@@ -2,7 +2,7 @@
 //! XREADGROUP BLOCK does, and runs again (the whole READ, atomically) each
 //! time the key is signalled: XADD signals it. Where the server can (Redis
 //! 7.2+, Valkey), deleting the key wakes the client too, and the READ then
-//! fails with NOGROUP; on Redis 7.0 `events` wakes it (see `wake_deleted`).
+//! fails with NOGROUP; on Redis 7.0 a timer wakes it (see `poll`).
 //!
 //! Blocking is never done inside MULTI/EXEC or a script: there the READ
 //! replies at once, as XREADGROUP does.
@@ -13,8 +13,9 @@ use crate::replication::Redis;
 use crate::reply;
 use crate::stats;
 use redis_module::{raw, Context, ContextFlags, RedisString};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::raw::{c_int, c_longlong, c_void};
+use std::ptr;
 
 const UNBLOCK_DELETED: c_int = raw::REDISMODULE_BLOCK_UNBLOCK_DELETED as c_int;
 
@@ -52,7 +53,7 @@ pub fn wait(ctx: &Context, stream: &[u8], timeout_ms: u64) {
         // SAFETY: a live context.
         db: unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) },
         stream: stream.to_vec(),
-        client: std::ptr::null_mut(),
+        client: ptr::null_mut(),
         woken: false,
     }));
     // SAFETY: the API table is written once, at load. Redis 7.2+ and Valkey.
@@ -86,10 +87,11 @@ pub fn wait(ctx: &Context, stream: &[u8], timeout_ms: u64) {
         return;
     }
     if with_flags.is_none() {
-        // Redis 7.0: deleting the key will not wake it, `wake_deleted` will.
+        // Redis 7.0: deleting the key will not wake it, `poll` will.
         // SAFETY: live until `free`.
         unsafe { (*waiting).client = client };
         WAITING.with(|w| w.borrow_mut().push(waiting));
+        start_polling(ctx.ctx);
     }
     stats::update(|s| {
         s.blocked += 1;
@@ -97,13 +99,51 @@ pub fn wait(ctx: &Context, stream: &[u8], timeout_ms: u64) {
     });
 }
 
-/// Redis 7.0: the stream `name` of `db` was deleted or replaced, so wake
-/// the clients waiting on it (their READ then fails with NOGROUP). Not when
-/// MIGRATE took it away: Redis redirects them once the slot has moved.
-pub fn wake_deleted(ctx: *mut raw::RedisModuleCtx, db: i32, name: &[u8]) {
-    if !moving_away(ctx, name) {
-        wake(|w| w.db == db && w.stream == name);
+/// Redis 7.0 signals the key of a waiting client when it is replaced or its
+/// group destroyed, but not when it is deleted (DEL, expiry, eviction,
+/// RENAME, MOVE, FLUSHDB, SWAPDB): so while anyone waits there, a timer
+/// looks every `POLL_MS` for clients whose stream is gone, and wakes them
+/// (their READ then fails with NOGROUP). A timer, not keyspace events:
+/// events would cost every command of every client (issue #12).
+const POLL_MS: c_longlong = 100;
+
+thread_local! {
+    static POLLING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn start_polling(ctx: *mut raw::RedisModuleCtx) {
+    if !POLLING.replace(true) {
+        // SAFETY: a live context; the callback is 'static.
+        unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx, POLL_MS, Some(poll), ptr::null_mut()) };
     }
+}
+
+extern "C" fn poll(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
+    POLLING.set(false);
+    let gone: Vec<*mut Waiting> = WAITING.with_borrow(|waiting| {
+        waiting
+            .iter()
+            .copied()
+            // SAFETY: entries are live until `free` removes them.
+            .filter(|&w| unsafe { !(*w).client.is_null() && stream_gone(ctx, &*w) })
+            .collect()
+    });
+    for waiting in gone {
+        wake(waiting);
+    }
+    if WAITING.with_borrow(|w| !w.is_empty()) {
+        start_polling(ctx);
+    }
+}
+
+/// Whether the waiting client's stream is missing. Not when MIGRATE took it
+/// away: Redis redirects the client once the slot has moved.
+fn stream_gone(ctx: *mut raw::RedisModuleCtx, waiting: &Waiting) -> bool {
+    // SAFETY: a timer's context, whose client may select any database.
+    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx, waiting.db) };
+    let context = Context::new(ctx);
+    let name = RedisString::create_from_slice(ctx, &waiting.stream);
+    context.open_key(&name).key_type() == raw::KeyType::Empty && !moving_away(ctx, &waiting.stream)
 }
 
 /// In a cluster, whether the stream is gone from this node because its slot
@@ -121,32 +161,14 @@ fn moving_away(ctx: *mut raw::RedisModuleCtx, stream: &[u8]) -> bool {
     cluster::slot_in_migration(&Redis::new(&context), cluster::key_slot(stream))
 }
 
-/// Redis 7.0: a database was flushed, wake every waiting client.
-pub fn wake_all() {
-    wake(|_| true);
-}
-
-fn wake(which: impl Fn(&Waiting) -> bool) {
-    WAITING.with(|w| {
-        for &waiting in w.borrow().iter() {
-            // SAFETY: entries are live until `free` removes them.
-            let waiting = unsafe { &mut *waiting };
-            if !waiting.client.is_null() && which(waiting) {
-                waiting.woken = true;
-                // SAFETY: a blocked client not yet unblocked, once only. For a
-                // client blocked on keys, Redis then calls `on_timeout`.
-                unsafe {
-                    raw::RedisModule_UnblockClient.unwrap()(waiting.client, std::ptr::null_mut())
-                };
-                waiting.client = std::ptr::null_mut();
-            }
-        }
-    });
-}
-
-/// Whether any client waits with the 7.0 fallback (a cheap check for events).
-pub fn any_waiting() -> bool {
-    WAITING.with(|w| !w.borrow().is_empty())
+fn wake(waiting: *mut Waiting) {
+    // SAFETY: live until `free`, which runs after the unblock below.
+    let waiting = unsafe { &mut *waiting };
+    waiting.woken = true;
+    // SAFETY: a blocked client not yet unblocked, once only. For a client
+    // blocked on keys, Redis then calls `on_timeout`.
+    unsafe { raw::RedisModule_UnblockClient.unwrap()(waiting.client, ptr::null_mut()) };
+    waiting.client = ptr::null_mut();
 }
 
 /// The key was signalled: READ again, and reply unless it found nothing.

@@ -1,27 +1,24 @@
-//! Read-ahead cache of source entries, and of consumer groups known to
-//! exist, shared by all calls.
+//! Entries one call has read from its stream, for the rest of that call.
 //!
 //! Finding one entry costs a radix-tree seek plus a walk over up to 100
-//! entries of its node (what `XRANGE id id` pays). Consumers process entries
-//! in ID order, so a miss reads ahead a window of the entries that follow and
-//! later calls take theirs from it: one seek per window, not per entry.
+//! entries of its node (what `XRANGE id id` pays). A call's IDs are mostly in
+//! stream order, so the first one not yet seen reads a window of the entries
+//! up to the call's last ID, and the others take theirs from it: one seek per
+//! window, not per entry. READ's new entries are such a window too. The
+//! dedupe index asks the window how many entries lie between two IDs.
 //!
-//! Correctness rests on two facts. Stream entries never change: they are only
-//! added, always above the stream's last ID, or removed. And every removal or
-//! replacement of a stream raises a keyspace event (xdel, xtrim, del,
-//! expired, evicted, rename_from, restore, ...) or a server event (flush,
-//! swapdb, loading), on which the window is dropped. A window ends at the last
-//! entry seen, so entries added later can never fall inside it. (A module
-//! that deletes stream entries through the low-level API without notifying
-//! would escape this; Redis' own commands all notify.)
+//! The window lives only while its call runs (`Scope`), so nothing outside
+//! the call can remove or replace an entry under it: no keyspace event or
+//! server event is needed to keep it honest, and the module costs commands
+//! that never call it nothing (issue #12). Inside the call, the only writes
+//! to the source stream are the call's own XADD effects, which `forget` it.
+//! A window ends at the last entry seen, so entries appended later never
+//! fall inside it.
 
 use crate::fingerprint::FastMap;
 use crate::parse::StreamId;
 use crate::process::Fields;
 use std::cell::RefCell;
-
-/// At most this many streams have a window at a time.
-const MAX_WINDOWS: usize = 32;
 
 enum Slot {
     Present(Fields),
@@ -40,51 +37,53 @@ struct Window {
     ids: Vec<StreamId>,
 }
 
+impl Window {
+    fn of(&self, db: i32, key: &[u8]) -> bool {
+        self.db == db && self.key == key
+    }
+}
+
 /// What the cache knows about one entry.
 #[derive(Debug, PartialEq)]
 pub enum Lookup {
     Hit(Fields),
-    /// Inside a window, so certainly not in the stream.
+    /// Inside the window, so certainly not in the stream.
     Missing,
     Unknown,
 }
 
-/// A consumer group known to exist: (db, stream key, group).
-type Group = (i32, Vec<u8>, Vec<u8>);
-
 thread_local! {
     // Redis calls modules from its main thread only. Borrows never outlive a
-    // function here, so an event raised while a command runs can still drop
-    // a window.
-    static WINDOWS: RefCell<Vec<Window>> = const { RefCell::new(Vec::new()) };
-    static GROUPS: RefCell<Vec<Group>> = const { RefCell::new(Vec::new()) };
+    // function here.
+    static WINDOW: RefCell<Option<Window>> = const { RefCell::new(None) };
 }
 
-/// Whether `group` of stream `key` was seen to exist, with no event since
-/// that could have removed it.
-pub fn group_known(db: i32, key: &[u8], group: &[u8]) -> bool {
-    GROUPS.with_borrow(|groups| {
-        groups
-            .iter()
-            .any(|(d, k, g)| *d == db && k == key && g == group)
-    })
+/// The running call's window: begun empty, dropped when the call ends. A
+/// call nested in another (a script's XPROCESS run by a module hook) gets
+/// its own, and the outer call's comes back afterwards.
+pub struct Scope {
+    outer: Option<Window>,
 }
 
-pub fn remember_group(db: i32, key: &[u8], group: &[u8]) {
-    GROUPS.with_borrow_mut(|groups| {
-        if groups.len() >= MAX_WINDOWS {
-            groups.remove(0);
-        }
-        groups.push((db, key.to_vec(), group.to_vec()));
-    });
+pub fn scope() -> Scope {
+    Scope {
+        outer: WINDOW.with_borrow_mut(Option::take),
+    }
 }
 
-/// Take entry `id` of stream `key` in database `db` from the cache.
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        WINDOW.with_borrow_mut(|w| *w = outer);
+    }
+}
+
+/// Take entry `id` of stream `key` in database `db` from the window.
 pub fn take(db: i32, key: &[u8], id: StreamId) -> Lookup {
-    WINDOWS.with_borrow_mut(|windows| {
-        let Some(w) = windows
-            .iter_mut()
-            .find(|w| w.db == db && w.key == key && w.from <= id && id <= w.to)
+    WINDOW.with_borrow_mut(|window| {
+        let Some(w) = window
+            .as_mut()
+            .filter(|w| w.of(db, key) && w.from <= id && id <= w.to)
         else {
             return Lookup::Unknown;
         };
@@ -99,8 +98,8 @@ pub fn take(db: i32, key: &[u8], id: StreamId) -> Lookup {
 }
 
 /// How many entries of stream `key` lie strictly between `after` and
-/// `before`, if a window holds every entry of that span (the dedupe index
-/// asks this for each ID it records: a window answers without a seek).
+/// `before`, if the window holds every entry of that span (the dedupe index
+/// asks this for each ID it records: the window answers without a seek).
 pub fn count_between(db: i32, key: &[u8], after: StreamId, before: StreamId) -> Option<u64> {
     let (Some(lo), Some(hi)) = (after.next(), before.prev()) else {
         return Some(0);
@@ -108,10 +107,10 @@ pub fn count_between(db: i32, key: &[u8], after: StreamId, before: StreamId) -> 
     if lo > hi {
         return Some(0);
     }
-    WINDOWS.with_borrow(|windows| {
-        let w = windows
-            .iter()
-            .find(|w| w.db == db && w.key == key && w.from <= lo && hi <= w.to)?;
+    WINDOW.with_borrow(|window| {
+        let w = window
+            .as_ref()
+            .filter(|w| w.of(db, key) && w.from <= lo && hi <= w.to)?;
         let first = w.ids.partition_point(|id| *id < lo);
         let last = w.ids.partition_point(|id| *id <= hi);
         Some((last - first) as u64)
@@ -119,7 +118,7 @@ pub fn count_between(db: i32, key: &[u8], after: StreamId, before: StreamId) -> 
 }
 
 /// Remember `entries`, every entry of the stream from `from` up to the last
-/// of them. Replaces the stream's previous window.
+/// of them. Replaces the previous window.
 pub fn store(db: i32, key: &[u8], from: StreamId, entries: Vec<(StreamId, Fields)>) {
     let Some(&(to, _)) = entries.last() else {
         return; // nothing seen: an ID past the end may still be added
@@ -135,69 +134,16 @@ pub fn store(db: i32, key: &[u8], from: StreamId, entries: Vec<(StreamId, Fields
             .map(|(id, fields)| (id, Slot::Present(fields)))
             .collect(),
     };
-    WINDOWS.with_borrow_mut(|windows| {
-        windows.retain(|w| !(w.db == db && w.key == key));
-        if windows.len() >= MAX_WINDOWS {
-            windows.remove(0); // the oldest
-        }
-        windows.push(window);
-    });
+    WINDOW.with_borrow_mut(|w| *w = Some(window));
 }
 
-/// Events that cannot remove or replace an existing entry.
-const HARMLESS: [&str; 9] = [
-    "xadd",
-    "xgroup-create",
-    "xgroup-createconsumer",
-    "xgroup-delconsumer",
-    "xgroup-destroy",
-    "xgroup-setid",
-    "xsetid",
-    "xclaim",
-    "xautoclaim",
-];
-
-/// Events that cannot remove a consumer group.
-const HARMLESS_TO_GROUPS: [&str; 8] = [
-    "xadd",
-    "xtrim",
-    "xdel",
-    "xgroup-create",
-    "xgroup-createconsumer",
-    "xgroup-delconsumer",
-    "xclaim",
-    "xautoclaim",
-];
-
-/// A keyspace event on `key` in `db`.
-pub fn on_keyspace_event(db: i32, event: &str, key: &[u8]) {
-    if !HARMLESS_TO_GROUPS.contains(&event) {
-        GROUPS.with_borrow_mut(|groups| {
-            if !groups.is_empty() {
-                groups.retain(|(d, k, _)| !(*d == db && k == key));
-            }
-        });
-    }
-    if HARMLESS.contains(&event) {
-        return;
-    }
-    WINDOWS.with_borrow_mut(|windows| {
-        if !windows.is_empty() {
-            windows.retain(|w| !(w.db == db && w.key == key));
+/// The call wrote to stream `key` (an XADD effect, which may trim it).
+pub fn forget(db: i32, key: &[u8]) {
+    WINDOW.with_borrow_mut(|window| {
+        if window.as_ref().is_some_and(|w| w.of(db, key)) {
+            *window = None;
         }
     });
-}
-
-/// Forget everything (flush, swapdb, loading).
-pub fn clear() {
-    WINDOWS.with_borrow_mut(Vec::clear);
-    GROUPS.with_borrow_mut(Vec::clear);
-}
-
-/// Number of streams with a window.
-#[cfg(test)]
-fn windows() -> usize {
-    WINDOWS.with_borrow(Vec::len)
 }
 
 #[cfg(test)]
@@ -214,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_window_serves_entries_once_and_knows_gaps() {
-        clear();
+        let _call = scope();
         store(0, b"s", id(5), vec![(id(5), fields(5)), (id(7), fields(7))]);
         assert_eq!(take(0, b"s", id(7)), Lookup::Hit(fields(7)));
         assert_eq!(take(0, b"s", id(7)), Lookup::Unknown, "handed out once");
@@ -231,7 +177,7 @@ mod tests {
 
     #[test]
     fn a_window_counts_entries_between_ids_it_covers() {
-        clear();
+        let _call = scope();
         store(
             0,
             b"s",
@@ -258,42 +204,36 @@ mod tests {
     }
 
     #[test]
-    fn events_that_may_remove_entries_drop_the_window() {
-        clear();
-        store(0, b"s", id(1), vec![(id(1), fields(1))]);
-        on_keyspace_event(0, "xadd", b"s");
-        on_keyspace_event(1, "del", b"s");
-        on_keyspace_event(0, "del", b"other");
-        assert_eq!(windows(), 1);
-        on_keyspace_event(0, "xdel", b"s");
-        assert_eq!(windows(), 0);
-        assert_eq!(take(0, b"s", id(1)), Lookup::Unknown);
-    }
-
-    #[test]
-    fn group_knowledge_survives_appends_but_not_destroy() {
-        clear();
-        remember_group(0, b"s", b"g");
-        on_keyspace_event(0, "xadd", b"s");
-        on_keyspace_event(0, "xdel", b"s");
-        assert!(group_known(0, b"s", b"g"));
-        assert!(!group_known(0, b"s", b"h"));
-        assert!(!group_known(1, b"s", b"g"));
-        on_keyspace_event(0, "xgroup-destroy", b"s");
-        assert!(!group_known(0, b"s", b"g"));
-        remember_group(0, b"s", b"g");
-        clear();
-        assert!(!group_known(0, b"s", b"g"));
-    }
-
-    #[test]
-    fn windows_are_bounded_and_an_empty_read_stores_nothing() {
-        clear();
-        for n in 0..(MAX_WINDOWS as u64 + 5) {
-            store(0, n.to_string().as_bytes(), id(1), vec![(id(1), fields(1))]);
+    fn a_window_ends_with_its_call_and_a_nested_call_has_its_own() {
+        let call = scope();
+        store(0, b"s", id(1), vec![(id(1), fields(1)), (id(2), fields(2))]);
+        {
+            let _nested = scope();
+            assert_eq!(take(0, b"s", id(1)), Lookup::Unknown);
+            store(0, b"s", id(9), vec![(id(9), fields(9))]);
         }
-        assert_eq!(windows(), MAX_WINDOWS);
-        assert_eq!(take(0, b"0", id(1)), Lookup::Unknown, "oldest evicted");
+        assert_eq!(take(0, b"s", id(9)), Lookup::Unknown, "the nested window");
+        assert_eq!(take(0, b"s", id(1)), Lookup::Hit(fields(1)));
+        drop(call);
+        let _next = scope();
+        assert_eq!(take(0, b"s", id(2)), Lookup::Unknown, "the last call's");
+    }
+
+    #[test]
+    fn a_write_to_the_stream_forgets_its_window_only() {
+        let _call = scope();
+        store(0, b"s", id(1), vec![(id(1), fields(1)), (id(3), fields(3))]);
+        forget(0, b"other");
+        forget(1, b"s");
+        assert_eq!(count_between(0, b"s", id(1), id(3)), Some(0));
+        forget(0, b"s");
+        assert_eq!(take(0, b"s", id(1)), Lookup::Unknown);
+        assert_eq!(count_between(0, b"s", id(1), id(3)), None);
+    }
+
+    #[test]
+    fn an_empty_read_stores_nothing() {
+        let _call = scope();
         store(0, b"empty", id(1), Vec::new());
         assert_eq!(take(0, b"empty", id(1)), Lookup::Unknown);
     }

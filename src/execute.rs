@@ -24,7 +24,8 @@ use redis_module::{
 use std::cell::RefCell;
 use std::ptr;
 
-/// Entries (and bytes of field data) read ahead on a cache miss.
+/// At most this many entries (and bytes of field data) are read ahead, up
+/// to the call's last ID, when an entry is not in the call's window.
 const READ_AHEAD: usize = 256;
 const READ_AHEAD_BYTES: usize = 256 * 1024;
 
@@ -37,6 +38,7 @@ pub struct Done {
 
 /// Run one parsed XPROCESS call.
 pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
+    let _window = entry_cache::scope();
     if req.ids.len() > config::max_ids() {
         return Err(ReplyError::too_many_ids(config::max_ids()));
     }
@@ -148,11 +150,12 @@ fn check_keys(
     {
         return Err(errors::TRYAGAIN.into());
     }
-    if !entry_cache::group_known(backend.db, req.stream, req.group) {
+    if req.read.is_none() {
         // XPENDING with count 0 checks that the group exists, returns nothing.
+        // (READ needs no check: XREADGROUP fails with NOGROUP before
+        // anything is written.)
         let args: [&[u8]; 5] = [req.stream, req.group, b"-", b"+", b"0"];
         backend.redis.read("XPENDING", &args)?;
-        entry_cache::remember_group(backend.db, req.stream, req.group);
     }
     Ok((store, key))
 }
@@ -236,6 +239,8 @@ struct RedisBackend<'r, 'c> {
     /// claimed ones (new ones are in the entry cache).
     taken: FastMap<StreamId, Option<Fields>>,
     consumer: &'r [u8],
+    /// The call's highest ID: entries past it are never read ahead.
+    last: StreamId,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -250,6 +255,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             hash_reads: RefCell::default(),
             taken: FastMap::default(),
             consumer: req.consumer.unwrap_or_default(),
+            last: req.ids.iter().copied().max().unwrap_or(StreamId::MAX),
         }
     }
 
@@ -327,6 +333,9 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             args.extend_from_slice(&[f, v]);
         }
         let reply = self.redis.write("XADD", &args)?;
+        if key == self.stream {
+            entry_cache::forget(self.db, key); // it may have trimmed entries
+        }
         if let Some(id) = reply_bytes(&reply).and_then(StreamId::parse) {
             self.last_ids.borrow_mut().insert(key.to_vec(), id);
         }
@@ -392,7 +401,9 @@ impl Backend for RedisBackend<'_, '_> {
             Lookup::Unknown => stats::update(|s| s.entry_cache_misses += 1),
         }
         let ctx = self.redis.ctx.ctx;
-        let window = stream_reader::read_ahead(ctx, self.stream, id, READ_AHEAD, READ_AHEAD_BYTES);
+        let span = (id, self.last.max(id));
+        let window =
+            stream_reader::read_ahead(ctx, self.stream, span, READ_AHEAD, READ_AHEAD_BYTES);
         let found = window.first().is_some_and(|(first, _)| *first == id);
         entry_cache::store(self.db, self.stream, id, window);
         if !found {

@@ -13,8 +13,9 @@
 //!   patches, Redis callbacks, its commands);
 //! - the Redis side: `execute` (the backend), `replication` (the write path),
 //!   `hash/` (hash field reads and deferred HINCRBY writes of one call),
-//!   `stream_reader`, `entry_cache`, `events`, `cluster`, `keys`, `config`,
-//!   `stats`.
+//!   `stream_reader`, `entry_cache`, `block`, `cluster`, `keys`, `config`,
+//!   `stats`. The module subscribes to no event and filters no command: it
+//!   costs the commands that never call it nothing (issue #12).
 
 pub mod block;
 pub mod business_key;
@@ -24,7 +25,6 @@ pub mod config;
 pub mod dedupe;
 pub mod entry_cache;
 pub mod errors;
-pub mod events;
 pub mod execute;
 pub mod fingerprint;
 pub mod hash;
@@ -148,10 +148,6 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as c_int,
         )
     };
-    if events::subscribe(ctx) == Status::Err {
-        ctx.log_warning("xprocess: could not subscribe to keyspace and server events");
-        return Status::Err;
-    }
     if register_command(ctx) == Status::Err {
         return Status::Err;
     }

@@ -2,8 +2,8 @@
 //!
 //! Finding one entry costs a seek plus a walk from the start of its radix-tree
 //! node (up to `stream-node-max-entries`, 100 by default), which is what
-//! `XRANGE id id` pays too: so entries are read a window at a time (see
-//! `entry_cache`).
+//! `XRANGE id id` pays too: so a call reads its entries a window at a time
+//! (see `entry_cache`).
 
 use crate::entry_cache;
 use crate::index::ranges::StreamView;
@@ -114,12 +114,12 @@ impl Drop for Cursor {
     }
 }
 
-/// Read up to `max_entries` entries (and about `max_bytes`) of stream `name`
-/// from `from` on, in ID order.
+/// Read the entries of stream `name` from `from` to `to` (both inclusive),
+/// in ID order: at most `max_entries` of them (and about `max_bytes`).
 pub fn read_ahead(
     ctx: *mut raw::RedisModuleCtx,
     name: &[u8],
-    from: StreamId,
+    (from, to): (StreamId, StreamId),
     max_entries: usize,
     max_bytes: usize,
 ) -> Vec<(StreamId, Fields)> {
@@ -127,7 +127,7 @@ pub fn read_ahead(
     let Some(mut cursor) = Cursor::open(ctx, name) else {
         return out;
     };
-    if !cursor.seek(from, StreamId::MAX) {
+    if !cursor.seek(from, to) {
         return out;
     }
     let mut bytes = 0;
