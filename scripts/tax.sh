@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016 # Markdown's backticks in single quotes
 # The module's tax on the rest of the server (issue #12): instructions per
-# command of the whole server, counted by callgrind, for commands that never
-# call XPROCESS, on a server without and then with the module loaded.
+# command of the whole server, counted by callgrind, for commands that do not
+# call XPROCESS, on a server without and then with the module loaded (and
+# used: before each command's count, that server runs an XPROCESS READ on a
+# stream `used`, so whatever a call leaves behind is there).
 #
 # For each server, two fresh servers are started in turn under
 # `valgrind --tool=callgrind` (--save '' --appendonly no): without the module,
@@ -26,7 +28,8 @@
 # (libc's string functions count differently with where the strings lie).
 # Then, per command, where the added instructions go (inclusive costs, with -
 # without): the command filter, the keyspace-event dispatch, the server-event
-# listeners, the rest.
+# listeners (the hooks a module can have on other clients' commands: xprocess
+# has none since issue #12), the rest.
 #
 # Writes the tables into BENCHMARKS.md (TAX_OUT), in a section of their own
 # right after the line below which `make bench` keeps everything (so each
@@ -197,7 +200,7 @@ populate() {
 bench() { "${BENCH[@]}" -p "$PORT" -P "$P" -c 1 -n "$N" -q "$@" >/dev/null; }
 
 # The commands: tag | what the table says | setup | run.
-CASES=(set get hincrby lpush xadd expire del-missing del-string del-hash)
+CASES=(set get hincrby lpush xadd xadd-used expire del-missing del-string del-hash)
 label() {
     case $1 in
     set) echo '`SET k v`' ;;
@@ -205,6 +208,7 @@ label() {
     hincrby) echo '`HINCRBY h f 1`' ;;
     lpush) echo '`LPUSH l v`' ;;
     xadd) echo '`XADD bench * f v` (a stream XPROCESS never touched)' ;;
+    xadd-used) echo '`XADD used * f v` (the stream XPROCESS just read, with its group)' ;;
     expire) echo '`EXPIRE k 100` (k a string)' ;;
     del-missing) echo '`DEL k`, k missing (what `redis-benchmark DEL k` measures after the first)' ;;
     del-string) echo "\`DEL k:i\`, i = 0..N-1: each deletes an existing string" ;;
@@ -214,6 +218,7 @@ label() {
 setup() {
     case $1 in
     get | expire) cli set k v ;;
+    xadd-used) [ -n "$USED" ] || cli xgroup create used g '$' mkstream ;;
     del-string) populate k SET v ;;
     del-hash) populate h HSET f v ;;
     esac
@@ -225,6 +230,7 @@ run() {
     hincrby) bench HINCRBY h f 1 ;;
     lpush) bench LPUSH l v ;;
     xadd) bench XADD bench '*' f v ;;
+    xadd-used) bench XADD used '*' f v ;;
     expire) bench EXPIRE k 100 ;;
     del-missing) bench DEL k ;;
     del-string) del_keys k ;;
@@ -235,16 +241,28 @@ run() {
 # Instructions in a dump.
 dump_total() { awk '/^summary:/ {print $2}' "$1"; }
 
+# With the module: make it work before a count, outside it (a group on
+# `used`, an entry, one XPROCESS READ that applies it).
+use_module() {
+    cli xgroup create used g '$' mkstream
+    cli xadd used '*' f v
+    [ "$("${CLI[@]}" -p "$PORT" xprocess used g consumer c sadd seen '$f' read | head -1)" != "" ] ||
+        die "XPROCESS READ took nothing"
+}
+
 # measure <variant> [server args...]: one fresh server, every case; writes
 # $OUTDIR/<variant>.tsv (tag, instructions per command, commands).
 measure() {
     local variant=$1 tag before after n dump total
     shift
+    USED=""
+    [ "$variant" = with ] && USED=1
     local out="$OUTDIR/$variant"
     start_server "$out" "$@"
     : >"$OUTDIR/$variant.tsv"
     for tag in "${CASES[@]}"; do
         cli flushall
+        [ -z "$USED" ] || use_module
         setup "$tag"
         before=$("${CLI[@]}" -p "$PORT" info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p')
         callgrind_control -z "$PID" >/dev/null 2>&1
@@ -287,17 +305,14 @@ server_block() {
             "$(awk -v a="$without" -v b="$with" 'BEGIN {printf "%+.1f%% (%+d)", (b - a) * 100 / a, b - a}')"
     done <"$OUTDIR/without.tsv"
     echo
-    local where="\`$DISPATCH\`"
-    case $DISPATCH in 0x*) where+=", an address: the stripped binary does not name this part of moduleNotifyKeyspaceEvent that the compiler split off" ;; esac
     echo "Where the added instructions go, per command: inclusive costs, with the module - without, of"
-    echo "the command filter (\`moduleCallCommandFilters\`; of which xprocess' \`on_command\`), the"
-    echo "keyspace-event dispatch ($where): the walk of the subscriber list for every event, and for"
-    echo "the subscribed classes the context and temporary client Redis sets up for the callback, and"
-    echo "the callback (of which xprocess' \`on_keyspace_event\`), the server-event listeners"
-    echo "(\`moduleFireServerEvent\`), and the rest."
+    echo "the hooks a module can have on other clients' commands (xprocess has none): the command filter"
+    echo "(\`moduleCallCommandFilters\`), the keyspace-event dispatch (\`moduleNotifyKeyspaceEvent\`: the walk of the"
+    echo "subscriber list, and the callbacks' context), the server-event listeners"
+    echo "(\`moduleFireServerEvent\`); and the rest."
     echo
-    echo "| command | added | command filter | of which xprocess | keyspace events | of which xprocess | server events | rest |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| command | added | command filter | keyspace events | server events | rest |"
+    echo "|---|---:|---:|---:|---:|---:|"
     for tag in "${CASES[@]}"; do breakdown "$tag"; done
     echo
     echo "<!-- /tax: $NAME -->"
@@ -317,17 +332,6 @@ inclusive() {
             }'
 }
 
-# The function that calls the module's keyspace-event callback (named
-# moduleNotifyKeyspaceEvent, or an address where the compiler split it).
-dispatcher() {
-    annotate --tree=caller --inclusive=yes --auto=no --threshold=100 "$1" |
-        awk '/^$/ {n = 0; next}
-            / < / {c[++n] = $0; next}
-            /\* .*xprocess::events::on_keyspace_event \[/ && n && !found {
-                f = c[1]; sub(/^.* < [^:]*:/, "", f); sub(/ .*/, "", f); print f; found = 1}
-            {n = 0}'
-}
-
 # One row of the breakdown: instructions per command added by each hook.
 breakdown() {
     local tag=$1 w="$OUTDIR/without/$1" m="$OUTDIR/with/$1"
@@ -336,15 +340,14 @@ breakdown() {
     local added
     added=$(($(awk -F'\t' -v t="$tag" '$1 == t {print $2}' "$OUTDIR/with.tsv") -
         $(awk -F'\t' -v t="$tag" '$1 == t {print $2}' "$OUTDIR/without.tsv")))
-    awk -F'\t' -v n="$N" -v label="$(label "$tag")" -v d="$DISPATCH" -v added="$added" '
+    awk -F'\t' -v n="$N" -v label="$(label "$tag")" -v d=moduleNotifyKeyspaceEvent -v added="$added" '
         FNR == 1 {file++}
         {v[file, $1] = $2}
         function diff(f) {return (v[2, f] - v[1, f]) / n}
         END {
             f = diff("moduleCallCommandFilters"); k = diff(d); s = diff("moduleFireServerEvent")
-            printf "| %s | %+d | %+.0f | %.0f | %+.0f | %.0f | %+.0f | %+.0f |\n", label, added,
-                f, v[2, "xprocess::events::on_command"] / n, k, v[2, "xprocess::events::on_keyspace_event"] / n,
-                s, added - f - k - s
+            printf "| %s | %+d | %+.0f | %+.0f | %+.0f | %+.0f |\n", label, added,
+                f, k, s, added - f - k - s
         }' "$w.incl" "$m.incl"
 }
 
@@ -355,13 +358,16 @@ section_head() {
     cat <<'EOF'
 ## Module tax (issue #12)
 
-What loading the module costs commands that never call XPROCESS, in
+What loading the module costs commands that do not call XPROCESS, in
 instructions per command of the whole server, counted by callgrind. `make
 tax` (scripts/tax.sh) starts a fresh server under `valgrind --tool=callgrind`
 (`--save '' --appendonly no`) without the module, then another with
 `--loadmodule target/release/libxprocess.so`, and runs each command below on
-it, on an emptied database (FLUSHALL; then `SET k v` before GET and EXPIRE,
-and N strings `k:i` or hashes `h:i` before the DELs, outside the count):
+it, on an emptied database (FLUSHALL; with the module, then an entry on a
+stream `used` and one `XPROCESS used g CONSUMER c SADD seen $f READ` that
+applies it, so the module has worked before every count; then `SET k v`
+before GET and EXPIRE, and N strings `k:i` or hashes `h:i` before the DELs,
+all outside the count):
 counters zeroed (`callgrind_control -z`), the command sent N times by one
 client in pipelines of P (`redis-benchmark -P <P> -c 1 -n <N> <command>`, the
 server's own benchmark client; for the DELs of N distinct keys, the same RESP
@@ -454,8 +460,6 @@ for s in "${SERVERS[@]}"; do
         # shellcheck disable=SC1091
         . "$OUTDIR/run.env"
     fi
-    DISPATCH=$(dispatcher "$OUTDIR/with/del-string.callgrind")
-    DISPATCH=${DISPATCH:-moduleNotifyKeyspaceEvent}
     server_block >"$OUTDIR/table.md"
     cat "$OUTDIR/table.md"
     [ -z "$OUT" ] || write_report "$OUTDIR/table.md"
