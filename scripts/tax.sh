@@ -168,9 +168,10 @@ resp() {
 }
 
 # `DEL <prefix>:0` ... `DEL <prefix>:N-1`, P per round trip, as
-# redis-benchmark -P $P -c 1 sends its commands; every reply must be :1.
+# redis-benchmark -P $P -c 1 sends its commands; every reply must be
+# :<deleted> (1, or 0 for missing keys).
 del_keys() {
-    local prefix=$1 i j line batch key ok=0
+    local prefix=$1 deleted=$2 i j line batch key ok=0
     exec 3<>"/dev/tcp/127.0.0.1/$PORT"
     for ((i = 0; i < N; i += P)); do
         batch=""
@@ -181,11 +182,11 @@ del_keys() {
         printf '%s' "$batch" >&3
         for ((j = i; j < i + P && j < N; j++)); do
             read -r line <&3
-            [ "$line" = $':1\r' ] && ok=$((ok + 1))
+            [ "$line" = ":$deleted"$'\r' ] && ok=$((ok + 1))
         done
     done
     exec 3>&-
-    [ "$ok" = "$N" ] || die "DEL $prefix:*: $ok of $N replies were :1"
+    [ "$ok" = "$N" ] || die "DEL $prefix:*: $ok of $N replies were :$deleted"
 }
 
 # Create <prefix>:0 ... <prefix>:N-1 with `<command> <key> <args...>`.
@@ -210,7 +211,7 @@ label() {
     xadd) echo '`XADD bench * f v` (a stream XPROCESS never touched)' ;;
     xadd-used) echo '`XADD used * f v` (the stream XPROCESS just read, with its group)' ;;
     expire) echo '`EXPIRE k 100` (k a string)' ;;
-    del-missing) echo '`DEL k`, k missing (what `redis-benchmark DEL k` measures after the first)' ;;
+    del-missing) echo "\`DEL m:i\`, i = 0..N-1: each key missing" ;;
     del-string) echo "\`DEL k:i\`, i = 0..N-1: each deletes an existing string" ;;
     del-hash) echo "\`DEL h:i\`, i = 0..N-1: each deletes an existing hash (one field)" ;;
     esac
@@ -218,7 +219,6 @@ label() {
 setup() {
     case $1 in
     get | expire) cli set k v ;;
-    xadd-used) [ -n "$USED" ] || cli xgroup create used g '$' mkstream ;;
     del-string) populate k SET v ;;
     del-hash) populate h HSET f v ;;
     esac
@@ -232,22 +232,35 @@ run() {
     xadd) bench XADD bench '*' f v ;;
     xadd-used) bench XADD used '*' f v ;;
     expire) bench EXPIRE k 100 ;;
-    del-missing) bench DEL k ;;
-    del-string) del_keys k ;;
-    del-hash) del_keys h ;;
+    del-missing) del_keys m 0 ;;
+    del-string) del_keys k 1 ;;
+    del-hash) del_keys h 1 ;;
     esac
 }
 
 # Instructions in a dump.
 dump_total() { awk '/^summary:/ {print $2}' "$1"; }
 
-# With the module: make it work before a count, outside it (a group on
-# `used`, an entry, one XPROCESS READ that applies it).
-use_module() {
+# Before each count, on both servers: a stream `used` with a group g and
+# one entry, read and acked by consumer c, and the keys that applying it
+# wrote. With the module, one XPROCESS READ does all that (SADD to `seen`, the
+# entry recorded in the dedupe index `{used}:xprocess:g`), so the module has
+# worked before every count; without it, the same stream state and as many
+# keys come from plain commands (a key lookup costs more in a database that
+# is not empty, whatever the keys hold).
+prepare_used() {
+    local id
     cli xgroup create used g '$' mkstream
-    cli xadd used '*' f v
-    [ "$("${CLI[@]}" -p "$PORT" xprocess used g consumer c sadd seen '$f' read | head -1)" != "" ] ||
-        die "XPROCESS READ took nothing"
+    id=$("${CLI[@]}" -p "$PORT" xadd used '*' f v)
+    if [ -n "$USED" ]; then
+        [ "$("${CLI[@]}" -p "$PORT" xprocess used g consumer c sadd seen '$f' read | head -1)" = "$id" ] ||
+            die "XPROCESS READ did not take $id"
+    else
+        cli xreadgroup group g c count 1 streams used '>'
+        cli xack used g "$id"
+        cli sadd seen v
+        cli set '{used}:xprocess:g' x
+    fi
 }
 
 # measure <variant> [server args...]: one fresh server, every case; writes
@@ -262,7 +275,7 @@ measure() {
     : >"$OUTDIR/$variant.tsv"
     for tag in "${CASES[@]}"; do
         cli flushall
-        [ -z "$USED" ] || use_module
+        prepare_used
         setup "$tag"
         before=$("${CLI[@]}" -p "$PORT" info stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p')
         callgrind_control -z "$PID" >/dev/null 2>&1
@@ -363,16 +376,20 @@ instructions per command of the whole server, counted by callgrind. `make
 tax` (scripts/tax.sh) starts a fresh server under `valgrind --tool=callgrind`
 (`--save '' --appendonly no`) without the module, then another with
 `--loadmodule target/release/libxprocess.so`, and runs each command below on
-it, on an emptied database (FLUSHALL; with the module, then an entry on a
-stream `used` and one `XPROCESS used g CONSUMER c SADD seen $f READ` that
-applies it, so the module has worked before every count; then `SET k v`
+it, on an emptied database (FLUSHALL; then an entry on a stream `used`,
+taken and applied by one `XPROCESS used g CONSUMER c SADD seen $f READ`, so
+the module has worked before every count, and without the module the same
+stream state and keys made by XREADGROUP, XACK, SADD and SET; then `SET k v`
 before GET and EXPIRE, and N strings `k:i` or hashes `h:i` before the DELs,
 all outside the count):
 counters zeroed (`callgrind_control -z`), the command sent N times by one
 client in pipelines of P (`redis-benchmark -P <P> -c 1 -n <N> <command>`, the
 server's own benchmark client; for the DELs of N distinct keys, the same RESP
 bytes, P per round trip, from a client in the script: redis-benchmark
-repeats one key, which is missing after the first DEL), counters dumped
+repeats one key, and a lookup of one missing key compares it with every key
+in its bucket of the keyspace, which depends on the dict's hash seed, random
+at each start: ±60 instructions per command from one start to the next,
+where N distinct missing keys average it out), counters dumped
 (`callgrind_control --dump`). Instructions per command = everything the
 server ran in between / N, except what callgrind is told not to count
 (`--toggle-collect`): `serverCron`, which runs `hz` times a second of wall
