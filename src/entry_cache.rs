@@ -5,7 +5,9 @@
 //! stream order, so the first one not yet seen reads a window of the entries
 //! up to the call's last ID, and the others take theirs from it: one seek per
 //! window, not per entry. READ's new entries are such a window too. The
-//! dedupe index asks the window how many entries lie between two IDs.
+//! dedupe index asks the window how many entries lie between two IDs; those
+//! between its last record and the window's first entry were counted on
+//! the way there (the `Lead`), so that question needs no second seek.
 //!
 //! The window lives only while its call runs (`Scope`), so nothing outside
 //! the call can remove or replace an entry under it: no keyspace event or
@@ -35,6 +37,18 @@ struct Window {
     to: StreamId,
     entries: FastMap<StreamId, Slot>,
     ids: Vec<StreamId>,
+    /// How many entries lie just before `from`, counted on the way to it.
+    lead: Option<Lead>,
+}
+
+/// `count` entries have IDs in `from..` the window's first ID (exclusive).
+/// The index asks how many entries lie between the last ID it recorded and
+/// the one it records now: counting them while seeking to the new one saves
+/// a second seek.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lead {
+    pub from: StreamId,
+    pub count: u64,
 }
 
 impl Window {
@@ -108,18 +122,29 @@ pub fn count_between(db: i32, key: &[u8], after: StreamId, before: StreamId) -> 
         return Some(0);
     }
     WINDOW.with_borrow(|window| {
-        let w = window
-            .as_ref()
-            .filter(|w| w.of(db, key) && w.from <= lo && hi <= w.to)?;
-        let first = w.ids.partition_point(|id| *id < lo);
-        let last = w.ids.partition_point(|id| *id <= hi);
-        Some((last - first) as u64)
+        let w = window.as_ref().filter(|w| w.of(db, key) && hi <= w.to)?;
+        let last = w.ids.partition_point(|id| *id <= hi) as u64;
+        if w.from <= lo {
+            return Some(last - w.ids.partition_point(|id| *id < lo) as u64);
+        }
+        // From the lead's start over all of it: hi reaches the window.
+        let lead = w
+            .lead
+            .filter(|l| l.from == lo && hi.next() >= Some(w.from))?;
+        Some(lead.count + last)
     })
 }
 
 /// Remember `entries`, every entry of the stream from `from` up to the last
-/// of them. Replaces the previous window.
-pub fn store(db: i32, key: &[u8], from: StreamId, entries: Vec<(StreamId, Fields)>) {
+/// of them, and the `lead` counted before `from`. Replaces the previous
+/// window.
+pub fn store(
+    db: i32,
+    key: &[u8],
+    lead: Option<Lead>,
+    from: StreamId,
+    entries: Vec<(StreamId, Fields)>,
+) {
     let Some(&(to, _)) = entries.last() else {
         return; // nothing seen: an ID past the end may still be added
     };
@@ -128,6 +153,7 @@ pub fn store(db: i32, key: &[u8], from: StreamId, entries: Vec<(StreamId, Fields
         key: key.to_vec(),
         from,
         to,
+        lead: lead.filter(|l| l.from < from),
         ids: entries.iter().map(|(id, _)| *id).collect(),
         entries: entries
             .into_iter()
@@ -161,7 +187,13 @@ mod tests {
     #[test]
     fn a_window_serves_entries_once_and_knows_gaps() {
         let _call = scope();
-        store(0, b"s", id(5), vec![(id(5), fields(5)), (id(7), fields(7))]);
+        store(
+            0,
+            b"s",
+            None,
+            id(5),
+            vec![(id(5), fields(5)), (id(7), fields(7))],
+        );
         assert_eq!(take(0, b"s", id(7)), Lookup::Hit(fields(7)));
         assert_eq!(take(0, b"s", id(7)), Lookup::Unknown, "handed out once");
         assert_eq!(take(0, b"s", id(6)), Lookup::Missing);
@@ -181,6 +213,7 @@ mod tests {
         store(
             0,
             b"s",
+            None,
             id(5),
             vec![(id(5), fields(5)), (id(7), fields(7)), (id(9), fields(9))],
         );
@@ -204,13 +237,49 @@ mod tests {
     }
 
     #[test]
+    fn a_lead_answers_counts_from_its_start_over_all_of_it() {
+        let _call = scope();
+        let lead = Lead {
+            from: id(2),
+            count: 3,
+        };
+        let entries = vec![(id(8), fields(8)), (id(9), fields(9))];
+        store(0, b"s", Some(lead), id(8), entries);
+        let just_below = |ms: u64| StreamId {
+            ms: ms - 1,
+            seq: u64::MAX,
+        };
+        // after 1-max (so from 2-0) up to 8-0 (exclusive): the lead only.
+        assert_eq!(count_between(0, b"s", just_below(2), id(8)), Some(3));
+        assert_eq!(count_between(0, b"s", just_below(2), id(9)), Some(4));
+        assert_eq!(
+            count_between(0, b"s", just_below(2), id(7)),
+            None,
+            "not over all of the lead: 7-x may hold some of it"
+        );
+        assert_eq!(
+            count_between(0, b"s", id(2), id(8)),
+            None,
+            "not from the lead's start: 2-0 itself may be one of the 3"
+        );
+        assert_eq!(take(0, b"s", id(5)), Lookup::Unknown, "no fields kept");
+        assert_eq!(take(0, b"s", id(8)), Lookup::Hit(fields(8)));
+    }
+
+    #[test]
     fn a_window_ends_with_its_call_and_a_nested_call_has_its_own() {
         let call = scope();
-        store(0, b"s", id(1), vec![(id(1), fields(1)), (id(2), fields(2))]);
+        store(
+            0,
+            b"s",
+            None,
+            id(1),
+            vec![(id(1), fields(1)), (id(2), fields(2))],
+        );
         {
             let _nested = scope();
             assert_eq!(take(0, b"s", id(1)), Lookup::Unknown);
-            store(0, b"s", id(9), vec![(id(9), fields(9))]);
+            store(0, b"s", None, id(9), vec![(id(9), fields(9))]);
         }
         assert_eq!(take(0, b"s", id(9)), Lookup::Unknown, "the nested window");
         assert_eq!(take(0, b"s", id(1)), Lookup::Hit(fields(1)));
@@ -222,7 +291,13 @@ mod tests {
     #[test]
     fn a_write_to_the_stream_forgets_its_window_only() {
         let _call = scope();
-        store(0, b"s", id(1), vec![(id(1), fields(1)), (id(3), fields(3))]);
+        store(
+            0,
+            b"s",
+            None,
+            id(1),
+            vec![(id(1), fields(1)), (id(3), fields(3))],
+        );
         forget(0, b"other");
         forget(1, b"s");
         assert_eq!(count_between(0, b"s", id(1), id(3)), Some(0));
@@ -234,7 +309,7 @@ mod tests {
     #[test]
     fn an_empty_read_stores_nothing() {
         let _call = scope();
-        store(0, b"empty", id(1), Vec::new());
+        store(0, b"empty", None, id(1), Vec::new());
         assert_eq!(take(0, b"empty", id(1)), Lookup::Unknown);
     }
 }

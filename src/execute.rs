@@ -276,7 +276,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         self.taken
             .extend(taken.new.iter().map(|(id, _)| (*id, None)));
         if let Some(&(first, _)) = taken.new.first() {
-            entry_cache::store(self.db, self.stream, first, taken.new);
+            entry_cache::store(self.db, self.stream, None, first, taken.new);
         }
         self.taken
             .extend(taken.claimed.into_iter().map(|(id, f)| (id, Some(f))));
@@ -388,7 +388,7 @@ impl Backend for RedisBackend<'_, '_> {
         Ok(self.pending(id)?.map(|(owner, _)| owner))
     }
 
-    fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
+    fn read_entry(&mut self, id: StreamId, count_from: Option<StreamId>) -> Option<Fields> {
         if let Some(Some(fields)) = self.taken.get_mut(&id).map(Option::take) {
             return Some(fields);
         }
@@ -402,10 +402,10 @@ impl Backend for RedisBackend<'_, '_> {
         }
         let ctx = self.redis.ctx.ctx;
         let span = (id, self.last.max(id));
-        let window =
-            stream_reader::read_ahead(ctx, self.stream, span, READ_AHEAD, READ_AHEAD_BYTES);
-        let found = window.first().is_some_and(|(first, _)| *first == id);
-        entry_cache::store(self.db, self.stream, id, window);
+        let limits = (READ_AHEAD, READ_AHEAD_BYTES);
+        let read = stream_reader::read_ahead(ctx, self.stream, count_from, span, limits);
+        let found = read.entries.first().is_some_and(|(first, _)| *first == id);
+        entry_cache::store(self.db, self.stream, read.lead, id, read.entries);
         if !found {
             return None;
         }

@@ -23,7 +23,10 @@ pub trait Backend: State {
     /// The consumer that entry `id` is pending for, `None` if not pending.
     fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError>;
     /// The field/value pairs of entry `id`, `None` if it is not in the stream.
-    fn read_entry(&mut self, id: StreamId) -> Option<Fields>;
+    /// The dedupe store will then count the entries from `count_from` to
+    /// `id` (see `DedupeStore::recorded_below`): a reader may count them in
+    /// the same pass.
+    fn read_entry(&mut self, id: StreamId, count_from: Option<StreamId>) -> Option<Fields>;
     /// Perform one planned write.
     fn apply(&mut self, op: &Op) -> Result<(), ReplyError>;
     /// How many times entry `id` was delivered (the PEL's count; 0 when it
@@ -127,7 +130,8 @@ fn process_one<B: Backend, D: DedupeStore>(
     if let Err(e) = outcome {
         return Outcome::Failed(e); // not the entry's fault: never dead-lettered
     }
-    let Some(owned) = backend.read_entry(id) else {
+    let count_from = store.recorded_below(id).and_then(StreamId::next);
+    let Some(owned) = backend.read_entry(id, count_from) else {
         let error = ReplyError::entry_not_found(id_text);
         return dead_letter_or_fail(req, id, error, None, backend, store);
     };
@@ -303,7 +307,7 @@ mod tests {
         fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
             Ok(self.pel.get(&id).cloned())
         }
-        fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
+        fn read_entry(&mut self, id: StreamId, _: Option<StreamId>) -> Option<Fields> {
             self.entries.get(&id).cloned()
         }
         fn apply(&mut self, op: &Op) -> Result<(), ReplyError> {

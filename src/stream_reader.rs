@@ -5,7 +5,7 @@
 //! `XRANGE id id` pays too: so a call reads its entries a window at a time
 //! (see `entry_cache`).
 
-use crate::entry_cache;
+use crate::entry_cache::{self, Lead};
 use crate::index::ranges::StreamView;
 use crate::parse::StreamId;
 use crate::process::Fields;
@@ -99,8 +99,11 @@ impl Cursor {
 
     fn stop(&mut self) {
         if self.running {
+            // Stop, not Delete: RedisModule_StreamIteratorDelete deletes the
+            // current entry from the stream (and fails on a key open for
+            // reading, leaving the iterator running).
             // SAFETY: an iterator is running on `key`.
-            unsafe { raw::RedisModule_StreamIteratorDelete.unwrap()(self.key) };
+            unsafe { raw::RedisModule_StreamIteratorStop.unwrap()(self.key) };
             self.running = false;
         }
     }
@@ -114,32 +117,81 @@ impl Drop for Cursor {
     }
 }
 
+/// Entries read in one pass (see `read_ahead`).
+#[derive(Default)]
+pub struct Read {
+    pub lead: Option<Lead>,
+    pub entries: Vec<(StreamId, Fields)>,
+}
+
+/// The most entries counted on the way to the first one asked for; past
+/// it, the walk gives up and seeks there instead.
+const MAX_LEAD: u64 = 256;
+
 /// Read the entries of stream `name` from `from` to `to` (both inclusive),
-/// in ID order: at most `max_entries` of them (and about `max_bytes`).
+/// in ID order: at most `max_entries` of them (and about `max_bytes`). With
+/// `count_from`, start there instead and count the entries before `from`
+/// (the dedupe index is about to ask for them) without copying them.
 pub fn read_ahead(
     ctx: *mut raw::RedisModuleCtx,
     name: &[u8],
+    count_from: Option<StreamId>,
     (from, to): (StreamId, StreamId),
-    max_entries: usize,
-    max_bytes: usize,
-) -> Vec<(StreamId, Fields)> {
-    let mut out = Vec::new();
+    (max_entries, max_bytes): (usize, usize),
+) -> Read {
+    let mut read = Read::default();
     let Some(mut cursor) = Cursor::open(ctx, name) else {
-        return out;
+        return read;
     };
-    if !cursor.seek(from, to) {
-        return out;
+    let mut first = None;
+    if let Some(start) = count_from.filter(|start| *start < from) {
+        (read.lead, first) = walk_lead(&mut cursor, start, (from, to));
+        if read.lead.is_some() && first.is_none() {
+            // The walk reached the end: nothing from `from` on. (NextID
+            // again after it said no more crashes Redis 7.0.)
+            return read;
+        }
+    }
+    if read.lead.is_none() && !cursor.seek(from, to) {
+        return read;
     }
     let mut bytes = 0;
-    while out.len() < max_entries && bytes < max_bytes {
-        let Some(id) = cursor.next_id() else { break };
+    while read.entries.len() < max_entries && bytes < max_bytes {
+        let Some(id) = first.take().or_else(|| cursor.next_id()) else {
+            break;
+        };
         // Redis 7.0 asserts (and aborts) if NextID is called again before
         // the current entry's fields were read: always read them.
         let fields = cursor.fields();
         bytes += fields.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>();
-        out.push((id, fields));
+        read.entries.push((id, fields));
     }
-    out
+    read
+}
+
+/// Count the entries from `start` up to `from` (exclusive); the lead, and
+/// the first entry at or past `from`, whose fields are still to be read.
+/// No lead if there are more than `MAX_LEAD` (the cursor is left to seek).
+fn walk_lead(
+    cursor: &mut Cursor,
+    start: StreamId,
+    (from, to): (StreamId, StreamId),
+) -> (Option<Lead>, Option<StreamId>) {
+    if !cursor.seek(start, to) {
+        return (None, None);
+    }
+    let mut count = 0;
+    while let Some(id) = cursor.next_id() {
+        if id >= from {
+            return (Some(Lead { from: start, count }), Some(id));
+        }
+        cursor.skip_fields();
+        count += 1;
+        if count > MAX_LEAD {
+            return (None, None);
+        }
+    }
+    (Some(Lead { from: start, count }), None)
 }
 
 /// The source stream as the dedupe index sees it: entry counts between IDs

@@ -6,8 +6,8 @@
 //! lookup) + SADD (records) on top (the index is read and written
 //! in-process); nothing per entry for HINCRBY (low-level hash API); one
 //! XPENDING per entry with CONSUMER; one XADD per entry for an XADD effect,
-//! plus one XINFO per call and target stream. The consumer-group check runs
-//! once per stream.
+//! plus one XINFO per call and target stream; one XPENDING per call to
+//! check the consumer group (nothing is remembered from call to call).
 
 mod common;
 
@@ -21,17 +21,21 @@ fn counter(con: &mut Connection, name: &str) -> u64 {
         .unwrap()
 }
 
-/// RedisModule_Calls and cache misses made by `XPROCESS args`.
+/// RedisModule_Calls and cache misses made by `XPROCESS args`. No call
+/// walks the stream a second time to count entries for the index: the seek
+/// that reads a window counts them on its way.
 fn cost(con: &mut Connection, args: &[&str]) -> (u64, u64) {
-    let (calls, misses) = (
+    let (calls, misses, scans) = (
         counter(con, "redis_calls"),
         counter(con, "entry_cache_misses"),
+        counter(con, "gap_scans"),
     );
     let reply = xprocess(con, args);
     assert!(
         slots(&reply).iter().all(|s| s == "1" || s == "0"),
         "{reply:?}"
     );
+    assert_eq!(counter(con, "gap_scans"), scans, "{args:?}");
     (
         counter(con, "redis_calls") - calls,
         counter(con, "entry_cache_misses") - misses,
@@ -118,6 +122,41 @@ fn budget(store: &str, per_call: u64, duplicates: u64) {
     assert_eq!(run(&ids[132..142], &xadd, None), (per_call + 1 + 10 + 1, 1));
     // Past the read-ahead window (256 entries): a second seek.
     assert_eq!(run(&ids[142..400], &HINCRBY, None), (per_call + 1, 2));
+}
+
+/// One ID per call, in stream order, with IDs apart (so an entry could lie
+/// between two): each call seeks once, counting on its way what lies
+/// between the index's last record and its entry; no second walk (`cost`
+/// checks that). An entry left out is counted as a hole on that same walk.
+#[test]
+fn one_id_per_call_seeks_once() {
+    let srv = Server::start();
+    let mut con = srv.conn();
+    q::<String>(&mut con, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    let ids: Vec<String> = (1..=40).map(|i| format!("{}-0", i * 10)).collect();
+    for id in &ids {
+        xadd_id(&mut con, "s", id, &[("user", "u"), ("amount", "1")]);
+    }
+    let read = ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"];
+    let _: redis::Value = call(&mut con, &read);
+    let one = |i: usize| call_with("INDEX", &ids[i..=i], &HINCRBY, None);
+    for i in 0..30 {
+        let args = one(i);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(cost(&mut con, &args), (2, 1), "{}", ids[i]);
+    }
+    // 310-0 left out: a hole, counted by the walk to 320-0. (With a hole,
+    // a call also checks one gap for entries, round robin: a walk.)
+    for i in 31..40 {
+        let args = one(i);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(slots(&xprocess(&mut con, &args)), ["1"]);
+    }
+    let dedupe = "{s}:xprocess:g";
+    assert_eq!(dedupe_info_int(&mut con, dedupe, "holes"), 1);
+    assert_eq!(dedupe_info_int(&mut con, dedupe, "recorded"), 39);
+    let flags = processed_flags(&mut con, dedupe, &["300-0", "310-0", "320-0"]);
+    assert_eq!(flags, [true, false, true]);
 }
 
 /// READ: XREADGROUP + XACK per call, XAUTOCLAIM on top with CLAIM; no

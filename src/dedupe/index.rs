@@ -109,6 +109,10 @@ impl DedupeStore for IndexStore<'_> {
         Ok(self.key.index().is_some_and(|index| index.contains(id)))
     }
 
+    fn recorded_below(&mut self, id: StreamId) -> Option<StreamId> {
+        self.key.index()?.recorded_below(id)
+    }
+
     fn insert(&mut self, id: StreamId) {
         let (ctx, name) = (self.ctx.ctx, self.stream);
         let mut touched = self.touched;

@@ -15,6 +15,12 @@ pub trait DedupeStore {
     fn commit(&mut self) -> Result<(), ReplyError>;
     /// A hint that `ids` are about to be looked up: a store may do it in bulk.
     fn prefetch(&mut self, _ids: &[StreamId]) {}
+    /// The last ID recorded below `id` (not processed yet), if recording
+    /// `id` will count the stream's entries between the two: the index does,
+    /// to tell a range that goes on from one with a hole before it.
+    fn recorded_below(&mut self, _id: StreamId) -> Option<StreamId> {
+        None
+    }
     /// The payload fingerprint and the entry of the live record of business
     /// key `key` (its xxh3-128), by an earlier call or earlier in this one.
     /// Stores without business keys (a Set: KEY is refused) have none.

@@ -164,6 +164,14 @@ impl Index {
         p > 0 && self.ranges[p - 1].end >= id
     }
 
+    /// The end of the range just below `id`, if `id` is past it: recording
+    /// `id` counts the stream's entries between the two.
+    pub fn recorded_below(&self, id: StreamId) -> Option<StreamId> {
+        let p = self.position(id);
+        let end = self.ranges.get(p.checked_sub(1)?)?.end;
+        (end < id).then_some(end)
+    }
+
     /// Record `id`, an entry of the stream just processed. False if it was
     /// covered already.
     pub fn record(&mut self, id: StreamId, view: &mut impl StreamView, t: &mut Touched) -> bool {
