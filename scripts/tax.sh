@@ -43,7 +43,9 @@
 #   trip; 1 shows what the module costs at each turn of the event loop), TAX_OUT (BENCHMARKS.md; set it
 #   empty to only print), TAX_DIR (target/tax: the dumps, for
 #   callgrind_annotate), XPROCESS_MODULE (target/release/libxprocess.so),
-#   TAX_REPORT_ONLY=1 (write the tables from the dumps of the last run).
+#   TAX_REPORT_ONLY=1 (write the tables from the dumps of the last run),
+#   TAX_CASES (a subset of the cases, by tag: 'del-missing get'; with TAX_OUT
+#   empty, to measure one case again on fresh servers).
 # Needs valgrind (callgrind_control, callgrind_annotate).
 set -euo pipefail
 
@@ -201,7 +203,13 @@ populate() {
 bench() { "${BENCH[@]}" -p "$PORT" -P "$P" -c 1 -n "$N" -q "$@" >/dev/null; }
 
 # The commands: tag | what the table says | setup | run.
-CASES=(set get hincrby lpush xadd xadd-used expire del-missing del-string del-hash)
+ALL_CASES='set get hincrby lpush xadd xadd-used expire del-missing del-string del-hash'
+read -r -a CASES <<<"${TAX_CASES:-$ALL_CASES}"
+for tag in "${CASES[@]}"; do
+    [[ " $ALL_CASES " == *" $tag "* ]] || die "TAX_CASES: no case $tag (cases: $ALL_CASES)"
+done
+# A partial table must not replace a server's whole block in BENCHMARKS.md.
+[ -z "${TAX_CASES:-}" ] || [ -z "$OUT" ] || die "TAX_CASES: set TAX_OUT= too (a subset only prints)"
 label() {
     case $1 in
     set) echo '`SET k v`' ;;
