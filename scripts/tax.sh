@@ -24,8 +24,11 @@
 #   where a command rewrites its arguments, as EXPIRE does on Redis 7.0): the
 #   table's hash seed is random per start, so the collisions on the way to a
 #   command's name change its cost by up to ~70 instructions per command.
-# What remains varies by about +-15 instructions per command from run to run
-# (libc's string functions count differently with where the strings lie).
+# What remains varies by up to about +-25 instructions per command from run
+# to run, and up to ~60 where a command's one key lands in a shared bucket:
+# libc's strcasecmp takes a slower path for a string near the end of a page
+# (Redis 7.0 compares every command's name with "host:" and "post"), and the
+# keyspace dict's hash seed is random per start.
 # Then, per command, where the added instructions go (inclusive costs, with -
 # without): the command filter, the keyspace-event dispatch, the server-event
 # listeners (the hooks a module can have on other clients' commands: xprocess
@@ -405,8 +408,12 @@ time rather than per command (under callgrind its share moves with the
 machine's load, by up to ~100 instructions per command), and the
 command-table lookup (`lookupCommandLogic`, `lookupCommandOrOriginal`), whose
 cost depends on the table's hash seed, random at each start (up to ~70
-instructions per command). What remains varies by about ±15 instructions per
-command from run to run. The cost is with / without - 1, and the difference.
+instructions per command). What remains varies by up to about ±25
+instructions per command from run to run with where the heap puts a
+command's name (Redis 7.0's `strcasecmp` of it with "host:" and "post" is
+slower near the end of a page), and by up to ~60 with whether its one key
+shares a keyspace bucket with another (the dict's hash seed).
+The cost is with / without - 1, and the difference.
 P is 16 unless `TAX_P` says otherwise. The dumps stay in target/tax/ for
 `callgrind_annotate`; `make tax TAX_SERVERS='redis-7.0 redis-8.0 valkey-9.1'`
 measures several servers.
