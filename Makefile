@@ -27,11 +27,12 @@ NO_DEPS ?=
 # `make test` runs the whole suite once per server of TEST_SERVERS. A name of
 # SERVERS is a folder target/servers/<name>/ made by scripts/install-servers.sh
 # (Redis 7.0 and Valkey 8.0 from Debian 12 and its backports, Redis 8.0 and
-# Valkey 9.1 from Debian unstable in a private prefix); any other name is a
+# Valkey 9.1 from Debian unstable and Redis 8.6 from Debian experimental, each
+# in a private prefix); any other name is a
 # server binary on PATH, e.g. `make test TEST_SERVERS=/opt/redis/bin/redis-server`.
 # A server that cannot be installed fails `make test` when CI is set, and is
 # skipped with a warning otherwise.
-SERVERS := redis-7.0 valkey-8.0 redis-8.0 valkey-9.1
+SERVERS := redis-7.0 valkey-8.0 redis-8.0 redis-8.6 valkey-9.1
 TEST_SERVERS ?= $(SERVERS)
 SERVERS_DIR := $(CURDIR)/target/servers
 
@@ -108,7 +109,7 @@ servers: ## Install the servers of TEST_SERVERS into target/servers (scripts/ins
 	if [ -n "$${CI:-}" ]; then allow=""; else allow=1; fi; \
 	ALLOW_MISSING=$$allow bash scripts/install-servers.sh $$names
 
-test: deps servers examples-deps ## Build the debug module, then run all tests once per server: Redis 7.0 and 8.0, Valkey 8.0 and 9.1 (what CI runs)
+test: deps servers examples-deps ## Build the debug module, then run all tests once per server: Redis 7.0, 8.0 and 8.6, Valkey 8.0 and 9.1 (what CI runs)
 	$(CARGO) build
 	@results=""; passed=0; failed=0; \
 	for s in $(TEST_SERVERS); do \

@@ -549,6 +549,37 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> Option<St
         .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
 }
 
+/// Which server a test talks to: Valkey reports a fixed `redis_version`
+/// (7.2.4) and its own version in `valkey_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub valkey: bool,
+    pub version: (u32, u32, u32),
+}
+
+impl ServerVersion {
+    /// True on Redis (not Valkey) at `major.minor` or later.
+    pub fn redis_at_least(self, major: u32, minor: u32) -> bool {
+        !self.valkey && (self.version.0, self.version.1) >= (major, minor)
+    }
+}
+
+pub fn server_version(con: &mut Connection) -> ServerVersion {
+    let valkey = info_field(con, "server", "valkey_version");
+    let text = valkey
+        .clone()
+        .or_else(|| info_field(con, "server", "redis_version"))
+        .expect("INFO server has a version");
+    let mut parts = text
+        .split('.')
+        .map(|p| p.parse::<u32>().expect("numeric version"));
+    let mut next = || parts.next().unwrap_or(0);
+    ServerVersion {
+        valkey: valkey.is_some(),
+        version: (next(), next(), next()),
+    }
+}
+
 /// Poll `cond` every 10 ms until it holds; panic after `POLL_TIMEOUT`.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + POLL_TIMEOUT;
