@@ -125,8 +125,8 @@ test: deps servers examples-deps ## Build the debug module, then run all tests o
 			continue; \
 		fi; \
 		printf '\n==> test on %s (%s)\n' "$$s" "$$("$$bin" --version)"; \
-		echo "+ PATH=$$dir:\$$PATH REDIS_SERVER=$$bin REDIS_CLI=$$cli $(CARGO) test --no-fail-fast $(TEST_ARGS)"; \
-		if PATH="$$dir:$$PATH" REDIS_SERVER="$$bin" REDIS_CLI="$$cli" $(CARGO) test --no-fail-fast $(TEST_ARGS); then \
+		echo "+ PATH=$$dir:\$$PATH REDIS_SERVER=$$bin REDIS_CLI=$$cli $(CARGO) test --workspace --no-fail-fast $(TEST_ARGS)"; \
+		if PATH="$$dir:$$PATH" REDIS_SERVER="$$bin" REDIS_CLI="$$cli" $(CARGO) test --workspace --no-fail-fast $(TEST_ARGS); then \
 			results="$$results $$s($$version):passed"; passed=$$((passed + 1)); \
 		else results="$$results $$s($$version):FAILED"; failed=$$((failed + 1)); fi; \
 	done; \
@@ -154,7 +154,7 @@ examples-deps: ## Install the example workers' dependencies: redis-py (target/ex
 
 lint: ## Check formatting (cargo fmt --check) and run clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt: ## Format the code with cargo fmt
 	$(CARGO) fmt --all

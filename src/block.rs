@@ -8,7 +8,6 @@
 //! replies at once, as XREADGROUP does.
 
 use crate::cluster;
-use crate::errors;
 use crate::replication::Redis;
 use crate::reply;
 use crate::stats;
@@ -16,6 +15,7 @@ use redis_module::{raw, Context, ContextFlags, RedisString};
 use std::cell::{Cell, RefCell};
 use std::os::raw::{c_int, c_longlong, c_void};
 use std::ptr;
+use xprocess_core::errors;
 
 const UNBLOCK_DELETED: c_int = raw::REDISMODULE_BLOCK_UNBLOCK_DELETED as c_int;
 

@@ -12,7 +12,7 @@ use redis_module::CallReply;
 
 /// The cluster slot of `key` (CRC16 of its hash tag, or of the whole key).
 pub fn key_slot(key: &[u8]) -> u16 {
-    let hashed = crate::keys::hash_tag(key).unwrap_or(key);
+    let hashed = xprocess_core::key_name::hash_tag(key).unwrap_or(key);
     crc16(hashed) % 16384
 }
 

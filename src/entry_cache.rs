@@ -17,10 +17,10 @@
 //! A window ends at the last entry seen, so entries appended later never
 //! fall inside it.
 
-use crate::fingerprint::FastMap;
-use crate::parse::StreamId;
-use crate::process::Fields;
 use std::cell::RefCell;
+use xprocess_core::entry::Fields;
+use xprocess_core::fast_map::FastMap;
+use xprocess_core::id::StreamId;
 
 enum Slot {
     Present(Fields),

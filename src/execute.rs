@@ -5,15 +5,9 @@ use crate::cluster;
 use crate::config;
 use crate::dedupe::{DedupeKey, Holds, IndexStore, SetStore};
 use crate::entry_cache::{self, Lookup};
-use crate::errors::{self, ReplyError};
-use crate::fingerprint::FastMap;
 use crate::hash::reads::HashReads;
 use crate::hash::writes::HashWrites;
 use crate::index::commands as index_commands;
-use crate::keys::derived_dedupe_key;
-use crate::parse::{Request, StoreKind, StreamId};
-use crate::plan::{KeyKind, Op, State};
-use crate::process::{process, Backend, Fields, Outcome, Poison};
 use crate::read::{self, Taken};
 use crate::replication::Redis;
 use crate::stats;
@@ -23,6 +17,14 @@ use redis_module::{
 };
 use std::cell::RefCell;
 use std::ptr;
+use xprocess_core::entry::Fields;
+use xprocess_core::errors::{self, ReplyError};
+use xprocess_core::fast_map::FastMap;
+use xprocess_core::id::StreamId;
+use xprocess_core::key_name::derived_dedupe_key;
+use xprocess_core::plan::{KeyKind, Op, State};
+use xprocess_core::process::{process, Backend, Outcome, Poison};
+use xprocess_core::request::{Request, StoreKind};
 
 /// At most this many entries (and bytes of field data) are read ahead, up
 /// to the call's last ID, when an entry is not in the call's window.
@@ -317,7 +319,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
     fn xadd(
         &self,
         key: &[u8],
-        trim: Option<crate::parse::Trim>,
+        trim: Option<xprocess_core::request::Trim>,
         pairs: &[(&[u8], &[u8])],
     ) -> Result<(), ReplyError> {
         let count;

@@ -18,37 +18,29 @@
 //!   costs the commands that never call it nothing (issue #12).
 
 pub mod block;
-pub mod business_key;
 pub mod cluster;
 pub mod command_info;
 pub mod config;
 pub mod dedupe;
 pub mod entry_cache;
-pub mod errors;
 pub mod execute;
-pub mod fingerprint;
 pub mod hash;
 pub mod index;
 pub mod info_fields;
-pub mod keys;
-pub mod numbers;
-pub mod parse;
-pub mod plan;
-pub mod process;
 pub mod read;
 pub mod replication;
 pub mod reply;
 pub mod stats;
 pub mod stream_reader;
-pub mod template;
 
-use errors::ReplyError;
 use index::data_type::INDEX_TYPE;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, RedisString, Status};
 use std::ffi::CString;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use xprocess_core::errors::{self, ReplyError};
+use xprocess_core::parse;
 
 /// XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key]
 ///          [STORE INDEX | SET] [TTL milliseconds] [KEY template ...]
@@ -258,15 +250,15 @@ fn register_command(ctx: &Context) -> Status {
 }
 
 // Inside Redis, Rust allocates through Redis (so INFO memory and maxmemory see
-// it). Unit tests and fuzz targets run without Redis: the system allocator.
-#[cfg(not(any(test, fuzzing)))]
+// it). Unit tests run without Redis: the system allocator.
+#[cfg(not(test))]
 macro_rules! allocator {
     () => {
         redis_module::alloc::RedisAlloc
     };
 }
 
-#[cfg(any(test, fuzzing))]
+#[cfg(test)]
 macro_rules! allocator {
     () => {
         std::alloc::System
@@ -281,9 +273,9 @@ redis_module! {
     init: init,
     configurations: [
         i64: [
-            ["default-ttl", &config::DEFAULT_TTL, 0, 0, parse::MAX_TTL, ConfigurationFlags::DEFAULT, None],
+            ["default-ttl", &config::DEFAULT_TTL, 0, 0, xprocess_core::request::MAX_TTL, ConfigurationFlags::DEFAULT, None],
             ["max-ids", &config::MAX_IDS, config::DEFAULT_MAX_IDS, 1, 10_000_000, ConfigurationFlags::DEFAULT, None],
-            ["key-window", &config::KEY_WINDOW, config::DEFAULT_KEY_WINDOW, 1, parse::MAX_WINDOW, ConfigurationFlags::DEFAULT, None],
+            ["key-window", &config::KEY_WINDOW, config::DEFAULT_KEY_WINDOW, 1, xprocess_core::request::MAX_WINDOW, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],
         bool: [],

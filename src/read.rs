@@ -5,11 +5,12 @@
 //! reads an entry twice.
 
 use crate::config;
-use crate::errors::ReplyError;
-use crate::parse::{Read, Request, StreamId, DEFAULT_READ_COUNT};
-use crate::process::Fields;
 use crate::replication::Redis;
 use redis_module::CallReply;
+use xprocess_core::entry::Fields;
+use xprocess_core::errors::ReplyError;
+use xprocess_core::id::StreamId;
+use xprocess_core::request::{Read, Request, DEFAULT_READ_COUNT};
 
 /// The entries one READ took: claimed ones (processed first), then new
 /// ones. The new ones follow each other in the stream, with no entry

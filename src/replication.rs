@@ -6,15 +6,15 @@
 //! the writes of one XPROCESS call in a single MULTI/EXEC for replicas and
 //! the AOF. XPROCESS itself is never propagated. Reads are not propagated.
 
-use crate::errors::ReplyError;
 use crate::hash::writes::Pending;
-use crate::parse::{IdText, StreamId};
 use redis_module::{
     raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent,
 };
 use std::cell::Cell;
 use std::os::raw::c_void;
 use std::ptr;
+use xprocess_core::errors::ReplyError;
+use xprocess_core::id::{IdText, StreamId};
 
 thread_local! {
     // Built once: RedisModule_Call flags, `!` replicate, `E` errors as replies.

@@ -1,11 +1,11 @@
 //! Replies, written with the raw reply API so that per-entry errors can sit
 //! inside the array; the same bytes serve RESP2 and RESP3 clients.
 
-use crate::errors::ReplyError;
 use crate::execute::Done;
-use crate::process::Outcome;
 use redis_module::{raw, Context};
 use std::ffi::CString;
+use xprocess_core::errors::ReplyError;
+use xprocess_core::process::Outcome;
 
 pub fn error(ctx: &Context, err: &ReplyError) {
     // A NUL cannot cross the C API; printable() already keeps user bytes out.

@@ -6,13 +6,13 @@
 //! (see `entry_cache`).
 
 use crate::entry_cache::{self, Lead};
-use crate::index::ranges::StreamView;
-use crate::parse::StreamId;
-use crate::process::Fields;
 use crate::stats;
 use redis_module::{raw, RedisString};
 use std::os::raw::c_long;
 use std::ptr;
+use xprocess_core::entry::Fields;
+use xprocess_core::id::StreamId;
+use xprocess_core::index::ranges::StreamView;
 
 /// An open stream key with a running iterator; closed on drop.
 struct Cursor {

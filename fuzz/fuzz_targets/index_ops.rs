@@ -17,10 +17,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeSet;
-use xprocess::index::encoding::{decode, encode};
-use xprocess::index::patch;
-use xprocess::index::ranges::{Index, StreamView, Touched};
-use xprocess::parse::StreamId;
+use xprocess_core::id::StreamId;
+use xprocess_core::index::codec::{decode, encode};
+use xprocess_core::index::patch;
+use xprocess_core::index::ranges::{Index, StreamView, Touched};
 
 struct Stream(BTreeSet<StreamId>);
 
@@ -29,7 +29,11 @@ impl StreamView for Stream {
         if after >= before {
             return 0;
         }
-        let n = self.0.range(after..before).filter(|id| **id != after).count() as u64;
+        let n = self
+            .0
+            .range(after..before)
+            .filter(|id| **id != after)
+            .count() as u64;
         n.min(cap)
     }
     fn first_id(&mut self) -> Option<StreamId> {
@@ -59,7 +63,11 @@ fn replay(replica: &mut Index, index: &Index, t: &Touched) {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(index) = decode(data, 2) {
-        assert_eq!(encode(&index), data, "decode accepted what encode would not write");
+        assert_eq!(
+            encode(&index),
+            data,
+            "decode accepted what encode would not write"
+        );
     }
 
     let mut stream = Stream((0..64).map(id).collect());
@@ -105,7 +113,10 @@ fuzz_target!(|data: &[u8]| {
         }
         replay(&mut replica, &primary, &t);
         assert_eq!(replica.ranges(), primary.ranges());
-        assert_eq!((replica.recorded, replica.lost), (primary.recorded, primary.lost));
+        assert_eq!(
+            (replica.recorded, replica.lost),
+            (primary.recorded, primary.lost)
+        );
         for e in &stream.0 {
             assert_eq!(
                 primary.contains(*e),
@@ -113,7 +124,10 @@ fuzz_target!(|data: &[u8]| {
                 "entry {e} in the stream: covered must mean processed"
             );
         }
-        assert!(primary.lost <= left_unprocessed, "lost counts more than left");
+        assert!(
+            primary.lost <= left_unprocessed,
+            "lost counts more than left"
+        );
     }
     let round = decode(&encode(&primary), 2).expect("our own encoding decodes");
     assert_eq!(round.ranges(), primary.ranges());

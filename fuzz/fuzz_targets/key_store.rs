@@ -16,11 +16,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
-use xprocess::index::encoding::{decode, encode};
-use xprocess::index::keys::{KeyPatch, KeyRecord};
-use xprocess::index::patch::{self, Change};
-use xprocess::index::ranges::Index;
-use xprocess::parse::StreamId;
+use xprocess_core::id::StreamId;
+use xprocess_core::index::codec::{decode, encode};
+use xprocess_core::index::key_store::{KeyPatch, KeyRecord};
+use xprocess_core::index::patch::{self, Change};
+use xprocess_core::index::ranges::Index;
 
 fn key(n: u8) -> u128 {
     xxhash_rust::xxh3::xxh3_128(&[n])
@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
                 let id = StreamId {
                     ms: u64::from(now),
                     // Now and then an ID that does not pack into 7 bytes.
-                    seq: if byte(3) > 250 { u64::MAX - step as u64 } else { step as u64 },
+                    seq: if byte(3) > 250 {
+                        u64::MAX - step as u64
+                    } else {
+                        step as u64
+                    },
                 };
                 let rec = KeyRecord {
                     key: k,
@@ -79,9 +83,18 @@ fuzz_target!(|data: &[u8]| {
             .filter(|(_, (end, ..))| *end > primary.keys.now)
             .map(|(k, (end, ..))| (*k, *end))
             .collect();
-        let got: Vec<(u128, u32)> = primary.keys.live().iter().map(|r| (r.key, r.expires)).collect();
+        let got: Vec<(u128, u32)> = primary
+            .keys
+            .live()
+            .iter()
+            .map(|r| (r.key, r.expires))
+            .collect();
         assert_eq!(got, live, "step {step}: live records");
-        assert_eq!(replica.keys.live(), primary.keys.live(), "step {step}: replica");
+        assert_eq!(
+            replica.keys.live(),
+            primary.keys.live(),
+            "step {step}: replica"
+        );
         assert!(
             primary.keys.stored() <= live.len() + 2 * 65_536,
             "step {step}: {} stored for {} live",
@@ -91,5 +104,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let loaded = decode(&encode(&primary), 2).expect("our own encoding decodes");
     assert_eq!(loaded.keys.live(), primary.keys.live());
-    assert_eq!(encode(&loaded), encode(&primary), "a reload saves the same bytes");
+    assert_eq!(
+        encode(&loaded),
+        encode(&primary),
+        "a reload saves the same bytes"
+    );
 });

@@ -17,14 +17,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::{HashMap, HashSet};
-use xprocess::dedupe::DedupeStore;
-use xprocess::errors::ReplyError;
-use xprocess::keys::{derived_dedupe_key, hash_tag};
-use xprocess::numbers::{parse_float, parse_i64};
-use xprocess::parse::{parse, Effect, StreamId, XAddBody};
-use xprocess::plan::{KeyKind, Op, State};
-use xprocess::process::{process, Backend, Fields, Outcome, Poison};
-use xprocess::template::{Arg, Entry};
+use xprocess_core::entry::Entry;
+use xprocess_core::entry::Fields;
+use xprocess_core::errors::ReplyError;
+use xprocess_core::id::StreamId;
+use xprocess_core::key_name::{derived_dedupe_key, hash_tag};
+use xprocess_core::numbers::{parse_float, parse_i64};
+use xprocess_core::parse::parse;
+use xprocess_core::plan::{KeyKind, Op, State};
+use xprocess_core::process::{process, Backend, Outcome, Poison};
+use xprocess_core::request::{Effect, XAddBody};
+use xprocess_core::store::DedupeStore;
+use xprocess_core::template::Arg;
 
 fn mix(bytes: &[u8]) -> u64 {
     // FNV-1a: a deterministic "random" shape for each key and field name.
@@ -148,7 +152,7 @@ impl Backend for Mem {
         Ok(self.owners.get(&id).cloned())
     }
 
-    fn read_entry(&mut self, id: StreamId) -> Option<Fields> {
+    fn read_entry(&mut self, id: StreamId, _count_from: Option<StreamId>) -> Option<Fields> {
         self.entries.get(&id).cloned()
     }
 
@@ -157,7 +161,10 @@ impl Backend for Mem {
     }
 
     fn dead_letter(&mut self, _key: &[u8], poison: &Poison) -> Result<(), ReplyError> {
-        assert!(!poison.error.as_str().starts_with("NOTOWNER"), "fenced entry dead-lettered");
+        assert!(
+            !poison.error.as_str().starts_with("NOTOWNER"),
+            "fenced entry dead-lettered"
+        );
         self.dead.push(poison.id);
         Ok(())
     }
@@ -292,7 +299,7 @@ fn entry_fields(argv: &[&[u8]], salt: u64) -> Fields {
     f
 }
 
-fn check_parse(argv: &[&[u8]], req: &xprocess::parse::Request) {
+fn check_parse(argv: &[&[u8]], req: &xprocess_core::request::Request) {
     // Key positions: the stream first, then DEDUPE and DEADLETTER (in the
     // order given), then one per effect.
     assert_eq!(req.key_positions[0], 1);
@@ -483,7 +490,10 @@ fuzz_target!(|data: &[u8]| {
                 acked.push(*id);
             }
             Outcome::DeadLettered => {
-                let after = req.dead_letter.expect("dead-lettered without DEADLETTER").after;
+                let after = req
+                    .dead_letter
+                    .expect("dead-lettered without DEADLETTER")
+                    .after;
                 assert!(mem.deliveries[id] >= after, "dead-lettered too early");
                 assert!(!before_committed.contains(id) && !applied.contains(id));
                 dead.push(*id);
@@ -492,7 +502,10 @@ fuzz_target!(|data: &[u8]| {
             Outcome::Failed(e) => {
                 if let Some(dl) = req.dead_letter {
                     let fenced = e.as_str().starts_with("NOTOWNER");
-                    assert!(fenced || mem.deliveries[id] < dl.after, "{id} not dead-lettered: {e}");
+                    assert!(
+                        fenced || mem.deliveries[id] < dl.after,
+                        "{id} not dead-lettered: {e}"
+                    );
                 }
                 let text = e.as_str();
                 assert!(!text.is_empty() && !text.contains('\r') && !text.contains('\n'));
@@ -503,6 +516,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(mem.dead, dead, "dead letters != outcomes 2");
     let inserted: HashSet<StreamId> = store.inserts.iter().copied().collect();
     let done: HashSet<StreamId> = applied.iter().chain(&dead).copied().collect();
-    assert_eq!(inserted, done, "dedupe records != applied and dead-lettered entries");
+    assert_eq!(
+        inserted, done,
+        "dedupe records != applied and dead-lettered entries"
+    );
     assert_eq!(mem.acked, acked, "XACK set != applied + duplicates");
 });

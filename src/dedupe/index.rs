@@ -6,14 +6,16 @@
 //! entries left the stream, then replicates what changed as one
 //! `XPROCESS.PATCH` inside the call's MULTI/EXEC.
 
-use super::{DedupeKey, DedupeStore, Holds};
-use crate::errors::{self, ReplyError};
-use crate::index::keys::{KeyPatch, KeyRecord};
-use crate::index::patch::{self, Change};
-use crate::index::ranges::{Index, Touched};
-use crate::parse::StreamId;
+use super::{DedupeKey, Holds};
+use crate::index::replicate::replicate;
 use crate::stream_reader::Stream;
 use redis_module::Context;
+use xprocess_core::errors::{self, ReplyError};
+use xprocess_core::id::StreamId;
+use xprocess_core::index::key_store::{KeyPatch, KeyRecord};
+use xprocess_core::index::patch::Change;
+use xprocess_core::index::ranges::{Index, Touched};
+use xprocess_core::store::DedupeStore;
 
 pub struct IndexStore<'c> {
     ctx: &'c Context,
@@ -155,7 +157,7 @@ impl DedupeStore for IndexStore<'_> {
             }),
         };
         if change.ranges.is_some() || change.keys.is_some() {
-            patch::replicate(context, key, &index.stream, &change);
+            replicate(context, key, &index.stream, &change);
         }
         self.touched = Touched::default();
         self.recorded = false;

@@ -2,10 +2,10 @@
 //! Set, an index, something else) and the index in it. Closed on drop.
 
 use crate::index::data_type::{self, holds_index};
-use crate::index::ranges::Index;
-use crate::parse::StoreKind;
 use redis_module::{raw, Context, RedisString};
 use std::ptr;
+use xprocess_core::index::ranges::Index;
+use xprocess_core::request::StoreKind;
 
 /// What a dedupe key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

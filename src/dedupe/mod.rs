@@ -4,12 +4,8 @@
 
 mod index;
 mod key;
-mod memory;
 mod set;
-mod store;
 
 pub use index::IndexStore;
 pub use key::{DedupeKey, Holds};
-pub use memory::MemoryStore;
 pub use set::SetStore;
-pub use store::DedupeStore;

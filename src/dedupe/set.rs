@@ -2,12 +2,12 @@
 //! script keeps it, so deployments that share it with such a script keep
 //! working. Every record costs a member (about 66 bytes) forever.
 
-use super::DedupeStore;
-use crate::errors::ReplyError;
-use crate::fingerprint::FastSet;
-use crate::parse::StreamId;
 use crate::replication::Redis;
 use redis_module::CallReply;
+use xprocess_core::errors::ReplyError;
+use xprocess_core::fast_map::FastSet;
+use xprocess_core::id::StreamId;
+use xprocess_core::store::DedupeStore;
 
 /// A plain Redis Set of `ms-seq` IDs, so `SISMEMBER` works on it, with an
 /// optional expiry refreshed on every write.

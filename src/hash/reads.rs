@@ -18,11 +18,11 @@
 //! deferred HINCRBY results (HINCRBYFLOAT goes straight to Redis) must
 //! [`HashReads::forget`] the field, or a later read would see the old value.
 
-use crate::fingerprint::FastMap;
 use crate::stats;
 use redis_module::{raw, RedisString};
 use std::os::raw::c_void;
 use std::ptr;
+use xprocess_core::fast_map::FastMap;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Lookups of one hash in one call before it is copied.

@@ -7,7 +7,7 @@
 //! replicated `HSET key field value ...` per key instead of one per entry.
 //! The whole call is atomic, so nobody can observe the difference.
 
-use crate::fingerprint::FastMap;
+use xprocess_core::fast_map::FastMap;
 
 /// A field's pending value and how many HINCRBYs produced it.
 pub type Pending = (i64, u32);

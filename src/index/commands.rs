@@ -1,17 +1,19 @@
 //! The commands of the dedupe stores (an index, or a Set where it makes
 //! sense), and the internal XPROCESS.PATCH that replays index changes.
 
-use super::keys::KeyStore;
-use super::patch;
-use super::ranges::{Index, Touched};
-use crate::business_key::key_hash;
 use crate::dedupe::{DedupeKey, Holds};
-use crate::errors::{self, ReplyError};
-use crate::parse::{StoreKind, StreamId};
+use crate::index::replicate::replicate;
 use crate::replication::Redis;
 use crate::stream_reader;
 use redis_module::{raw, CallReply, Context, ContextFlags};
 use std::ffi::CString;
+use xprocess_core::business_key::key_hash;
+use xprocess_core::errors::{self, ReplyError};
+use xprocess_core::id::StreamId;
+use xprocess_core::index::key_store::KeyStore;
+use xprocess_core::index::patch;
+use xprocess_core::index::ranges::{Index, Touched};
+use xprocess_core::request::StoreKind;
 
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const PATCH_INTERNAL: &str =
@@ -157,7 +159,7 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
             ranges: Some(p),
             keys: None,
         };
-        patch::replicate(ctx, key, &index.stream, &change);
+        replicate(ctx, key, &index.stream, &change);
     }
     forgotten
 }

@@ -7,15 +7,15 @@
 //! loader refuses (returns NULL, so RESTORE answers "Bad data format" and a
 //! corrupt RDB stops the load) anything `encoding::decode` does not accept.
 
-use super::encoding::{self, ENCODING_VERSION};
-use super::patch;
-use super::ranges::Index;
 use redis_module::native_types::RedisType;
 use redis_module::{raw, RedisString};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use xprocess_core::index::codec::{self, ENCODING_VERSION};
+use xprocess_core::index::patch;
+use xprocess_core::index::ranges::{Index, Relocate};
 
 pub static INDEX_TYPE: RedisType = RedisType::new(
     "xproc-idx",
@@ -110,7 +110,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
             }
             return ptr::null_mut();
         }
-        let decoded = encoding::decode(std::slice::from_raw_parts(buf.cast::<u8>(), len), encver);
+        let decoded = codec::decode(std::slice::from_raw_parts(buf.cast::<u8>(), len), encver);
         raw::RedisModule_Free.unwrap()(buf.cast());
         match decoded {
             Ok(index) => Box::into_raw(Box::new(index)).cast(),
@@ -124,7 +124,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
 
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     guarded("rdb_save", (), || {
-        let bytes = encoding::encode(&*value.cast::<Index>());
+        let bytes = codec::encode(&*value.cast::<Index>());
         raw::RedisModule_SaveStringBuffer.unwrap()(
             rdb,
             bytes.as_ptr().cast::<c_char>(),
@@ -238,13 +238,31 @@ unsafe extern "C" fn defrag(
     if !moved.is_null() {
         *value = moved;
     }
-    (*(*value).cast::<Index>()).defrag_buffers(|p| {
-        let moved = defrag_alloc(ctx, p.cast());
-        if moved.is_null() {
-            p
-        } else {
-            moved.cast()
-        }
-    });
+    (*(*value).cast::<Index>()).defrag_buffers(&mut Defrag { ctx, defrag_alloc });
     0
+}
+
+/// Moves an index's buffers with `RedisModule_DefragAlloc`.
+struct Defrag {
+    ctx: *mut raw::RedisModuleDefragCtx,
+    defrag_alloc: unsafe extern "C" fn(*mut raw::RedisModuleDefragCtx, *mut c_void) -> *mut c_void,
+}
+
+impl Relocate for Defrag {
+    fn relocate<T>(&mut self, v: &mut Vec<T>) {
+        if v.capacity() == 0 || std::mem::size_of::<T>() == 0 {
+            return;
+        }
+        let (old, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+        // SAFETY: the buffer came from Redis' allocator (the module allocates
+        // through it); DefragAlloc returns a copy of the same size and frees
+        // the old one, or null when it leaves it in place.
+        let new = unsafe { (self.defrag_alloc)(self.ctx, old.cast()) }.cast::<T>();
+        if !new.is_null() && new != old {
+            std::mem::forget(std::mem::take(v));
+            // SAFETY: `new` holds the `len` elements of the old buffer, with
+            // its capacity, and nothing else refers to the old one.
+            *v = unsafe { Vec::from_raw_parts(new, len, cap) };
+        }
+    }
 }

@@ -10,7 +10,4 @@
 
 pub mod commands;
 pub mod data_type;
-pub mod encoding;
-pub mod keys;
-pub mod patch;
-pub mod ranges;
+pub mod replicate;

@@ -3,6 +3,7 @@
 //! `$name` is the entry's field `name`, `$@id` the entry's ID, `$$x` the
 //! literal `$x`; anything else is literal. Key names are never templates.
 
+use crate::entry::Entry;
 use crate::errors::{self, ReplyError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,24 +11,6 @@ pub enum Arg<'a> {
     Literal(&'a [u8]),
     Field(&'a [u8]),
     EntryId,
-}
-
-/// The entry a template is expanded against.
-pub struct Entry<'e> {
-    /// Canonical `ms-seq` text of the entry's ID.
-    pub id: &'e str,
-    pub fields: &'e [(&'e [u8], &'e [u8])],
-}
-
-impl<'e> Entry<'e> {
-    /// The value of `field`; with repeated field names the last wins, as in HSET.
-    pub fn get(&self, field: &[u8]) -> Option<&'e [u8]> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(f, _)| *f == field)
-            .map(|(_, v)| *v)
-    }
 }
 
 impl<'a> Arg<'a> {

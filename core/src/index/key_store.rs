@@ -26,7 +26,7 @@
 //! records (window not passed at the store's last write time) are the same,
 //! and they alone are saved, digested and compared.
 
-use crate::parse::StreamId;
+use crate::id::StreamId;
 use std::collections::BTreeMap;
 
 /// Records in the head before it becomes a run.

@@ -5,10 +5,11 @@
 //! overlay), so an entry is either applied whole or not at all: a failing
 //! second effect must not leave the first one applied.
 
+use crate::entry::Entry;
 use crate::errors::{self, ReplyError};
+use crate::id::StreamId;
 use crate::numbers::{parse_float, parse_i64};
-use crate::parse::{Effect, StreamId, Trim, XAddBody};
-use crate::template::Entry;
+use crate::request::{Effect, Trim, XAddBody};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {

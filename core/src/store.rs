@@ -1,7 +1,7 @@
 //! What a dedupe store does, whatever keeps the records.
 
 use crate::errors::ReplyError;
-use crate::parse::StreamId;
+use crate::id::StreamId;
 
 /// A store answers "was this ID processed?" and records newly processed IDs.
 /// Records are written by the end of the call (`commit`), in the same atomic

@@ -8,9 +8,10 @@
 //! `FINGERPRINT ENTRY` every field/value pair. It is the low 32 bits of an
 //! xxh3-64 over length-prefixed names and values.
 
+use crate::entry::Entry;
 use crate::errors::ReplyError;
-use crate::parse::{Effect, FingerprintOf, Request, XAddBody};
-use crate::template::{Arg, Entry};
+use crate::request::{Effect, FingerprintOf, Request, XAddBody};
+use crate::template::Arg;
 use std::cell::RefCell;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 

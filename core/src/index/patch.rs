@@ -19,12 +19,10 @@
 //! and per key its xxh3-128 (16 bytes), fingerprint and expiry (4 each), the
 //! entry's ms and seq. Version 1 stays what a change without keys sends.
 
-use super::encoding::Reader;
-use super::keys::{KeyPatch, KeyRecord};
+use super::codec::Reader;
+use super::key_store::{KeyPatch, KeyRecord};
 use super::ranges::{Index, Patch, Range};
-use crate::parse::StreamId;
-use redis_module::{raw, Context};
-use std::cell::RefCell;
+use crate::id::StreamId;
 
 pub const COMMAND: &str = "XPROCESS.PATCH";
 
@@ -55,7 +53,7 @@ pub fn to_args(key: &[u8], stream: &[u8], change: &Change) -> [Vec<u8>; 3] {
 }
 
 /// The binary payload of `change`, appended to `out`.
-fn write_payload(change: &Change, out: &mut Vec<u8>) {
+pub fn write_payload(change: &Change, out: &mut Vec<u8>) {
     let words = |out: &mut Vec<u8>, ns: &[u64]| {
         for n in ns {
             out.extend_from_slice(&n.to_le_bytes());
@@ -92,35 +90,6 @@ fn write_payload(change: &Change, out: &mut Vec<u8>) {
     for r in &keys.records {
         r.write(out);
     }
-}
-
-thread_local! {
-    /// The payload buffer, reused: replicating a call allocates nothing here.
-    static PAYLOAD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Replicate `XPROCESS.PATCH key stream payload` (into the current call's
-/// MULTI/EXEC). The buffers go to Redis as they are (`b` format): no
-/// intermediate module strings.
-pub fn replicate(ctx: &Context, key: &[u8], stream: &[u8], change: &Change) {
-    PAYLOAD.with_borrow_mut(|payload| {
-        payload.clear();
-        write_payload(change, payload);
-        // SAFETY: three (pointer, length) pairs for "bbb"; Redis copies them.
-        unsafe {
-            raw::RedisModule_Replicate.unwrap()(
-                ctx.ctx,
-                c"XPROCESS.PATCH".as_ptr(),
-                c"bbb".as_ptr(),
-                key.as_ptr(),
-                key.len(),
-                stream.as_ptr(),
-                stream.len(),
-                payload.as_ptr(),
-                payload.len(),
-            );
-        }
-    });
 }
 
 /// Apply a change to `index` (on a replica, or from the AOF): refused, and

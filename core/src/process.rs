@@ -9,14 +9,12 @@
 //! memory; `execute` supplies the Redis implementations.
 
 use crate::business_key::{key_hash, Plan};
-use crate::dedupe::DedupeStore;
+use crate::entry::{Entry, Fields};
 use crate::errors::ReplyError;
-use crate::parse::{BusinessKey, DeadLetter, Request, StreamId};
+use crate::id::StreamId;
 use crate::plan::{plan_entry, KeyKind, Op, State};
-use crate::template::Entry;
-
-/// An entry's field/value pairs, owned.
-pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+use crate::request::{BusinessKey, DeadLetter, Request};
+use crate::store::DedupeStore;
 
 /// What the command needs from the server, beyond the planning view.
 pub trait Backend: State {
@@ -270,7 +268,7 @@ fn check_key<D: DedupeStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dedupe::MemoryStore;
+    use crate::memory_store::MemoryStore;
     use crate::parse::parse;
     use std::collections::HashMap;
 

@@ -1,9 +1,9 @@
 //! An in-process store, for unit tests of the processing logic.
 
-use super::DedupeStore;
 use crate::errors::ReplyError;
-use crate::fingerprint::{FastMap, FastSet};
-use crate::parse::StreamId;
+use crate::fast_map::{FastMap, FastSet};
+use crate::id::StreamId;
+use crate::store::DedupeStore;
 
 #[derive(Default)]
 pub struct MemoryStore {

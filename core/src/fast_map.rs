@@ -1,7 +1,7 @@
 //! Hash maps keyed by stream IDs and key names, hashed with xxh3.
 //!
 //! xxh3's streaming `Hasher` is slow on the few bytes a key has (a stream ID
-//! is two u64s), so this hasher gathers the bytes first and fingerprints
+//! is two u64s), so this hasher gathers the bytes first and hashes
 //! them in one `xxh3_64` call, switching to streaming only for long keys.
 //! Keys come from the caller; a crafted collision can only slow one call.
 
@@ -9,21 +9,21 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fingerprint>>;
-pub type FastSet<T> = HashSet<T, BuildHasherDefault<Fingerprint>>;
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Xxh3Hasher>>;
+pub type FastSet<T> = HashSet<T, BuildHasherDefault<Xxh3Hasher>>;
 
 /// Bytes gathered before falling back to streaming.
 const INLINE: usize = 64;
 
-pub struct Fingerprint {
+pub struct Xxh3Hasher {
     buf: [u8; INLINE],
     len: usize,
     stream: Option<Box<Xxh3>>,
 }
 
-impl Default for Fingerprint {
+impl Default for Xxh3Hasher {
     fn default() -> Self {
-        Fingerprint {
+        Xxh3Hasher {
             buf: [0; INLINE],
             len: 0,
             stream: None,
@@ -31,7 +31,7 @@ impl Default for Fingerprint {
     }
 }
 
-impl Hasher for Fingerprint {
+impl Hasher for Xxh3Hasher {
     fn write(&mut self, bytes: &[u8]) {
         if let Some(stream) = &mut self.stream {
             return stream.update(bytes);
@@ -61,17 +61,17 @@ mod tests {
     use std::hash::{BuildHasher, Hash};
 
     fn fingerprint(value: impl Hash) -> u64 {
-        BuildHasherDefault::<Fingerprint>::default().hash_one(value)
+        BuildHasherDefault::<Xxh3Hasher>::default().hash_one(value)
     }
 
     #[test]
     fn same_bytes_same_fingerprint_however_written() {
         let long = vec![7u8; 200];
-        let mut split = Fingerprint::default();
+        let mut split = Xxh3Hasher::default();
         split.write(&long[..10]);
         split.write(&long[10..]);
         assert_eq!(split.finish(), xxh3_64(&long));
-        let mut short = Fingerprint::default();
+        let mut short = Xxh3Hasher::default();
         short.write(b"ab");
         short.write(b"c");
         assert_eq!(short.finish(), xxh3_64(b"abc"));

@@ -13,9 +13,9 @@
 //! The decoder trusts nothing: lengths must match the payload exactly, and
 //! the ranges must keep the index's invariants (`Index::from_parts`).
 
-use super::keys::{KeyRecord, KeyStore};
+use super::key_store::{KeyRecord, KeyStore};
 use super::ranges::{Index, Range};
-use crate::parse::StreamId;
+use crate::id::StreamId;
 
 /// The RDB encoding version of the type (Redis passes it to the loader).
 pub const ENCODING_VERSION: i32 = 2;

@@ -18,8 +18,8 @@
 //! logic is unit-tested in memory and replicas replay [`Patch`]es without
 //! looking at their stream at all.
 
-use super::keys::Keys;
-use crate::parse::StreamId;
+use super::key_store::Keys;
+use crate::id::StreamId;
 
 /// What the index needs to know about its stream.
 pub trait StreamView {
@@ -386,14 +386,10 @@ impl Index {
     }
 
     /// Let `relocate` move the buffers of the stream name and the ranges
-    /// (active defrag): it returns the new address of the bytes it was given.
-    ///
-    /// # Safety
-    /// `relocate` must return memory of the same size, from the allocator
-    /// the buffers came from, with their contents, and free the old memory.
-    pub unsafe fn defrag_buffers(&mut self, mut relocate: impl FnMut(*mut u8) -> *mut u8) {
-        relocate_vec(&mut self.stream, &mut relocate);
-        relocate_vec(&mut self.ranges, &mut relocate);
+    /// (active defragmentation).
+    pub fn defrag_buffers(&mut self, relocate: &mut impl Relocate) {
+        relocate.relocate(&mut self.stream);
+        relocate.relocate(&mut self.ranges);
     }
 
     /// Bytes of memory the index holds, for MEMORY USAGE.
@@ -405,17 +401,10 @@ impl Index {
     }
 }
 
-/// See `Index::defrag_buffers`.
-unsafe fn relocate_vec<T>(v: &mut Vec<T>, relocate: &mut impl FnMut(*mut u8) -> *mut u8) {
-    if v.capacity() == 0 || std::mem::size_of::<T>() == 0 {
-        return;
-    }
-    let (old, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
-    let new = relocate(old.cast()).cast::<T>();
-    if new != old {
-        std::mem::forget(std::mem::take(v));
-        *v = Vec::from_raw_parts(new, len, cap);
-    }
+/// Moves a vector's buffer elsewhere with its contents (the allocator's
+/// defragmentation), or leaves it where it is.
+pub trait Relocate {
+    fn relocate<T>(&mut self, v: &mut Vec<T>);
 }
 
 fn check_ranges(ranges: &[Range]) -> Result<(), &'static str> {
