@@ -18,7 +18,7 @@ use redis_module::{
 use std::cell::RefCell;
 use std::ptr;
 use xprocess_core::entry::Fields;
-use xprocess_core::errors::{self, ReplyError};
+use xprocess_core::errors::{self, ErrorKind, ReplyError};
 use xprocess_core::fast_map::FastMap;
 use xprocess_core::id::StreamId;
 use xprocess_core::key_name::derived_dedupe_key;
@@ -202,9 +202,11 @@ fn count(outcomes: &[Outcome], redis_calls: u64) {
                 Outcome::Applied => s.applied += 1,
                 Outcome::Duplicate => s.duplicates += 1,
                 Outcome::DeadLettered => s.dead_lettered += 1,
-                Outcome::Failed(e) if e.as_str().starts_with("NOTOWNER") => s.fenced += 1,
-                Outcome::Failed(e) if e.as_str().starts_with("CONFLICT") => s.conflicts += 1,
-                Outcome::Failed(_) => s.errors += 1,
+                Outcome::Failed(e) => match e.kind() {
+                    ErrorKind::NotOwner => s.fenced += 1,
+                    ErrorKind::Conflict => s.conflicts += 1,
+                    _ => s.errors += 1,
+                },
             }
         }
     });

@@ -13,7 +13,7 @@ use redis_module::{
 use std::cell::Cell;
 use std::os::raw::c_void;
 use std::ptr;
-use xprocess_core::errors::ReplyError;
+use xprocess_core::errors::{ErrorKind, ReplyError};
 use xprocess_core::id::{IdText, StreamId};
 
 thread_local! {
@@ -244,7 +244,7 @@ pub fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
 /// `reply` must come from RedisModule_Call (or be null) and not be used after.
 unsafe fn reply_status(reply: *mut raw::RedisModuleCallReply) -> Result<(), ReplyError> {
     if reply.is_null() {
-        return Err(ReplyError::new("ERR internal call failed"));
+        return Err(ReplyError::err("ERR internal call failed"));
     }
     let status = match raw::RedisModule_CallReplyType.unwrap()(reply) as isize {
         raw::REDISMODULE_REPLY_ERROR => {
@@ -268,9 +268,9 @@ fn to_reply_error(e: redis_module::ErrorReply<'_>) -> ReplyError {
 fn with_code(text: String) -> ReplyError {
     match text.split(' ').next() {
         Some(code) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) => {
-            ReplyError::new(text)
+            ReplyError::new(ErrorKind::of_line(&text), text)
         }
-        _ => ReplyError::new(format!("ERR {text}")),
+        _ => ReplyError::err(format!("ERR {text}")),
     }
 }
 

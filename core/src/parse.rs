@@ -14,7 +14,7 @@
 //! effects, then IDS or READ. Everything borrows from argv: parsing allocates only the
 //! vectors of effects and IDs.
 
-use crate::errors::{self, ReplyError};
+use crate::errors::{self, Fixed, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::parse_i64;
 use crate::request::{
@@ -49,7 +49,7 @@ impl<'a> Args<'a, '_> {
     }
 
     /// A positive count (numids, numpairs).
-    fn next_count(&mut self, err: &'static str) -> Result<usize, ReplyError> {
+    fn next_count(&mut self, err: Fixed) -> Result<usize, ReplyError> {
         match parse_i64(self.next()?) {
             Some(n) if n > 0 => Ok(n as usize),
             _ => Err(err.into()),
@@ -115,7 +115,7 @@ fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         } else if is(token, "TTL") && req.ttl.is_none() {
             args.pos += 1;
             let ttl = parse_i64(args.next()?).filter(|t| (0..=MAX_TTL).contains(t));
-            req.ttl = Some(ttl.ok_or(errors::BAD_TTL)? as u64);
+            req.ttl = Some(ttl.ok_or_else(|| ReplyError::bad_ttl(MAX_TTL))? as u64);
         } else if is(token, "KEY") && req.business_key.is_none() {
             args.pos += 1;
             req.business_key = Some(parse_business_key(args)?);
@@ -147,7 +147,7 @@ fn parse_business_key<'a>(args: &mut Args<'a, '_>) -> Result<BusinessKey<'a>, Re
         if is(token, "WINDOW") && key.window.is_none() {
             args.pos += 1;
             let window = parse_i64(args.next()?).filter(|w| (1..=MAX_WINDOW).contains(w));
-            key.window = Some(window.ok_or(errors::BAD_WINDOW)? as u64);
+            key.window = Some(window.ok_or_else(|| ReplyError::bad_window(MAX_WINDOW))? as u64);
         } else if is(token, "FINGERPRINT") && !fingerprint_given {
             args.pos += 1;
             fingerprint_given = true;
@@ -365,7 +365,8 @@ mod tests {
             err("XPROCESS s g SADD k m IDS 1 1-x"),
             errors::BAD_STREAM_ID
         );
-        assert_eq!(err("XPROCESS s g TTL -1 SADD k m IDS 1 1"), errors::BAD_TTL);
+        let bad_ttl = ReplyError::bad_ttl(MAX_TTL).to_string();
+        assert_eq!(err("XPROCESS s g TTL -1 SADD k m IDS 1 1"), bad_ttl);
         assert_eq!(
             err("XPROCESS s g STORE BTREE SADD k m IDS 1 1"),
             errors::BAD_STORE
@@ -382,7 +383,7 @@ mod tests {
         );
         assert_eq!(
             err("XPROCESS s g TTL 9223372036854775807 SADD k m IDS 1 1"),
-            errors::BAD_TTL
+            bad_ttl
         );
         assert!(parse(&argv(
             "XPROCESS s g TTL 4611686018427387903 SADD k m IDS 1 1"

@@ -268,6 +268,7 @@ fn check_key<D: DedupeStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::ErrorKind;
     use crate::memory_store::MemoryStore;
     use crate::parse::parse;
     use std::collections::HashMap;
@@ -381,7 +382,7 @@ mod tests {
         assert_eq!(first[..2], [Outcome::Applied, Outcome::Applied]);
         assert_eq!(
             first[2],
-            Outcome::Failed(ReplyError::new("ERR entry 3-0 has no field 'cust'"))
+            Outcome::Failed(ReplyError::err("ERR entry 3-0 has no field 'cust'"))
         );
         assert_eq!(
             first[3],
@@ -420,7 +421,7 @@ mod tests {
             &mut store,
         );
         assert!(matches!(&out[0], Outcome::Failed(e) if e.as_str().contains("is not pending")));
-        assert!(matches!(&out[1], Outcome::Failed(e) if e.as_str().starts_with("NOTOWNER")));
+        assert!(matches!(&out[1], Outcome::Failed(e) if e.kind() == ErrorKind::NotOwner));
         assert_eq!(m.applied, 0);
         assert!(m.acked.is_empty());
 
@@ -470,6 +471,7 @@ mod tests {
         assert_eq!(
             out[2],
             Outcome::Failed(ReplyError::new(
+                ErrorKind::Conflict,
                 "CONFLICT entry 13-0 has business key 'p1' already applied by entry 11-0 with a different payload"
             ))
         );
@@ -499,7 +501,7 @@ mod tests {
             &mut m,
             &mut store,
         );
-        assert!(matches!(&out[1], Outcome::Failed(e) if e.as_str().starts_with("CONFLICT")));
+        assert!(matches!(&out[1], Outcome::Failed(e) if e.kind() == ErrorKind::Conflict));
         // Fingerprinting only `pid`, entry 13 (another amount) is a retry.
         let (mut m, mut store) = (payments(), MemoryStore::default());
         let out = run(
@@ -581,7 +583,7 @@ mod tests {
             &mut m,
             &mut store,
         );
-        assert!(matches!(&out[0], Outcome::Failed(e) if e.as_str().starts_with("NOTOWNER")));
+        assert!(matches!(&out[0], Outcome::Failed(e) if e.kind() == ErrorKind::NotOwner));
         assert!(m.dead.is_empty());
     }
 }

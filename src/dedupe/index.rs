@@ -125,7 +125,7 @@ impl DedupeStore for IndexStore<'_> {
             // Planning reserved the key, so this cannot happen: say so loudly.
             None => self.ctx.log_warning(&format!(
                 "xprocess: entry {id} applied but not recorded: {}",
-                errors::INDEX_UNWRITABLE
+                errors::INDEX_UNWRITABLE.text
             )),
         }
         self.touched = touched;

@@ -47,7 +47,7 @@ impl DedupeStore for SetStore<'_, '_> {
             .read("SISMEMBER", &[self.key, id.text().as_bytes()])?
         {
             CallReply::I64(n) => Ok(n.to_i64() == 1),
-            other => Err(ReplyError::new(format!(
+            other => Err(ReplyError::err(format!(
                 "ERR unexpected SISMEMBER reply {other:?}"
             ))),
         }

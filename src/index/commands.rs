@@ -8,16 +8,18 @@ use crate::stream_reader;
 use redis_module::{raw, CallReply, Context, ContextFlags};
 use std::ffi::CString;
 use xprocess_core::business_key::key_hash;
-use xprocess_core::errors::{self, ReplyError};
+use xprocess_core::errors::{self, ErrorKind, Fixed, ReplyError};
 use xprocess_core::id::StreamId;
 use xprocess_core::index::key_store::KeyStore;
 use xprocess_core::index::patch;
 use xprocess_core::index::ranges::{Index, Touched};
 use xprocess_core::request::StoreKind;
 
-pub const NO_SUCH_KEY: &str = "ERR no such key";
-pub const PATCH_INTERNAL: &str =
-    "ERR XPROCESS.PATCH is internal: only a primary's replication stream and AOF loading may call it";
+pub const NO_SUCH_KEY: Fixed = Fixed::new(ErrorKind::Err, "ERR no such key");
+pub const PATCH_INTERNAL: Fixed = Fixed::new(
+    ErrorKind::Err,
+    "ERR XPROCESS.PATCH is internal: only a primary's replication stream and AOF loading may call it",
+);
 
 fn parse_ids(args: &[&[u8]]) -> Result<Vec<StreamId>, ReplyError> {
     args.iter()
@@ -291,7 +293,7 @@ pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     if !ctx.get_flags().intersects(allowed) {
         return Err(PATCH_INTERNAL.into());
     }
-    let parsed = patch::parse(&argv[1..]).map_err(ReplyError::from)?;
+    let parsed = patch::parse(&argv[1..]).map_err(ReplyError::err)?;
     let mut open = DedupeKey::open(ctx, parsed.key, true);
     match open.holds() {
         Holds::Missing => {
@@ -312,7 +314,7 @@ pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     }
     if let Err(why) = patch::apply(index, &parsed.change) {
         ctx.log_warning(&format!("xprocess: XPROCESS.PATCH refused: {why}"));
-        return Err(ReplyError::new(format!(
+        return Err(ReplyError::err(format!(
             "ERR XPROCESS.PATCH refused: {why}"
         )));
     }
