@@ -19,10 +19,10 @@ fn walkthrough() -> Vec<(String, Vec<String>)> {
     let start = readme
         .find("## Walkthrough")
         .expect("a Walkthrough section");
-    let end = start
-        + readme[start..]
-            .find("\n## Command reference")
-            .expect("its end");
+    // The section ends at the next top-level section, whatever follows it.
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |at| start + 1 + at);
     let mut steps: Vec<(String, Vec<String>)> = Vec::new();
     let mut in_block = false;
     for line in readme[start..end].lines() {
