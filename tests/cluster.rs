@@ -419,7 +419,7 @@ impl Keys {
             stream: format!("{{{tag}}}:pay"),
             totals: format!("{{{tag}}}:totals"),
             receipts: format!("{{{tag}}}:receipts"),
-            // The derived name, see README "The dedupe key".
+            // The derived name, see docs/reference.md, "The dedupe key".
             dedupe: format!("{{{tag}}}:pay:xprocess:{GROUP}"),
             store,
         }

@@ -531,7 +531,7 @@ fn rereading_the_whole_stream_after_setid_0_applies_nothing_twice() {
 }
 
 /// A stream deleted and recreated reuses IDs the index covers: those
-/// entries count as processed (the README says so); deleting the index
+/// entries count as processed (docs/reference.md says so); deleting the index
 /// with the stream avoids it.
 #[test]
 fn a_recreated_stream_with_reused_ids_is_covered_by_the_old_index() {

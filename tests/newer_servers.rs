@@ -1,7 +1,7 @@
 //! XPROCESS beside the stream features of newer Redis servers: trimming
 //! acked entries (8.2), `XREADGROUP ... CLAIM` (8.4) and idempotent producers
 //! (`XADD ... IDMP`, 8.6). Each test knows the server it runs on: where the
-//! feature exists it checks how the two combine, as the README describes;
+//! feature exists it checks how the two combine, as docs/reference.md describes;
 //! where it does not (older Redis, Valkey up to 9.1) it checks the server
 //! refuses the syntax, so a test never passes by skipping.
 

@@ -4,7 +4,8 @@
 use crate::wire::encode;
 use crate::workload::{Entry, DEDUPE, GROUP, STREAM, TOTALS};
 
-/// The script from README.md ("The Lua script it replaces").
+/// The script from docs/performance.md ("The Lua script it replaces"), without
+/// its comments.
 pub const LUA_SCRIPT: &str = r#"
 local stream, dedupe, charged = KEYS[1], KEYS[2], KEYS[3]
 local group, id = ARGV[1], ARGV[2]
