@@ -12,7 +12,7 @@
 //! Stream IDs only grow, so no entry can ever appear inside a gap or a range
 //! later: a range may cover IDs that never existed, and that is exact. (The
 //! exceptions, a stream deleted and recreated or XSETID moved back after
-//! XDEL, reuse IDs; the README says what happens then.)
+//! XDEL, reuse IDs; docs/reference.md says what happens then.)
 //!
 //! Everything here is pure: the stream is seen through [`StreamView`], so the
 //! logic is unit-tested in memory and replicas replay [`Patch`]es without
