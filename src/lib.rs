@@ -2,36 +2,20 @@
 //!
 //! XPROCESS checks a dedupe store keyed by entry ID, applies Redis-native
 //! effects templated from the entry's fields, records the ID and XACKs,
-//! atomically. Layout:
-//! - the command: `parse` (argv -> request), `template`, `reply`,
-//!   `command_info` (COMMAND DOCS), `errors`;
-//! - the engine: `plan` (validate an entry's effects before any runs),
-//!   `process` (the per-entry loop, against traits), `business_key` (KEY:
-//!   key hashes and payload fingerprints);
-//! - the stores: `dedupe/` (the trait, the Set, the index, an in-memory one)
-//!   and `index/` (the index data type: ranges, business keys, encoding,
-//!   patches, Redis callbacks, its commands);
-//! - the Redis side: `execute` (the backend), `replication` (the write path),
-//!   `hash/` (hash field reads and deferred HINCRBY writes of one call),
-//!   `stream_reader`, `entry_cache`, `block`, `cluster`, `keys`, `config`,
-//!   `stats`. The module subscribes to no event and filters no command: it
-//!   costs the commands that never call it nothing (issue #12).
+//! atomically. What a call does is decided in the pure core
+//! (`xprocess_core`); this crate is the module around it, laid out in
+//! ARCHITECTURE.md. It subscribes to no event and filters no command: it
+//! costs the commands that never call it nothing.
 
-pub mod block;
-pub mod cluster;
-pub mod command_info;
+pub mod commands;
 pub mod config;
-pub mod dedupe;
-pub mod entry_cache;
-pub mod execute;
-pub mod hash;
 pub mod index;
 pub mod info_fields;
-pub mod read;
-pub mod replication;
-pub mod reply;
+pub mod redis;
+pub mod server;
 pub mod stats;
-pub mod stream_reader;
+pub mod store;
+pub mod stream;
 
 use index::data_type::INDEX_TYPE;
 use redis_module::configuration::ConfigurationFlags;
@@ -40,39 +24,6 @@ use std::ffi::CString;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use xprocess_core::errors::{self, ReplyError};
-use xprocess_core::parse;
-
-/// XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key]
-///          [STORE INDEX | SET] [TTL milliseconds] [KEY template ...]
-///          [DEADLETTER dead-letter-key AFTER deliveries]
-///          effect [effect ...]
-///          (IDS numids id [id ...] | READ [COUNT n] [CLAIM ms] [BLOCK ms])
-fn xprocess(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
-    if ctx.is_keys_position_request() {
-        report_keys(ctx, argv);
-        return Ok(());
-    }
-    let req = parse::parse(argv)?;
-    let done = execute::run(ctx, &req)?;
-    match req.read.and_then(|read| read.block) {
-        Some(timeout) if done.outcomes.is_empty() && block::can_block(ctx) => {
-            block::wait(ctx, req.stream, timeout)
-        }
-        _ => reply::done(ctx, &done, req.read.is_some()),
-    }
-    Ok(())
-}
-
-/// getkeys-api: the stream, the DEDUPE key and every effect target.
-fn report_keys(ctx: &Context, argv: &[&[u8]]) {
-    let positions = match parse::parse(argv) {
-        Ok(req) => req.key_positions,
-        Err(_) => vec![1], // the call will fail; route it by its stream
-    };
-    for pos in positions {
-        ctx.key_at_pos(pos as i32);
-    }
-}
 
 type Handler = fn(&Context, &[&[u8]]) -> Result<(), ReplyError>;
 
@@ -89,8 +40,8 @@ fn run_handler(
     let args = args(argv, argc);
     match catch_unwind(AssertUnwindSafe(|| handler(&context, &args))) {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => reply::error(&context, &e),
-        Err(_) => reply::error(&context, &errors::INTERNAL.into()),
+        Ok(Err(e)) => commands::xprocess::reply::error(&context, &e),
+        Err(_) => commands::xprocess::reply::error(&context, &errors::INTERNAL.into()),
     }
     raw::Status::Ok as c_int
 }
@@ -116,11 +67,11 @@ macro_rules! entry_point {
     };
 }
 
-entry_point!(xprocess_command, xprocess);
-entry_point!(exists_command, index::commands::exists);
-entry_point!(forget_command, index::commands::forget);
-entry_point!(info_command, index::commands::info);
-entry_point!(patch_command, index::commands::apply_patch);
+entry_point!(xprocess_command, commands::xprocess::xprocess);
+entry_point!(exists_command, commands::index::exists);
+entry_point!(forget_command, commands::index::forget);
+entry_point!(info_command, commands::index::info);
+entry_point!(patch_command, commands::index::apply_patch);
 
 /// `INFO xprocess`.
 extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
@@ -196,7 +147,7 @@ fn register_store_commands(ctx: &Context) -> Status {
             )
         };
         if created == raw::Status::Err as c_int
-            || !command_info::set_store_command(ctx, &cname, arity)
+            || !redis::command_info::set_store_command(ctx, &cname, arity)
         {
             ctx.log_warning(&format!("xprocess: failed to create the {name} command"));
             return Status::Err;
@@ -241,7 +192,7 @@ fn register_command(ctx: &Context) -> Status {
         ctx.log_warning("xprocess: failed to create the XPROCESS command");
         return Status::Err;
     }
-    if !command_info::set(ctx, &name) {
+    if !redis::command_info::set(ctx, &name) {
         ctx.log_warning("xprocess: failed to set the arity and docs of XPROCESS");
         return Status::Err;
     }

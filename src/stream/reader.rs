@@ -5,8 +5,8 @@
 //! `XRANGE id id` pays too: so a call reads its entries a window at a time
 //! (see `entry_cache`).
 
-use crate::entry_cache::{self, Lead};
 use crate::stats;
+use crate::stream::entry_cache::{self, Lead};
 use redis_module::{raw, RedisString};
 use std::os::raw::c_long;
 use std::ptr;

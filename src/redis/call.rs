@@ -6,7 +6,6 @@
 //! the writes of one XPROCESS call in a single MULTI/EXEC for replicas and
 //! the AOF. XPROCESS itself is never propagated. Reads are not propagated.
 
-use crate::hash::writes::Pending;
 use redis_module::{
     raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent,
 };
@@ -21,6 +20,10 @@ thread_local! {
     static WRITE: CallOptions = CallOptionsBuilder::new().replicate().errors_as_replies().build();
     static READ: CallOptions = CallOptionsBuilder::new().errors_as_replies().build();
 }
+
+/// A hash field's value to write, and how many HINCRBYs produced it (each
+/// is notified).
+pub type Pending = (i64, u32);
 
 pub struct Redis<'c> {
     pub ctx: &'c Context,

@@ -1,10 +1,10 @@
 //! The commands of the dedupe stores (an index, or a Set where it makes
 //! sense), and the internal XPROCESS.PATCH that replays index changes.
 
-use crate::dedupe::{DedupeKey, Holds};
-use crate::index::replicate::replicate;
-use crate::replication::Redis;
-use crate::stream_reader;
+use crate::redis::call::Redis;
+use crate::redis::replicate::replicate;
+use crate::store::{DedupeKey, Holds};
+use crate::stream::reader;
 use redis_module::{raw, CallReply, Context, ContextFlags};
 use std::ffi::CString;
 use xprocess_core::business_key::key_hash;
@@ -150,7 +150,7 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
     let mut touched = Touched::default();
     let mut forgotten = 0;
     for &id in ids {
-        let in_stream = stream_reader::contains(ctx.ctx, &index.stream, id);
+        let in_stream = reader::contains(ctx.ctx, &index.stream, id);
         if index.forget(id, in_stream, &mut touched) {
             forgotten += 1;
         }
@@ -235,7 +235,7 @@ fn lowest_unprocessed(ctx: &Context, index: &Index) -> Option<StreamId> {
     let ranges = index.ranges();
     let mut after = ranges.first()?.end;
     loop {
-        let id = stream_reader::first_after(ctx.ctx, &index.stream, after)?;
+        let id = reader::first_after(ctx.ctx, &index.stream, after)?;
         let p = ranges.partition_point(|r| r.start <= id);
         match ranges.get(p.wrapping_sub(1)) {
             Some(r) if p > 0 && r.end >= id => after = r.end,

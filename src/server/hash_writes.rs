@@ -7,10 +7,8 @@
 //! replicated `HSET key field value ...` per key instead of one per entry.
 //! The whole call is atomic, so nobody can observe the difference.
 
+pub use crate::redis::call::Pending;
 use xprocess_core::fast_map::FastMap;
-
-/// A field's pending value and how many HINCRBYs produced it.
-pub type Pending = (i64, u32);
 
 /// One key's pending fields.
 pub type KeyWrites = (Vec<u8>, Vec<(Vec<u8>, Pending)>);

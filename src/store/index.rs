@@ -7,8 +7,8 @@
 //! `XPROCESS.PATCH` inside the call's MULTI/EXEC.
 
 use super::{DedupeKey, Holds};
-use crate::index::replicate::replicate;
-use crate::stream_reader::Stream;
+use crate::redis::replicate::replicate;
+use crate::stream::reader::Stream;
 use redis_module::Context;
 use xprocess_core::errors::{self, ReplyError};
 use xprocess_core::id::StreamId;

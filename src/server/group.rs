@@ -5,7 +5,7 @@
 //! reads an entry twice.
 
 use crate::config;
-use crate::replication::Redis;
+use crate::redis::call::Redis;
 use redis_module::CallReply;
 use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;

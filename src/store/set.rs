@@ -2,7 +2,7 @@
 //! script keeps it, so deployments that share it with such a script keep
 //! working. Every record costs a member (about 66 bytes) forever.
 
-use crate::replication::Redis;
+use crate::redis::call::Redis;
 use redis_module::CallReply;
 use xprocess_core::errors::ReplyError;
 use xprocess_core::fast_map::FastSet;

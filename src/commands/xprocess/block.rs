@@ -7,9 +7,9 @@
 //! Blocking is never done inside MULTI/EXEC or a script: there the READ
 //! replies at once, as XREADGROUP does.
 
-use crate::cluster;
-use crate::replication::Redis;
-use crate::reply;
+use crate::commands::xprocess::reply;
+use crate::redis::call::Redis;
+use crate::server::cluster;
 use crate::stats;
 use redis_module::{raw, Context, ContextFlags, RedisString};
 use std::cell::{Cell, RefCell};

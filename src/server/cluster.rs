@@ -7,7 +7,7 @@
 //! one, or it would apply entries again. Such a call gets TRYAGAIN, as Redis
 //! answers a multi-key command whose keys are split by a migration.
 
-use crate::replication::Redis;
+use crate::redis::call::Redis;
 use redis_module::CallReply;
 
 /// The cluster slot of `key` (CRC16 of its hash tag, or of the whole key).

@@ -1,7 +1,7 @@
 //! Replies, written with the raw reply API so that per-entry errors can sit
 //! inside the array; the same bytes serve RESP2 and RESP3 clients.
 
-use crate::execute::Done;
+use crate::commands::xprocess::run::Done;
 use redis_module::{raw, Context};
 use std::ffi::CString;
 use xprocess_core::errors::ReplyError;
