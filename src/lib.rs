@@ -40,8 +40,8 @@ fn run_handler(
     let args = args(argv, argc);
     match catch_unwind(AssertUnwindSafe(|| handler(&context, &args))) {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => commands::xprocess::reply::error(&context, &e),
-        Err(_) => commands::xprocess::reply::error(&context, &errors::INTERNAL.into()),
+        Ok(Err(e)) => redis::reply::error(&context, &e),
+        Err(_) => redis::reply::error(&context, &errors::INTERNAL.into()),
     }
     raw::Status::Ok as c_int
 }

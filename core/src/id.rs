@@ -1,6 +1,6 @@
 //! Stream entry IDs (`ms-seq`) and their text.
 
-use crate::numbers::parse_u64_digits;
+use crate::numbers::{format_u64, parse_u64_digits};
 use std::fmt;
 
 /// A stream entry ID (`ms-seq`).
@@ -76,17 +76,11 @@ pub struct IdText {
 }
 
 impl IdText {
-    fn push_u64(&mut self, mut n: u64) {
-        let start = self.len;
-        loop {
-            self.buf[self.len] = b'0' + (n % 10) as u8;
-            self.len += 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.buf[start..self.len].reverse();
+    fn push_u64(&mut self, n: u64) {
+        let mut buf = [0; 20];
+        let digits = format_u64(n, &mut buf);
+        self.buf[self.len..self.len + digits.len()].copy_from_slice(digits);
+        self.len += digits.len();
     }
 
     pub fn as_bytes(&self) -> &[u8] {

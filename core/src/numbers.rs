@@ -61,9 +61,46 @@ fn underflows(text: &str) -> bool {
     mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
 }
 
+/// `n` in decimal at the end of `buf`, without going through `fmt` (IDs
+/// and counters are formatted per entry).
+pub fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// `n` in decimal (an i64 takes at most 20 bytes, sign included).
+pub fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let len = format_u64(n.unsigned_abs(), buf).len();
+    let start = buf.len() - len;
+    if n >= 0 {
+        return &buf[start..];
+    }
+    buf[start - 1] = b'-';
+    &buf[start - 1..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_like_display() {
+        for n in [0, 7, -7, 10, -10, i64::MAX, i64::MIN, 1_234_567_890] {
+            assert_eq!(format_i64(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+        assert_eq!(
+            format_u64(u64::MAX, &mut [0; 20]),
+            u64::MAX.to_string().as_bytes()
+        );
+    }
 
     #[test]
     fn i64_matches_string2ll() {

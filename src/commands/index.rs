@@ -2,10 +2,12 @@
 //! sense), and the internal XPROCESS.PATCH that replays index changes.
 
 use crate::redis::call::Redis;
+use crate::redis::clock::now_ms;
 use crate::redis::replicate::replicate;
+use crate::redis::reply;
 use crate::store::{DedupeKey, Holds};
 use crate::stream::reader;
-use redis_module::{raw, CallReply, Context, ContextFlags};
+use redis_module::{CallReply, Context, ContextFlags};
 use std::ffi::CString;
 use xprocess_core::business_key::key_hash;
 use xprocess_core::errors::{self, ErrorKind, Fixed, ReplyError};
@@ -25,16 +27,6 @@ fn parse_ids(args: &[&[u8]]) -> Result<Vec<StreamId>, ReplyError> {
     args.iter()
         .map(|a| StreamId::parse(a).ok_or_else(|| errors::BAD_STREAM_ID.into()))
         .collect()
-}
-
-fn ints(ctx: &Context, values: &[i64]) {
-    // SAFETY: plain reply calls on the command's context.
-    unsafe {
-        raw::RedisModule_ReplyWithArray.unwrap()(ctx.ctx, values.len() as _);
-        for v in values {
-            raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, *v);
-        }
-    }
 }
 
 /// XPROCESS.EXISTS dedupe-key id [id ...]
@@ -68,7 +60,7 @@ pub fn exists(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         }
         Holds::Other => return Err(errors::WRONGTYPE.into()),
     };
-    ints(ctx, &flags);
+    reply::integers(ctx, &flags);
     Ok(())
 }
 
@@ -89,14 +81,8 @@ fn exists_keys(ctx: &Context, key: &[u8], names: &[&[u8]]) -> Result<(), ReplyEr
         }
         Holds::Other => return Err(errors::WRONGTYPE.into()),
     };
-    ints(ctx, &flags);
+    reply::integers(ctx, &flags);
     Ok(())
-}
-
-/// The server's clock in Unix ms (the time of a call's business keys).
-pub fn now_ms() -> u64 {
-    // SAFETY: a plain clock read.
-    unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
 }
 
 /// The server's clock in Unix seconds (the key store's unit).
@@ -141,8 +127,7 @@ pub fn forget(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         }
         Holds::Other => return Err(errors::WRONGTYPE.into()),
     };
-    // SAFETY: a reply call on the command's context.
-    unsafe { raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, forgotten) };
+    reply::integer(ctx, forgotten);
     Ok(())
 }
 
@@ -150,7 +135,7 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
     let mut touched = Touched::default();
     let mut forgotten = 0;
     for &id in ids {
-        let in_stream = reader::contains(ctx.ctx, &index.stream, id);
+        let in_stream = reader::contains(ctx, &index.stream, id);
         if index.forget(id, in_stream, &mut touched) {
             forgotten += 1;
         }
@@ -235,7 +220,7 @@ fn lowest_unprocessed(ctx: &Context, index: &Index) -> Option<StreamId> {
     let ranges = index.ranges();
     let mut after = ranges.first()?.end;
     loop {
-        let id = reader::first_after(ctx.ctx, &index.stream, after)?;
+        let id = reader::first_after(ctx, &index.stream, after)?;
         let p = ranges.partition_point(|r| r.start <= id);
         match ranges.get(p.wrapping_sub(1)) {
             Some(r) if p > 0 && r.end >= id => after = r.end,
@@ -259,27 +244,13 @@ fn set_info(ctx: &Context, key: &[u8]) -> Result<Vec<(&'static str, Value)>, Rep
 }
 
 fn reply_map(ctx: &Context, fields: &[(&str, Value)]) {
-    // SAFETY: plain reply calls; RESP2 clients get a flat array of 2n items.
-    unsafe {
-        raw::RedisModule_ReplyWithMap.unwrap()(ctx.ctx, fields.len() as _);
-        for (name, value) in fields {
-            let name = CString::new(*name).unwrap_or_default();
-            raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx.ctx, name.as_ptr());
-            match value {
-                Value::Text(t) => {
-                    raw::RedisModule_ReplyWithStringBuffer.unwrap()(
-                        ctx.ctx,
-                        t.as_ptr().cast(),
-                        t.len(),
-                    );
-                }
-                Value::Int(n) => {
-                    raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.ctx, *n);
-                }
-                Value::Nil => {
-                    raw::RedisModule_ReplyWithNull.unwrap()(ctx.ctx);
-                }
-            }
+    reply::map(ctx, fields.len());
+    for (name, value) in fields {
+        reply::simple(ctx, &CString::new(*name).unwrap_or_default());
+        match value {
+            Value::Text(t) => reply::bytes(ctx, t),
+            Value::Int(n) => reply::integer(ctx, *n),
+            Value::Nil => reply::null(ctx),
         }
     }
 }
@@ -319,7 +290,6 @@ pub fn apply_patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         )));
     }
     ctx.replicate_verbatim();
-    // SAFETY: a reply call on the command's context.
-    unsafe { raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx.ctx, c"OK".as_ptr()) };
+    reply::ok(ctx);
     Ok(())
 }

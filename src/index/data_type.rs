@@ -7,6 +7,7 @@
 //! loader refuses (returns NULL, so RESTORE answers "Bad data format" and a
 //! corrupt RDB stops the load) anything `encoding::decode` does not accept.
 
+use crate::redis::key::Key;
 use redis_module::native_types::RedisType;
 use redis_module::{raw, RedisString};
 use std::ffi::CString;
@@ -43,42 +44,16 @@ pub static INDEX_TYPE: RedisType = RedisType::new(
     },
 );
 
-/// The index stored at an open key, if the key holds one.
-///
-/// # Safety
-/// `key` must be an open key; the reference lives as long as the key is
-/// neither closed nor written.
-pub unsafe fn value_of<'k>(key: *mut raw::RedisModuleKey) -> Option<&'k mut Index> {
-    if key.is_null() || !holds_index(key) {
-        return None;
-    }
-    raw::RedisModule_ModuleTypeGetValue.unwrap()(key)
-        .cast::<Index>()
-        .as_mut()
+/// The index stored at `key`, if it holds one.
+pub fn index_at(key: &mut Key) -> Option<&mut Index> {
+    // SAFETY: every value of INDEX_TYPE is an Index (set by `set_index` only).
+    unsafe { key.value::<Index>(&INDEX_TYPE) }
 }
 
-/// Whether an open key holds an index.
-///
-/// # Safety
-/// `key` must be an open, non-null key.
-pub unsafe fn holds_index(key: *mut raw::RedisModuleKey) -> bool {
-    raw::RedisModule_KeyType.unwrap()(key) == raw::REDISMODULE_KEYTYPE_MODULE as c_int
-        && raw::RedisModule_ModuleTypeGetType.unwrap()(key) == *INDEX_TYPE.raw_type.borrow()
-}
-
-/// Store a new index at an open, empty key opened for writing.
-///
-/// # Safety
-/// `key` must be open for writing.
-pub unsafe fn set_value(key: *mut raw::RedisModuleKey, index: Index) -> bool {
-    let value = Box::into_raw(Box::new(index)).cast::<c_void>();
-    let status =
-        raw::RedisModule_ModuleTypeSetValue.unwrap()(key, *INDEX_TYPE.raw_type.borrow(), value);
-    if status != raw::REDISMODULE_OK as c_int {
-        drop(Box::from_raw(value.cast::<Index>()));
-        return false;
-    }
-    true
+/// Store `index` at `key`, open for writing and empty.
+pub fn set_index(key: &mut Key, index: Index) -> bool {
+    // SAFETY: as above; the callbacks below read INDEX_TYPE values as Index.
+    unsafe { key.set_value(&INDEX_TYPE, index) }
 }
 
 fn log(message: &str) {

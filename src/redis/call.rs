@@ -6,12 +6,8 @@
 //! the writes of one XPROCESS call in a single MULTI/EXEC for replicas and
 //! the AOF. XPROCESS itself is never propagated. Reads are not propagated.
 
-use redis_module::{
-    raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, NotifyEvent,
-};
+use redis_module::{raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
 use std::cell::Cell;
-use std::os::raw::c_void;
-use std::ptr;
 use xprocess_core::errors::{ErrorKind, ReplyError};
 use xprocess_core::id::{IdText, StreamId};
 
@@ -20,10 +16,6 @@ thread_local! {
     static WRITE: CallOptions = CallOptionsBuilder::new().replicate().errors_as_replies().build();
     static READ: CallOptions = CallOptionsBuilder::new().errors_as_replies().build();
 }
-
-/// A hash field's value to write, and how many HINCRBYs produced it (each
-/// is notified).
-pub type Pending = (i64, u32);
 
 pub struct Redis<'c> {
     pub ctx: &'c Context,
@@ -134,110 +126,6 @@ impl Redis<'_> {
             false => self.read(cmd, &args),
         }
     }
-
-    /// Set hash fields to values HINCRBY planning computed, without
-    /// RedisModule_Call: the low-level hash API writes them, one `HSET key
-    /// field value ...` replicates them (the final values: deterministic),
-    /// and each HINCRBY that produced them is notified as `hincrby`. The
-    /// same module strings serve the write and the replication (`v`: Redis
-    /// retains them rather than copying).
-    pub fn write_hash(&self, key: &[u8], fields: &[(Vec<u8>, Pending)]) {
-        let ctx = self.ctx.ctx;
-        let strings = Strings::new(ctx, key, fields);
-        let [name, pairs @ ..] = strings.0.as_slice() else {
-            return;
-        };
-        // SAFETY: the key is opened for writing, set and closed here; Redis
-        // copies fields and values. Closing it signals the modification
-        // (WATCH). HashSet returns a count of replaced fields, not a status:
-        // planning checked the key is a hash or missing, so it cannot fail.
-        unsafe {
-            let handle =
-                raw::RedisModule_OpenKey.unwrap()(ctx, *name, raw::REDISMODULE_WRITE as i32)
-                    .cast::<raw::RedisModuleKey>();
-            for pair in pairs.chunks(2) {
-                raw::RedisModule_HashSet.unwrap()(
-                    handle,
-                    raw::REDISMODULE_HASH_NONE as i32,
-                    pair[0],
-                    pair[1],
-                    ptr::null_mut::<c_void>(),
-                );
-            }
-            raw::RedisModule_CloseKey.unwrap()(handle);
-            raw::RedisModule_Replicate.unwrap()(
-                ctx,
-                c"HSET".as_ptr(),
-                c"v".as_ptr(),
-                strings.0.as_ptr(),
-                strings.0.len(),
-            );
-            for (_, (_, count)) in fields {
-                for _ in 0..*count {
-                    raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
-                        ctx,
-                        NotifyEvent::HASH.bits(),
-                        c"hincrby".as_ptr(),
-                        *name,
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// `key field value ...` of one hash write as module strings, freed on drop.
-struct Strings(Vec<*mut raw::RedisModuleString>, *mut raw::RedisModuleCtx);
-
-impl Strings {
-    fn new(ctx: *mut raw::RedisModuleCtx, key: &[u8], fields: &[(Vec<u8>, Pending)]) -> Self {
-        let create = |bytes: &[u8]| unsafe {
-            // SAFETY: Redis copies the bytes into a new string.
-            raw::RedisModule_CreateString.unwrap()(ctx, bytes.as_ptr().cast(), bytes.len())
-        };
-        let mut strings = Vec::with_capacity(1 + 2 * fields.len());
-        strings.push(create(key));
-        for (field, (value, _)) in fields {
-            let mut digits = itoa_buf();
-            strings.push(create(field));
-            strings.push(create(format_i64(*value, &mut digits)));
-        }
-        Strings(strings, ctx)
-    }
-}
-
-impl Drop for Strings {
-    fn drop(&mut self) {
-        for s in self.0.drain(..) {
-            // SAFETY: created in `new`, freed once; Redis retained its own
-            // references to whatever it keeps.
-            unsafe { raw::RedisModule_FreeString.unwrap()(self.1, s) };
-        }
-    }
-}
-
-/// Room for any i64 in decimal.
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// `n` in decimal, without going through `fmt`.
-pub fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
 }
 
 /// Ok, or the error a raw RedisModule_Call replied (or failed with); frees
@@ -274,18 +162,5 @@ fn with_code(text: String) -> ReplyError {
             ReplyError::new(ErrorKind::of_line(&text), text)
         }
         _ => ReplyError::err(format!("ERR {text}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn format_i64_covers_the_range() {
-        let mut buf = itoa_buf();
-        for n in [0, 7, -7, 10, 1234567890, i64::MAX, i64::MIN] {
-            assert_eq!(format_i64(n, &mut buf), n.to_string().as_bytes());
-        }
     }
 }

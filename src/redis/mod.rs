@@ -1,6 +1,13 @@
 //! The Redis layer: the one place that calls the raw module API (apart from
 //! the index type's callbacks in `index::data_type`).
 
+pub mod acl;
 pub mod call;
+pub mod clock;
 pub mod command_info;
+pub mod events;
+pub mod hash;
+pub mod key;
 pub mod replicate;
+pub mod reply;
+pub mod stream;

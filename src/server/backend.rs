@@ -5,6 +5,8 @@
 //! effects, dead letters and XACKs as replicated writes.
 
 use crate::redis::call::Redis;
+use crate::redis::hash;
+use crate::redis::key::selected_db;
 use crate::server::group::Taken;
 use crate::server::hash_reads::HashReads;
 use crate::server::hash_writes::HashWrites;
@@ -54,7 +56,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             stream: req.stream,
             group: req.group,
             last_ids: RefCell::default(),
-            db: unsafe { raw::RedisModule_GetSelectedDb.unwrap()(redis.ctx.ctx) },
+            db: selected_db(redis.ctx),
             hash_writes: HashWrites::default(),
             hash_reads: RefCell::default(),
             taken: FastMap::default(),
@@ -165,8 +167,7 @@ impl State for RedisBackend<'_, '_> {
         if let Some(value) = self.hash_writes.get(key, field) {
             return Some(value.to_string().into_bytes());
         }
-        let ctx = self.redis.ctx.ctx;
-        self.hash_reads.borrow_mut().get(ctx, key, field)
+        self.hash_reads.borrow_mut().get(self.redis.ctx, key, field)
     }
 
     fn stream_last_id(&self, key: &[u8]) -> StreamId {
@@ -204,10 +205,9 @@ impl Backend for RedisBackend<'_, '_> {
             Lookup::Missing => return None,
             Lookup::Unknown => stats::update(|s| s.entry_cache_misses += 1),
         }
-        let ctx = self.redis.ctx.ctx;
         let span = (id, self.last.max(id));
         let limits = (READ_AHEAD, READ_AHEAD_BYTES);
-        let read = reader::read_ahead(ctx, self.stream, count_from, span, limits);
+        let read = reader::read_ahead(self.redis.ctx, self.stream, count_from, span, limits);
         let found = read.entries.first().is_some_and(|(first, _)| *first == id);
         entry_cache::store(self.db, self.stream, read.lead, id, read.entries);
         if !found {
@@ -232,7 +232,7 @@ impl Backend for RedisBackend<'_, '_> {
                 // A deferred HINCRBY of this field must land first.
                 self.hash_reads.get_mut().forget(key, field);
                 if let Some(pending) = self.hash_writes.take(key, field) {
-                    self.redis.write_hash(key, &[(field.to_vec(), pending)]);
+                    hash::write_hash(self.redis.ctx, key, &[(field.to_vec(), pending)]);
                 }
                 self.redis
                     .write("HINCRBYFLOAT", &[key, field, incr])
@@ -282,7 +282,7 @@ impl Backend for RedisBackend<'_, '_> {
 
     fn finish(&mut self) {
         for (key, fields) in self.hash_writes.drain_by_key() {
-            self.redis.write_hash(&key, &fields);
+            hash::write_hash(self.redis.ctx, &key, &fields);
         }
     }
 }

@@ -18,10 +18,9 @@
 //! deferred HINCRBY results (HINCRBYFLOAT goes straight to Redis) must
 //! [`HashReads::forget`] the field, or a later read would see the old value.
 
+use crate::redis::hash::{FieldValues, Hash};
 use crate::stats;
-use redis_module::{raw, RedisString};
-use std::os::raw::c_void;
-use std::ptr;
+use redis_module::Context;
 use xprocess_core::fast_map::FastMap;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -32,14 +31,12 @@ pub const COPY_MAX: usize = 128;
 /// Entries of the call still to come for a copy to pay off.
 pub const COPY_AHEAD: usize = 48;
 
-type Copy = FastMap<Vec<u8>, Option<Vec<u8>>>;
-
 enum KeyReads {
     /// Looked up this many times, not copied.
     Counting(u32),
     /// The whole hash, field -> value; `None` for a field written since the
     /// copy (read it from Redis).
-    Copied(Copy),
+    Copied(FieldValues),
 }
 
 #[derive(Default)]
@@ -56,12 +53,7 @@ pub struct HashReads {
 impl HashReads {
     /// The value of `field` in the hash at `key`, `None` when the key or the
     /// field is missing.
-    pub fn get(
-        &mut self,
-        ctx: *mut raw::RedisModuleCtx,
-        key: &[u8],
-        field: &[u8],
-    ) -> Option<Vec<u8>> {
+    pub fn get(&mut self, ctx: &Context, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
         if let Some(KeyReads::Copied(all)) = self.keys.get(key) {
             match all.get(field) {
                 Some(Some(value)) => return Some(value.clone()),
@@ -74,7 +66,7 @@ impl HashReads {
             return hash.get(ctx, field); // too late in the call for a copy to pay
         }
         let count = self.count(key);
-        if count >= COPY_AFTER && hash.len() <= COPY_MAX {
+        if count >= COPY_AFTER && hash.fields() <= COPY_MAX {
             let all = hash.copy();
             let value = all.get(field).cloned().flatten();
             self.keys.insert(key.to_vec(), KeyReads::Copied(all));
@@ -109,91 +101,5 @@ impl HashReads {
         if let Some(KeyReads::Copied(all)) = self.keys.get_mut(key) {
             all.insert(field.to_vec(), None);
         }
-    }
-}
-
-/// A hash key open for reading, closed on drop.
-struct Hash(*mut raw::RedisModuleKey);
-
-impl Hash {
-    /// `None` when the key is missing (READ mode opens it as NULL).
-    fn open(ctx: *mut raw::RedisModuleCtx, key: &[u8]) -> Option<Hash> {
-        // SAFETY: the name string lives across the open; Redis keeps its own
-        // reference to the key's name.
-        unsafe {
-            let name = raw::RedisModule_CreateString.unwrap()(ctx, key.as_ptr().cast(), key.len());
-            let handle = raw::RedisModule_OpenKey.unwrap()(ctx, name, raw::REDISMODULE_READ as i32)
-                .cast::<raw::RedisModuleKey>();
-            raw::RedisModule_FreeString.unwrap()(ctx, name);
-            (!handle.is_null()).then_some(Hash(handle))
-        }
-    }
-
-    fn len(&self) -> usize {
-        // SAFETY: an open key.
-        unsafe { raw::RedisModule_ValueLength.unwrap()(self.0) }
-    }
-
-    fn get(&self, ctx: *mut raw::RedisModuleCtx, field: &[u8]) -> Option<Vec<u8>> {
-        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-        // SAFETY: an open key; the field string and the returned value are
-        // ours and freed here.
-        unsafe {
-            let name =
-                raw::RedisModule_CreateString.unwrap()(ctx, field.as_ptr().cast(), field.len());
-            raw::RedisModule_HashGet.unwrap()(
-                self.0,
-                raw::REDISMODULE_HASH_NONE as i32,
-                name,
-                &mut value as *mut *mut raw::RedisModuleString,
-                ptr::null_mut::<c_void>(),
-            );
-            raw::RedisModule_FreeString.unwrap()(ctx, name);
-            if value.is_null() {
-                return None;
-            }
-            let bytes = RedisString::string_as_slice(value).to_vec();
-            raw::RedisModule_FreeString.unwrap()(ctx, value);
-            Some(bytes)
-        }
-    }
-
-    /// Every field and value, in one walk (one ScanKey call for a listpack;
-    /// a hashtable takes several).
-    fn copy(&self) -> Copy {
-        let mut all = FastMap::default();
-        // SAFETY: an open key; the callback only sees `all` through
-        // `privdata` while ScanKey runs, and copies the strings it is given.
-        unsafe {
-            let cursor = raw::RedisModule_ScanCursorCreate.unwrap()();
-            let privdata = (&mut all as *mut Copy).cast::<c_void>();
-            while raw::RedisModule_ScanKey.unwrap()(self.0, cursor, Some(copy_pair), privdata) != 0
-            {
-            }
-            raw::RedisModule_ScanCursorDestroy.unwrap()(cursor);
-        }
-        all
-    }
-}
-
-impl Drop for Hash {
-    fn drop(&mut self) {
-        // SAFETY: opened in `open`, closed once.
-        unsafe { raw::RedisModule_CloseKey.unwrap()(self.0) };
-    }
-}
-
-unsafe extern "C" fn copy_pair(
-    _key: *mut raw::RedisModuleKey,
-    field: *mut raw::RedisModuleString,
-    value: *mut raw::RedisModuleString,
-    privdata: *mut c_void,
-) {
-    let all = &mut *privdata.cast::<Copy>();
-    if !field.is_null() && !value.is_null() {
-        all.insert(
-            RedisString::string_as_slice(field).to_vec(),
-            Some(RedisString::string_as_slice(value).to_vec()),
-        );
     }
 }

@@ -7,7 +7,7 @@
 //! replicated `HSET key field value ...` per key instead of one per entry.
 //! The whole call is atomic, so nobody can observe the difference.
 
-pub use crate::redis::call::Pending;
+pub use crate::redis::hash::Pending;
 use xprocess_core::fast_map::FastMap;
 
 /// One key's pending fields.

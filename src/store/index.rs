@@ -116,7 +116,7 @@ impl DedupeStore for IndexStore<'_> {
     }
 
     fn insert(&mut self, id: StreamId) {
-        let (ctx, name) = (self.ctx.ctx, self.stream);
+        let (ctx, name) = (self.ctx, self.stream);
         let mut touched = self.touched;
         match self.index_for_writing() {
             Some(index) => {
@@ -136,7 +136,7 @@ impl DedupeStore for IndexStore<'_> {
         if !self.recorded && self.new_keys.is_empty() {
             return Ok(());
         }
-        let (context, ctx, name) = (self.ctx, self.ctx.ctx, self.stream);
+        let (ctx, name) = (self.ctx, self.stream);
         let mut touched = self.touched;
         let key = self.name;
         let keys = (!self.new_keys.is_empty()).then(|| std::mem::take(&mut self.new_keys));
@@ -157,7 +157,7 @@ impl DedupeStore for IndexStore<'_> {
             }),
         };
         if change.ranges.is_some() || change.keys.is_some() {
-            replicate(context, key, &index.stream, &change);
+            replicate(ctx, key, &index.stream, &change);
         }
         self.touched = Touched::default();
         self.recorded = false;

@@ -226,7 +226,7 @@ fn again(
             (argc - 1) as usize,
         );
         if reply.is_null() {
-            reply::error(&Context::new(ctx), &errors::INTERNAL.into());
+            crate::redis::reply::error(&Context::new(ctx), &errors::INTERNAL.into());
             return true;
         }
         let nothing = raw::RedisModule_CallReplyType.unwrap()(reply)
@@ -236,7 +236,7 @@ fn again(
         if replied && left_the_node(reply) {
             // The slot moved on between the signal and now: let the client
             // retry, it will be redirected.
-            reply::error(&Context::new(ctx), &errors::SLOT_MOVING.into());
+            crate::redis::reply::error(&Context::new(ctx), &errors::SLOT_MOVING.into());
         } else if replied {
             raw::RedisModule_ReplyWithCallReply.unwrap()(ctx, reply);
         }

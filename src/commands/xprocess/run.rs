@@ -1,17 +1,17 @@
 //! Execution against Redis: whole-call checks, then [`process`] with the
 //! Redis backend and the dedupe store the key holds (an index when missing).
 
-use crate::commands::index as index_commands;
 use crate::config;
 use crate::redis::call::Redis;
+use crate::redis::clock;
+use crate::redis::{acl, events};
 use crate::server::backend::RedisBackend;
 use crate::server::cluster;
 use crate::server::group;
 use crate::stats;
 use crate::store::{DedupeKey, Holds, IndexStore, SetStore};
 use crate::stream::entry_cache::{self};
-use redis_module::{raw, AclPermissions, Context, ContextFlags, NotifyEvent, RedisString};
-use std::ptr;
+use redis_module::{Context, ContextFlags, NotifyEvent};
 use xprocess_core::errors::{self, ErrorKind, ReplyError};
 use xprocess_core::id::StreamId;
 use xprocess_core::key_name::derived_dedupe_key;
@@ -56,7 +56,7 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
             let mut index = IndexStore::open(ctx, key, dedupe_key, req.stream)?;
             if let Some(bk) = &req.business_key {
                 let window = bk.window.unwrap_or_else(config::key_window_ms);
-                index = index.with_keys(index_commands::now_ms(), window);
+                index = index.with_keys(clock::now_ms(), window);
             }
             Store::Index(index)
         }
@@ -155,21 +155,7 @@ fn check_keys(
 /// applied entry, for subscribers that follow processing.
 fn notify_applied(ctx: &Context, stream: &[u8], outcomes: &[Outcome]) {
     let applied = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
-    if applied == 0 {
-        return;
-    }
-    let key = RedisString::create_from_slice(ctx.ctx, stream);
-    for _ in 0..applied {
-        // SAFETY: an event name literal and a live key name; Redis copies.
-        unsafe {
-            raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
-                ctx.ctx,
-                NotifyEvent::MODULE.bits(),
-                c"xprocess".as_ptr(),
-                key.inner,
-            )
-        };
-    }
+    events::notify(ctx, NotifyEvent::MODULE, c"xprocess", stream, applied);
 }
 
 fn count(outcomes: &[Outcome], redis_calls: u64) {
@@ -195,13 +181,8 @@ fn count(outcomes: &[Outcome], redis_calls: u64) {
 /// The derived dedupe key is not in argv, so Redis' own ACL check (which
 /// uses the keys we report) does not cover it: check it here.
 fn check_write_permission(ctx: &Context, key: &[u8]) -> Result<(), ReplyError> {
-    let user = unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) };
-    if user.is_null() {
-        return Ok(()); // no client: replication or AOF loading
+    match acl::may_write(ctx, key) {
+        true => Ok(()),
+        false => Err(ReplyError::noperm_dedupe(key)),
     }
-    let user = RedisString::from_redis_module_string(ptr::null_mut(), user);
-    let key_name = RedisString::create_from_slice(ptr::null_mut(), key);
-    let perms = AclPermissions::ACCESS | AclPermissions::INSERT | AclPermissions::UPDATE;
-    ctx.acl_check_key_permission(&user, &key_name, &perms)
-        .map_err(|_| ReplyError::noperm_dedupe(key))
 }
