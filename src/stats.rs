@@ -8,11 +8,8 @@
 //! not a timing test).
 
 use crate::info_fields;
-use redis_module::raw;
 use serde::Serialize;
 use std::cell::Cell;
-use std::ffi::CString;
-use std::ptr;
 
 /// Field names become `INFO xprocess` fields (`xprocess_<name>`) through
 /// serde, in this order.
@@ -67,14 +64,7 @@ pub fn get() -> Stats {
     STATS.with(Cell::get)
 }
 
-/// The module's default INFO section, `# xprocess`, fields `xprocess_*`.
-pub(crate) fn info(ctx: *mut raw::RedisModuleInfoCtx) {
-    // SAFETY: called by Redis with a live INFO context.
-    unsafe {
-        raw::RedisModule_InfoAddSection.unwrap()(ctx, ptr::null_mut());
-        for (name, value) in info_fields::fields(&get()) {
-            let name = CString::new(name).unwrap_or_default();
-            raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, name.as_ptr().cast_mut(), value);
-        }
-    }
+/// The fields of `INFO xprocess` (`xprocess_<name>`), in declaration order.
+pub fn info_fields() -> Vec<(&'static str, u64)> {
+    info_fields::fields(&get())
 }

@@ -281,6 +281,13 @@ fn parse_read(args: &mut Args<'_, '_>) -> Result<Read, ReplyError> {
     Ok(read)
 }
 
+/// IDs given one per argument (the dedupe stores' commands), each strict.
+pub fn stream_ids(args: &[&[u8]]) -> Result<Vec<StreamId>, ReplyError> {
+    args.iter()
+        .map(|a| StreamId::parse(a).ok_or_else(|| errors::BAD_STREAM_ID.into()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,20 @@
-//! The commands: XPROCESS, and the commands of the dedupe index.
+//! The commands, one file each: XPROCESS, and the dedupe stores' commands
+//! (EXISTS, FORGET, INFO, and the internal PATCH). Each declares its
+//! `COMMAND` (flags, ACL categories, arity, COMMAND DOCS) beside its handler.
 
-pub mod index;
+pub mod exists;
+pub mod forget;
+pub mod info;
+pub mod patch;
 pub mod xprocess;
+
+use crate::redis::command::Command;
+
+/// Every command of the module, registered in this order at load.
+pub const ALL: [&Command; 5] = [
+    &xprocess::COMMAND,
+    &exists::COMMAND,
+    &forget::COMMAND,
+    &info::COMMAND,
+    &patch::COMMAND,
+];

@@ -4,9 +4,10 @@
 pub mod acl;
 pub mod call;
 pub mod clock;
-pub mod command_info;
+pub mod command;
 pub mod events;
 pub mod hash;
+pub mod info;
 pub mod key;
 pub mod replicate;
 pub mod reply;

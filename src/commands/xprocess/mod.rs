@@ -5,9 +5,164 @@ pub mod block;
 pub mod reply;
 pub mod run;
 
+use crate::redis::command::{key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
 use redis_module::Context;
 use xprocess_core::errors::ReplyError;
 use xprocess_core::parse;
+
+crate::entry_point!(entry, xprocess);
+
+/// Effects put keys at positions no key spec can describe, so the specs are
+/// documentation (the stream, DEDUPE, DEADLETTER, then an "unknown" spec
+/// for effect keys) and Redis takes the actual keys from the getkeys-api
+/// (`report_keys`).
+pub const COMMAND: Command = Command {
+    name: c"xprocess",
+    entry,
+    flags: c"write deny-oom getkeys-api",
+    acl: c"write stream",
+    // `XPROCESS key group CONSUMER consumer SADD key member READ`: 8 at least.
+    arity: -8,
+    docs: Docs {
+        summary: c"Applies effects of stream entries exactly once: dedupe by entry ID, apply, record and XACK, atomically",
+        complexity: c"O(N*E) where N is the number of IDs (or of entries READ takes) and E the number of effects",
+        since: c"0.1.0",
+        key_specs: &[
+            KeySpec {
+                notes: c"the source stream: entries read, acknowledged in the group",
+                flags: key::RW | key::ACCESS | key::UPDATE,
+                begin: Begin::Index(1),
+                unknown: false,
+            },
+            KeySpec {
+                notes: c"the dedupe store (index or Set), when DEDUPE is given (else derived in the stream's slot)",
+                flags: key::RW | key::ACCESS | key::INSERT | key::INCOMPLETE,
+                begin: Begin::Keyword(c"DEDUPE", 3),
+                unknown: false,
+            },
+            KeySpec {
+                notes: c"the dead-letter stream, when DEADLETTER is given",
+                flags: key::RW | key::INSERT | key::INCOMPLETE,
+                begin: Begin::Keyword(c"DEADLETTER", 3),
+                unknown: false,
+            },
+            KeySpec {
+                notes: c"the key of every effect, reported through the getkeys-api",
+                flags: key::RW | key::UPDATE | key::INCOMPLETE,
+                begin: Begin::Unknown,
+                unknown: true,
+            },
+        ],
+        args: &ARGS,
+    },
+};
+
+/// Key spec indexes, referenced by key arguments.
+const SPEC_STREAM: i32 = 0;
+const SPEC_DEDUPE: i32 = 1;
+const SPEC_DEAD_LETTER: i32 = 2;
+const SPEC_EFFECTS: i32 = 3;
+
+const fn string(name: &'static std::ffi::CStr) -> Arg {
+    Arg::new(name, ArgKind::String)
+}
+
+const fn integer(name: &'static std::ffi::CStr) -> Arg {
+    Arg::new(name, ArgKind::Integer)
+}
+
+const fn effect_key() -> Arg {
+    Arg::new(c"key", ArgKind::Key).key(SPEC_EFFECTS)
+}
+
+const INCR_ARGS: [Arg; 3] = [effect_key(), string(c"field"), string(c"increment")];
+
+const XADD_ARGS: [Arg; 3] = [
+    effect_key(),
+    Arg::new(c"trim", ArgKind::Block)
+        .token(c"MAXLEN")
+        .optional()
+        .sub(&[
+            Arg::new(c"strategy", ArgKind::OneOf).optional().sub(&[
+                Arg::new(c"approximately", ArgKind::Token).token(c"~"),
+                Arg::new(c"equal", ArgKind::Token).token(c"="),
+            ]),
+            integer(c"count"),
+        ]),
+    Arg::new(c"body", ArgKind::OneOf).sub(&[
+        Arg::new(c"fields", ArgKind::Block).token(c"FIELDS").sub(&[
+            integer(c"numpairs"),
+            Arg::new(c"data", ArgKind::Block)
+                .multiple()
+                .sub(&[string(c"field"), string(c"value")]),
+        ]),
+        Arg::new(c"entry", ArgKind::Token).token(c"ENTRY"),
+    ]),
+];
+
+const ARGS: [Arg; 10] = [
+    Arg::new(c"key", ArgKind::Key).key(SPEC_STREAM),
+    string(c"group"),
+    string(c"consumer").token(c"CONSUMER").optional(),
+    Arg::new(c"dedupe-key", ArgKind::Key)
+        .token(c"DEDUPE")
+        .optional()
+        .key(SPEC_DEDUPE),
+    Arg::new(c"store", ArgKind::OneOf)
+        .token(c"STORE")
+        .optional()
+        .sub(&[
+            Arg::new(c"index", ArgKind::Token).token(c"INDEX"),
+            Arg::new(c"set", ArgKind::Token).token(c"SET"),
+        ]),
+    integer(c"milliseconds").token(c"TTL").optional(),
+    Arg::new(c"business-key", ArgKind::Block)
+        .token(c"KEY")
+        .optional()
+        .sub(&[
+            string(c"template"),
+            integer(c"milliseconds").token(c"WINDOW").optional(),
+            Arg::new(c"fingerprint", ArgKind::OneOf)
+                .token(c"FINGERPRINT")
+                .optional()
+                .sub(&[
+                    Arg::new(c"fields", ArgKind::Block)
+                        .sub(&[integer(c"numfields"), string(c"field").multiple()]),
+                    Arg::new(c"entry", ArgKind::Token).token(c"ENTRY"),
+                ]),
+        ]),
+    Arg::new(c"dead-letter", ArgKind::Block)
+        .token(c"DEADLETTER")
+        .optional()
+        .sub(&[
+            Arg::new(c"dead-letter-key", ArgKind::Key).key(SPEC_DEAD_LETTER),
+            integer(c"deliveries").token(c"AFTER"),
+        ]),
+    Arg::new(c"effect", ArgKind::OneOf).multiple().sub(&[
+        Arg::new(c"hincrby", ArgKind::Block)
+            .token(c"HINCRBY")
+            .sub(&INCR_ARGS),
+        Arg::new(c"hincrbyfloat", ArgKind::Block)
+            .token(c"HINCRBYFLOAT")
+            .sub(&INCR_ARGS),
+        Arg::new(c"sadd", ArgKind::Block)
+            .token(c"SADD")
+            .sub(&[effect_key(), string(c"member")]),
+        Arg::new(c"xadd", ArgKind::Block)
+            .token(c"XADD")
+            .sub(&XADD_ARGS),
+    ]),
+    Arg::new(c"source", ArgKind::OneOf).sub(&[
+        Arg::new(c"ids", ArgKind::Block)
+            .token(c"IDS")
+            .sub(&[integer(c"numids"), string(c"id").multiple()]),
+        Arg::new(c"read", ArgKind::Block).token(c"READ").sub(&[
+            integer(c"count").token(c"COUNT").optional(),
+            integer(c"min-idle-time").token(c"CLAIM").optional(),
+            integer(c"milliseconds").token(c"BLOCK").optional(),
+        ]),
+    ]),
+];
 
 /// XPROCESS key group [CONSUMER consumer] [DEDUPE dedupe-key]
 ///          [STORE INDEX | SET] [TTL milliseconds] [KEY template ...]
