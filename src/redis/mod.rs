@@ -2,6 +2,7 @@
 //! the index type's callbacks in `index::data_type`).
 
 pub mod acl;
+pub mod block;
 pub mod call;
 pub mod clock;
 pub mod command;
