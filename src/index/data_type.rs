@@ -69,6 +69,10 @@ fn guarded<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
     })
 }
 
+// SAFETY (every callback below): Redis calls it on the main thread with
+// live arguments; `value` is always an Index of this type (`set_index`,
+// `rdb_load` and `copy` make them). Here: a live RDB reader; the buffer it
+// returns is ours, read within its length and freed once.
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     guarded("rdb_load", ptr::null_mut(), || {
         if !(1..=ENCODING_VERSION).contains(&encver) {
@@ -97,6 +101,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     })
 }
 
+// SAFETY: a live RDB writer and an Index; Redis copies the buffer.
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     guarded("rdb_save", (), || {
         let bytes = codec::encode(&*value.cast::<Index>());
@@ -108,6 +113,7 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     })
 }
 
+// SAFETY: a live AOF writer, key name and Index; Redis copies the argv.
 unsafe extern "C" fn aof_rewrite(
     aof: *mut raw::RedisModuleIO,
     key: *mut raw::RedisModuleString,
@@ -136,10 +142,12 @@ unsafe extern "C" fn aof_rewrite(
     })
 }
 
+// SAFETY: an Index, read only.
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     guarded("mem_usage", 0, || (*value.cast::<Index>()).memory())
 }
 
+// SAFETY: a live digest and an Index, read only.
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     guarded("digest", (), || {
         let index = &*value.cast::<Index>();
@@ -175,12 +183,14 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
     })
 }
 
+// SAFETY: an Index boxed by this module, freed once by Redis.
 unsafe extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
         drop(Box::from_raw(value.cast::<Index>()));
     }
 }
 
+// SAFETY: reads nothing.
 /// Ranges are freed in one go: the effort is one allocation, not per range.
 unsafe extern "C" fn free_effort(
     _key: *mut raw::RedisModuleString,
@@ -189,6 +199,7 @@ unsafe extern "C" fn free_effort(
     1
 }
 
+// SAFETY: an Index, read only; the copy is boxed for Redis to own.
 unsafe extern "C" fn copy(
     _from: *mut raw::RedisModuleString,
     _to: *mut raw::RedisModuleString,
@@ -199,6 +210,8 @@ unsafe extern "C" fn copy(
     })
 }
 
+// SAFETY: a live defrag context and a pointer to the key's Index pointer,
+// which Redis lets us replace with the moved allocation.
 /// Move the index's allocations (the value, its stream name and its ranges)
 /// to places the active defragmenter chooses.
 unsafe extern "C" fn defrag(
@@ -220,6 +233,7 @@ unsafe extern "C" fn defrag(
 /// Moves an index's buffers with `RedisModule_DefragAlloc`.
 struct Defrag {
     ctx: *mut raw::RedisModuleDefragCtx,
+    // The API's DefragAlloc, taken once it is known to exist.
     defrag_alloc: unsafe extern "C" fn(*mut raw::RedisModuleDefragCtx, *mut c_void) -> *mut c_void,
 }
 

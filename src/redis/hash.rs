@@ -150,8 +150,8 @@ struct Strings(Vec<*mut raw::RedisModuleString>, *mut raw::RedisModuleCtx);
 
 impl Strings {
     fn new(ctx: *mut raw::RedisModuleCtx, key: &[u8], fields: &[(Vec<u8>, Pending)]) -> Self {
+        // SAFETY: a live context; Redis copies the bytes into a new string.
         let create = |bytes: &[u8]| unsafe {
-            // SAFETY: Redis copies the bytes into a new string.
             raw::RedisModule_CreateString.unwrap()(ctx, bytes.as_ptr().cast(), bytes.len())
         };
         let mut strings = Vec::with_capacity(1 + 2 * fields.len());
