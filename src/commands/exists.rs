@@ -2,7 +2,7 @@
 
 use crate::redis::call::Redis;
 use crate::redis::clock::now_secs;
-use crate::redis::command::{key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
 use crate::redis::reply;
 use crate::store::{DedupeKey, Holds};
 use redis_module::{CallReply, Context};
@@ -12,7 +12,7 @@ use xprocess_core::id::StreamId;
 use xprocess_core::parse::stream_ids;
 use xprocess_core::request::StoreKind;
 
-crate::entry_point!(entry, exists);
+entry_point!(entry, exists);
 
 pub const COMMAND: Command = Command {
     name: c"xprocess.exists",

@@ -1,7 +1,7 @@
 //! XPROCESS.FORGET: make processed entries processable again.
 
 use crate::redis::call::Redis;
-use crate::redis::command::{key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
 use crate::redis::replicate::replicate;
 use crate::redis::reply;
 use crate::store::{DedupeKey, Holds};
@@ -14,7 +14,7 @@ use xprocess_core::index::ranges::{Index, Touched};
 use xprocess_core::parse::stream_ids;
 use xprocess_core::request::StoreKind;
 
-crate::entry_point!(entry, forget);
+entry_point!(entry, forget);
 
 pub const COMMAND: Command = Command {
     name: c"xprocess.forget",

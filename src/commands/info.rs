@@ -2,7 +2,7 @@
 
 use crate::redis::call::Redis;
 use crate::redis::clock::{now_ms, now_secs};
-use crate::redis::command::{key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
 use crate::redis::reply;
 use crate::store::{DedupeKey, Holds};
 use crate::stream::reader;
@@ -14,7 +14,7 @@ use xprocess_core::index::key_store::KeyStore;
 use xprocess_core::index::ranges::Index;
 use xprocess_core::request::StoreKind;
 
-crate::entry_point!(entry, info);
+entry_point!(entry, info);
 
 pub const COMMAND: Command = Command {
     name: c"xprocess.info",

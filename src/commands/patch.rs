@@ -1,6 +1,6 @@
 //! XPROCESS.PATCH: an index change replayed on a replica or from the AOF.
 
-use crate::redis::command::{key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
 use crate::redis::reply;
 use crate::store::{DedupeKey, Holds};
 use redis_module::{Context, ContextFlags};
@@ -8,7 +8,7 @@ use xprocess_core::errors::{self, ErrorKind, Fixed, ReplyError};
 use xprocess_core::index::patch;
 use xprocess_core::request::StoreKind;
 
-crate::entry_point!(entry, patch);
+entry_point!(entry, patch);
 
 pub const COMMAND: Command = Command {
     name: c"xprocess.patch",

@@ -158,7 +158,6 @@ fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> Vec<&'a [u8]
 }
 
 /// `entry_point!(name, handler)`: the C entry point `name` of a [`Handler`].
-#[macro_export]
 macro_rules! entry_point {
     ($name:ident, $handler:path) => {
         extern "C" fn $name(
@@ -170,6 +169,7 @@ macro_rules! entry_point {
         }
     };
 }
+pub(crate) use entry_point;
 
 /// Create `command` in Redis, with its ACL categories and docs.
 pub fn register(ctx: &Context, command: &Command) -> Status {

@@ -5,12 +5,12 @@ pub mod block;
 pub mod reply;
 pub mod run;
 
-use crate::redis::command::{key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
 use redis_module::Context;
 use xprocess_core::errors::ReplyError;
 use xprocess_core::parse;
 
-crate::entry_point!(entry, xprocess);
+entry_point!(entry, xprocess);
 
 /// Effects put keys at positions no key spec can describe, so the specs are
 /// documentation (the stream, DEDUPE, DEADLETTER, then an "unknown" spec
