@@ -1,6 +1,6 @@
 //! Counters since the module loaded, shown by `INFO xprocess`. They only
 //! grow (CONFIG RESETSTAT leaves them: seeing it would take a command filter
-//! run before every command of every client, see issue #12); take rates from
+//! run before every command of every client); take rates from
 //! differences, as with any monotonic counter.
 //!
 //! `redis_calls` counts RedisModule_Call invocations: the test suite checks

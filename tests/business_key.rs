@@ -1,4 +1,4 @@
-//! Dedupe by business key (`KEY template`, issue #10): a producer's retry
+//! Dedupe by business key (`KEY template`): a producer's retry
 //! (two entries, one payment) applies once; the same key with another
 //! payload is a CONFLICT that changes nothing; keys are remembered for their
 //! window and no longer; replicas, the AOF, DEBUG RELOAD and MIGRATE keep

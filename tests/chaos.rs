@@ -1,4 +1,4 @@
-//! Chaos test (issue 3, item 1): exactly-once effects while everything fails.
+//! Chaos test: exactly-once effects while everything fails.
 //!
 //! Producers append `customer`/`amount` entries to a stream; consumers read
 //! them with XREADGROUP and process them with XPROCESS while, at random, they

@@ -1,9 +1,9 @@
-//! A call reads its entries a window at a time (src/entry_cache.rs), and
+//! A call reads its entries a window at a time (src/stream/entry_cache.rs), and
 //! forgets the window when it ends. Every way Redis can remove or replace
 //! stream entries between two calls (or inside a call: its own XADD
 //! effects) must make XPROCESS see the stream as it is, never a copy read
 //! before. Nothing tells the module of those changes (it subscribes to no
-//! event: issue #12), so these tests fail if any entry outlives its call.
+//! event), so these tests fail if any entry outlives its call.
 
 mod common;
 
@@ -13,8 +13,8 @@ use redis::Connection;
 const EFFECT: [&str; 4] = ["HINCRBY", "totals", "$user", "$amount"];
 
 /// Stream `s` with entries 1-1..=3-1 (amount 1, 2, 3 for user `u`), pending
-/// for consumer c1; then entry 1-1 is processed alone, which read ahead the
-/// window 1-1..=3-1 before issue #12 (and kept it between calls).
+/// for consumer c1; then entry 1-1 is processed alone, which reads ahead the
+/// window 1-1..=3-1 (a cache kept between calls would serve it stale).
 fn warmed(con: &mut Connection) {
     fill(con, "s", &["1", "2", "3"]);
     assert_eq!(process(con, "s", "1-1"), "1");

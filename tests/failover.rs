@@ -1,4 +1,4 @@
-//! Failover (issue 3, item 2): a primary with a replica under load; the
+//! Failover: a primary with a replica under load; the
 //! primary is `kill -9`ed, the replica promoted with `REPLICAOF NO ONE`, and
 //! the consumers move to it, recover what is pending with XAUTOCLAIM and
 //! finish.

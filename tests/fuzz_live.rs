@@ -1,4 +1,4 @@
-//! Hostile input against a live server (issue 3, item 3): random and mutated
+//! Hostile input against a live server: random and mutated
 //! XPROCESS argument vectors.
 //!
 //! Every case is sent over a raw socket, pipelined as

@@ -1,5 +1,5 @@
 //! A call that reads many fields of one small hash copies the hash once
-//! (src/hash/reads.rs) instead of walking its listpack per field. The copy
+//! (src/server/hash_reads.rs) instead of walking its listpack per field. The copy
 //! must never be seen stale: HINCRBYFLOAT writes behind it, fields missing
 //! from it, and the results must equal what one HINCRBY per entry gives.
 

@@ -1,5 +1,5 @@
 //! HINCRBY results are written once per field at the end of a call
-//! (src/hash/writes.rs). Interleaved with HINCRBYFLOAT on the same fields,
+//! (src/server/hash_writes.rs). Interleaved with HINCRBYFLOAT on the same fields,
 //! the primary, its replica and an AOF reload must all agree, and keyspace
 //! notifications still come one per HINCRBY.
 

@@ -304,7 +304,7 @@ fn le(n: u64) -> [u8; 8] {
     n.to_le_bytes()
 }
 
-/// Our encoding (version 2, see src/index/encoding.rs): stream, recorded,
+/// Our encoding (version 2, see core/src/index/codec.rs): stream, recorded,
 /// lost, count, ranges, then the business keys: now, window, expired,
 /// conflicts, count, keys (none here).
 fn body(stream: &[u8], count: u64, ranges: &[[u64; 5]]) -> Vec<u8> {

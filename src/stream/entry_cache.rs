@@ -12,7 +12,7 @@
 //! The window lives only while its call runs (`Scope`), so nothing outside
 //! the call can remove or replace an entry under it: no keyspace event or
 //! server event is needed to keep it honest, and the module costs commands
-//! that never call it nothing (issue #12). Inside the call, the only writes
+//! that never call it nothing. Inside the call, the only writes
 //! to the source stream are the call's own XADD effects, which `forget` it.
 //! A window ends at the last entry seen, so entries appended later never
 //! fall inside it.

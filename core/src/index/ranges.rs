@@ -145,15 +145,6 @@ impl Index {
         self.ranges.len().saturating_sub(1)
     }
 
-    /// The bounds (exclusive) of the first gap, where the lowest unprocessed
-    /// entry above the first range sits.
-    pub fn first_hole(&self) -> Option<(StreamId, StreamId)> {
-        match self.ranges.as_slice() {
-            [a, b, ..] => Some((a.end, b.start)),
-            _ => None,
-        }
-    }
-
     /// The number of ranges whose start is at most `id`.
     fn position(&self, id: StreamId) -> usize {
         self.ranges.partition_point(|r| r.start <= id)
