@@ -40,7 +40,7 @@ SERVERS_DIR := $(CURDIR)/target/servers
 # the module and its tests (redis-server).
 DEB_PACKAGES := redis-server libclang-dev clang build-essential
 
-.PHONY: help build debug run test lint fmt clean deps servers examples-deps chaos bench tax fuzz fuzz-lib failover
+.PHONY: help build debug run test lint fmt clean deps servers examples-deps chaos bench tax fuzz fuzz-lib fuzz-smoke failover
 
 help: ## Show this help (the default goal)
 	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
@@ -109,7 +109,7 @@ servers: ## Install the servers of TEST_SERVERS into target/servers (scripts/ins
 	if [ -n "$${CI:-}" ]; then allow=""; else allow=1; fi; \
 	ALLOW_MISSING=$$allow bash scripts/install-servers.sh $$names
 
-test: deps servers examples-deps ## Build the debug module, then run all tests once per server: Redis 7.0, 8.0 and 8.6, Valkey 8.0 and 9.1 (what CI runs)
+test: deps servers examples-deps fuzz-smoke ## Build the debug module, then run all tests once per server: Redis 7.0, 8.0 and 8.6, Valkey 8.0 and 9.1 (what CI runs)
 	$(CARGO) build
 	@results=""; passed=0; failed=0; \
 	for s in $(TEST_SERVERS); do \
@@ -179,6 +179,19 @@ fuzz: deps ## Live fuzzer: 100,000 random and mutated XPROCESS calls against a s
 	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --test fuzz_live -- --nocapture
 
 FUZZ_SECONDS ?= 300
+
+# The fuzz targets build against the core crate alone; `make test` builds
+# them and runs each briefly (no coverage instrumentation: a smoke run that
+# keeps them compiling and their oracles holding on the seeds).
+FUZZ_TARGETS := parse_plan index_ops key_store
+
+fuzz-smoke: ## Build the libFuzzer targets (against the core crate) and run each for 5,000 inputs
+	$(CARGO) build --manifest-path fuzz/Cargo.toml --bins
+	@for t in $(FUZZ_TARGETS); do \
+		seeds=""; [ -d fuzz/seeds/$$t ] && seeds=fuzz/seeds/$$t; \
+		echo "+ fuzz/target/debug/$$t -runs=5000 $$seeds"; \
+		fuzz/target/debug/$$t -runs=5000 $$seeds 2>&1 | tail -n 3; \
+	done
 
 fuzz-lib: ## libFuzzer for FUZZ_SECONDS (300) each: parsing/templates/planning, the dedupe index (RDB decoder, operations, patches), the business-key store (installs cargo-fuzz)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

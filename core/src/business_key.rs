@@ -16,16 +16,16 @@ use std::cell::RefCell;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 /// What one call fingerprints, worked out once per call.
-pub enum Plan<'a> {
+pub enum Fingerprinter<'a> {
     Fields(Vec<&'a [u8]>),
     Entry,
 }
 
-impl<'a> Plan<'a> {
-    pub fn of(req: &Request<'a>, of: &FingerprintOf<'a>) -> Plan<'a> {
+impl<'a> Fingerprinter<'a> {
+    pub fn of(req: &Request<'a>, of: &FingerprintOf<'a>) -> Fingerprinter<'a> {
         match of {
-            FingerprintOf::Entry => Plan::Entry,
-            FingerprintOf::Fields(fields) => Plan::Fields(fields.clone()),
+            FingerprintOf::Entry => Fingerprinter::Entry,
+            FingerprintOf::Fields(fields) => Fingerprinter::Fields(fields.clone()),
             FingerprintOf::Read => read_by(&req.effects),
         }
     }
@@ -43,8 +43,8 @@ impl<'a> Plan<'a> {
                 buf.extend_from_slice(value);
             };
             match self {
-                Plan::Entry => entry.fields.iter().for_each(|(f, v)| pair(f, v)),
-                Plan::Fields(names) => {
+                Fingerprinter::Entry => entry.fields.iter().for_each(|(f, v)| pair(f, v)),
+                Fingerprinter::Fields(names) => {
                     for name in names {
                         let value = entry
                             .get(name)
@@ -64,7 +64,7 @@ thread_local! {
 
 /// The fields the effects' templates read, sorted and unique; every field
 /// when an XADD copies the whole entry.
-fn read_by<'a>(effects: &[Effect<'a>]) -> Plan<'a> {
+fn read_by<'a>(effects: &[Effect<'a>]) -> Fingerprinter<'a> {
     let mut fields = Vec::new();
     let mut add = |arg: &Arg<'a>| {
         if let Arg::Field(name) = arg {
@@ -79,7 +79,7 @@ fn read_by<'a>(effects: &[Effect<'a>]) -> Plan<'a> {
             }
             Effect::SAdd { member, .. } => add(member),
             Effect::XAdd { body, .. } => match body {
-                XAddBody::Entry => return Plan::Entry,
+                XAddBody::Entry => return Fingerprinter::Entry,
                 XAddBody::Fields(pairs) => pairs.iter().for_each(|(f, v)| {
                     add(f);
                     add(v);
@@ -89,7 +89,7 @@ fn read_by<'a>(effects: &[Effect<'a>]) -> Plan<'a> {
     }
     fields.sort_unstable();
     fields.dedup();
-    Plan::Fields(fields)
+    Fingerprinter::Fields(fields)
 }
 
 /// The 128-bit xxh3 a business key is remembered by.
@@ -106,9 +106,9 @@ mod tests {
         let argv: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
         let req = parse(&argv).unwrap();
         let of = req.business_key.as_ref().unwrap().fingerprint.clone();
-        let fields = match Plan::of(&req, &of) {
-            Plan::Fields(f) => f,
-            Plan::Entry => vec![b"*".as_slice()],
+        let fields = match Fingerprinter::of(&req, &of) {
+            Fingerprinter::Fields(f) => f,
+            Fingerprinter::Entry => vec![b"*".as_slice()],
         };
         (req, fields)
     }
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn fingerprints_see_only_what_they_cover() {
-        let plan = Plan::Fields(vec![b"amount"]);
+        let plan = Fingerprinter::Fields(vec![b"amount"]);
         let a: [(&[u8], &[u8]); 2] = [(b"amount", b"10"), (b"sent_at", b"1")];
         let b: [(&[u8], &[u8]); 2] = [(b"sent_at", b"2"), (b"amount", b"10")];
         let c: [(&[u8], &[u8]); 1] = [(b"amount", b"11")];
@@ -144,7 +144,7 @@ mod tests {
             "ERR entry 1-0 has no field 'amount'"
         );
         // Length prefixes: ("ab", "c") is not ("a", "bc").
-        let whole = Plan::Entry;
+        let whole = Fingerprinter::Entry;
         let x: [(&[u8], &[u8]); 1] = [(b"ab", b"c")];
         let y: [(&[u8], &[u8]); 1] = [(b"a", b"bc")];
         let fpw = |fields| whole.fingerprint(&Entry { id: "1-0", fields }).unwrap();

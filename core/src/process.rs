@@ -8,7 +8,7 @@
 //! Written against [`Backend`] and [`DedupeStore`] so the logic is tested in
 //! memory; `execute` supplies the Redis implementations.
 
-use crate::business_key::{key_hash, Plan};
+use crate::business_key::{key_hash, Fingerprinter};
 use crate::entry::{Entry, Fields};
 use crate::errors::ReplyError;
 use crate::id::StreamId;
@@ -81,7 +81,7 @@ pub fn process<B: Backend, D: DedupeStore>(
     let keys = req
         .business_key
         .as_ref()
-        .map(|bk| (bk, Plan::of(req, &bk.fingerprint)));
+        .map(|bk| (bk, Fingerprinter::of(req, &bk.fingerprint)));
     let mut acks = Vec::with_capacity(ids.len());
     let outcomes = ids
         .iter()
@@ -108,7 +108,7 @@ pub fn process<B: Backend, D: DedupeStore>(
 }
 
 /// A call's `KEY` and what its fingerprints cover.
-type Keys<'k, 'a> = Option<&'k (&'k BusinessKey<'a>, Plan<'a>)>;
+type Keys<'k, 'a> = Option<&'k (&'k BusinessKey<'a>, Fingerprinter<'a>)>;
 
 fn process_one<B: Backend, D: DedupeStore>(
     req: &Request,
@@ -249,12 +249,12 @@ enum KeyCheck {
 /// another payload) a CONFLICT error.
 fn check_key<D: DedupeStore>(
     bk: &BusinessKey,
-    plan: &Plan,
+    fingerprinter: &Fingerprinter,
     entry: &Entry,
     store: &mut D,
 ) -> Result<KeyCheck, ReplyError> {
     let name = bk.template.expand(entry)?;
-    let (key, fp) = (key_hash(name), plan.fingerprint(entry)?);
+    let (key, fp) = (key_hash(name), fingerprinter.fingerprint(entry)?);
     match store.key(key) {
         None => Ok(KeyCheck::New(key, fp)),
         Some((seen, _)) if seen == fp => Ok(KeyCheck::Retry),

@@ -19,7 +19,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::{HashMap, HashSet};
 use xprocess_core::entry::Entry;
 use xprocess_core::entry::Fields;
-use xprocess_core::errors::ReplyError;
+use xprocess_core::errors::{ErrorKind, ReplyError};
 use xprocess_core::id::StreamId;
 use xprocess_core::key_name::{derived_dedupe_key, hash_tag};
 use xprocess_core::numbers::{parse_float, parse_i64};
@@ -130,7 +130,7 @@ impl Mem {
                 Ok(())
             }
             k if k == kind => Ok(()),
-            _ => Err(ReplyError::new("WRONGTYPE")),
+            _ => Err(ReplyError::new(ErrorKind::WrongType, "WRONGTYPE")),
         }
     }
 }
@@ -178,33 +178,33 @@ impl Backend for Mem {
                 incr,
                 result,
             } => {
-                let by = parse_i64(incr).ok_or_else(|| ReplyError::new("not an integer"))?;
+                let by = parse_i64(incr).ok_or_else(|| ReplyError::err("not an integer"))?;
                 self.want(key, KeyKind::Hash)?;
                 let cur = match self.field_of(key, field) {
                     None => 0,
-                    Some(v) => parse_i64(&v).ok_or_else(|| ReplyError::new("hash not integer"))?,
+                    Some(v) => parse_i64(&v).ok_or_else(|| ReplyError::err("hash not integer"))?,
                 };
                 let sum = cur
                     .checked_add(by)
-                    .ok_or_else(|| ReplyError::new("overflow"))?;
+                    .ok_or_else(|| ReplyError::err("overflow"))?;
                 // The value planning predicted (and that is replicated).
                 assert_eq!(sum, *result, "planned HINCRBY result differs");
                 self.fields
                     .insert((key.to_vec(), field.to_vec()), sum.to_string().into_bytes());
             }
             Op::HIncrByFloat { key, field, incr } => {
-                let by = parse_float(incr).ok_or_else(|| ReplyError::new("not a float"))?;
+                let by = parse_float(incr).ok_or_else(|| ReplyError::err("not a float"))?;
                 if !by.is_finite() {
-                    return Err(ReplyError::new("NaN or Infinity"));
+                    return Err(ReplyError::err("NaN or Infinity"));
                 }
                 self.want(key, KeyKind::Hash)?;
                 let cur = match self.field_of(key, field) {
                     None => 0.0,
-                    Some(v) => parse_float(&v).ok_or_else(|| ReplyError::new("hash not float"))?,
+                    Some(v) => parse_float(&v).ok_or_else(|| ReplyError::err("hash not float"))?,
                 };
                 let sum = cur + by;
                 if !sum.is_finite() {
-                    return Err(ReplyError::new("would produce NaN or Infinity"));
+                    return Err(ReplyError::err("would produce NaN or Infinity"));
                 }
                 // Written so that HINCRBY can no longer read it as an integer,
                 // like Redis' long double text of a float result in general.
@@ -226,7 +226,7 @@ impl Backend for Mem {
                 let next = self
                     .last_id_of(key)
                     .next()
-                    .ok_or_else(|| ReplyError::new("stream exhausted"))?;
+                    .ok_or_else(|| ReplyError::err("stream exhausted"))?;
                 self.last_ids.insert(key.to_vec(), next);
                 let len = self.stream_len.entry(key.to_vec()).or_default();
                 *len += 1;

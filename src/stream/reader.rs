@@ -16,7 +16,7 @@ use xprocess_core::index::ranges::StreamView;
 
 /// Entries read in one pass (see `read_ahead`).
 #[derive(Default)]
-pub struct Read {
+pub struct ReadAhead {
     pub lead: Option<Lead>,
     pub entries: Vec<(StreamId, Fields)>,
 }
@@ -35,8 +35,8 @@ pub fn read_ahead(
     count_from: Option<StreamId>,
     (from, to): (StreamId, StreamId),
     (max_entries, max_bytes): (usize, usize),
-) -> Read {
-    let mut read = Read::default();
+) -> ReadAhead {
+    let mut read = ReadAhead::default();
     let Some(mut cursor) = Cursor::open(ctx, name) else {
         return read;
     };
