@@ -10,7 +10,6 @@
 pub mod commands;
 pub mod config;
 pub mod index;
-pub mod info_fields;
 pub mod redis;
 pub mod server;
 pub mod stats;

@@ -7,7 +7,8 @@
 //! it per call and per entry against the design (a regression guard that is
 //! not a timing test).
 
-use crate::info_fields;
+mod fields;
+
 use serde::Serialize;
 use std::cell::Cell;
 
@@ -66,5 +67,5 @@ pub fn get() -> Stats {
 
 /// The fields of `INFO xprocess` (`xprocess_<name>`), in declaration order.
 pub fn info_fields() -> Vec<(&'static str, u64)> {
-    info_fields::fields(&get())
+    fields::fields(&get())
 }
