@@ -160,7 +160,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
         add(index.recorded);
         add(index.lost);
         for r in index.ranges() {
-            for n in [r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap] {
+            for n in r.words() {
                 add(n);
             }
         }

@@ -11,11 +11,13 @@ pub fn selected_db(ctx: &Context) -> i32 {
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
-/// What an open key holds, as far as the dedupe stores care.
+/// What an open key holds, as far as XPROCESS cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     Empty,
+    Hash,
     Set,
+    Stream,
     /// A value of a module's data type (ours or another module's).
     Module,
     Other,
@@ -73,7 +75,9 @@ impl Key {
         // SAFETY: an open key.
         match unsafe { raw::RedisModule_KeyType.unwrap()(self.handle) } as isize {
             raw::REDISMODULE_KEYTYPE_EMPTY => KeyType::Empty,
+            raw::REDISMODULE_KEYTYPE_HASH => KeyType::Hash,
             raw::REDISMODULE_KEYTYPE_SET => KeyType::Set,
+            raw::REDISMODULE_KEYTYPE_STREAM => KeyType::Stream,
             raw::REDISMODULE_KEYTYPE_MODULE => KeyType::Module,
             _ => KeyType::Other,
         }

@@ -6,14 +6,14 @@
 
 use crate::redis::call::Redis;
 use crate::redis::hash;
-use crate::redis::key::selected_db;
+use crate::redis::key::{selected_db, Key, KeyType};
 use crate::server::group::Taken;
 use crate::server::hash_reads::HashReads;
 use crate::server::hash_writes::HashWrites;
 use crate::stats;
 use crate::stream::entry_cache::{self, Lookup};
 use crate::stream::reader;
-use redis_module::{raw, CallReply, RedisString};
+use redis_module::CallReply;
 use std::cell::RefCell;
 use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;
@@ -115,11 +115,6 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         Ok(row)
     }
 
-    fn key(&self, name: &[u8]) -> redis_module::key::RedisKey {
-        let name = RedisString::create_from_slice(self.redis.ctx.ctx, name);
-        self.redis.ctx.open_key(&name)
-    }
-
     fn xadd(
         &self,
         key: &[u8],
@@ -154,12 +149,12 @@ impl State for RedisBackend<'_, '_> {
         if self.hash_writes.touches(key) {
             return KeyKind::Hash; // it will be once the writes are done
         }
-        match self.key(key).key_type() {
-            raw::KeyType::Empty => KeyKind::Missing,
-            raw::KeyType::Hash => KeyKind::Hash,
-            raw::KeyType::Set => KeyKind::Set,
-            raw::KeyType::Stream => KeyKind::Stream,
-            _ => KeyKind::Other,
+        match Key::open(self.redis.ctx, key, false).key_type() {
+            KeyType::Empty => KeyKind::Missing,
+            KeyType::Hash => KeyKind::Hash,
+            KeyType::Set => KeyKind::Set,
+            KeyType::Stream => KeyKind::Stream,
+            KeyType::Module | KeyType::Other => KeyKind::Other,
         }
     }
 

@@ -20,18 +20,16 @@ use crate::id::StreamId;
 /// The RDB encoding version of the type (Redis passes it to the loader).
 pub const ENCODING_VERSION: i32 = 2;
 
-const RANGE_BYTES: usize = 5 * 8;
-
 pub fn encode(index: &Index) -> Vec<u8> {
     let ranges = index.ranges();
-    let mut out = Vec::with_capacity(32 + index.stream.len() + ranges.len() * RANGE_BYTES);
+    let mut out = Vec::with_capacity(32 + index.stream.len() + ranges.len() * Range::BYTES);
     put(&mut out, index.stream.len() as u64);
     out.extend_from_slice(&index.stream);
     put(&mut out, index.recorded);
     put(&mut out, index.lost);
     put(&mut out, ranges.len() as u64);
     for r in ranges {
-        for n in [r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap] {
+        for n in r.words() {
             put(&mut out, n);
         }
     }
@@ -66,9 +64,9 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Index, &'static str> {
     let lost = r.u64()?;
     let count = usize::try_from(r.u64()?).map_err(|_| TRUNCATED)?;
     let exact = match version {
-        1 => count.checked_mul(RANGE_BYTES) == Some(r.0.len()),
+        1 => count.checked_mul(Range::BYTES) == Some(r.0.len()),
         2 => count
-            .checked_mul(RANGE_BYTES)
+            .checked_mul(Range::BYTES)
             .is_some_and(|n| n <= r.0.len()),
         _ => return Err("unknown encoding version"),
     };
@@ -77,13 +75,7 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Index, &'static str> {
     }
     let mut ranges = Vec::with_capacity(count);
     for _ in 0..count {
-        let start = r.id()?;
-        let end = r.id()?;
-        ranges.push(Range {
-            start,
-            end,
-            gap: r.u64()?,
-        });
+        ranges.push(r.range()?);
     }
     let mut index = Index::from_parts(stream, ranges, recorded, lost)?;
     if version == 2 {
@@ -126,6 +118,14 @@ impl<'a> Reader<'a> {
     pub(super) fn u64(&mut self) -> Result<u64, &'static str> {
         let bytes = self.take(8)?;
         Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| TRUNCATED)?))
+    }
+
+    pub(super) fn range(&mut self) -> Result<Range, &'static str> {
+        Ok(Range {
+            start: self.id()?,
+            end: self.id()?,
+            gap: self.u64()?,
+        })
     }
 
     pub(super) fn id(&mut self) -> Result<StreamId, &'static str> {

@@ -31,7 +31,6 @@ const VERSION: u8 = 1;
 /// Ranges and/or business keys.
 const VERSION_KEYS: u8 = 2;
 const HEADER: usize = 1 + 6 * 8;
-const RANGE: usize = 5 * 8;
 const HAS_RANGES: u8 = 1;
 const HAS_KEYS: u8 = 2;
 
@@ -66,13 +65,13 @@ pub fn write_payload(change: &Change, out: &mut Vec<u8>) {
             &[patch.recorded, patch.lost, lo.ms, lo.seq, hi.ms, hi.seq],
         );
         for r in &patch.ranges {
-            words(out, &[r.start.ms, r.start.seq, r.end.ms, r.end.seq, r.gap]);
+            words(out, &r.words());
         }
     };
     let Some(keys) = &change.keys else {
         out.push(VERSION);
         if let Some(patch) = &change.ranges {
-            out.reserve(HEADER + RANGE * patch.ranges.len());
+            out.reserve(HEADER + Range::BYTES * patch.ranges.len());
             ranges(out, patch);
         }
         return;
@@ -132,10 +131,10 @@ fn parse_payload(payload: &[u8]) -> Result<Change, &'static str> {
     match payload.split_first() {
         Some((&VERSION, body)) => {
             let count = body.len().checked_sub(HEADER - 1).ok_or(BAD)?;
-            if !count.is_multiple_of(RANGE) {
+            if !count.is_multiple_of(Range::BYTES) {
                 return Err(BAD);
             }
-            let ranges = Some(read_ranges(&mut Reader(body), count / RANGE)?);
+            let ranges = Some(read_ranges(&mut Reader(body), count / Range::BYTES)?);
             Ok(Change { ranges, keys: None })
         }
         Some((&VERSION_KEYS, [flags, body @ ..])) => parse_v2(*flags, body),
@@ -174,17 +173,14 @@ fn parse_v2(flags: u8, body: &[u8]) -> Result<Change, &'static str> {
 fn read_ranges(r: &mut Reader, count: usize) -> Result<Patch, &'static str> {
     let (recorded, lost) = (r.u64()?, r.u64()?);
     let (lo, hi) = (r.id()?, r.id()?);
-    if count.checked_mul(RANGE).is_none_or(|n| n > r.0.len()) {
+    if count
+        .checked_mul(Range::BYTES)
+        .is_none_or(|n| n > r.0.len())
+    {
         return Err(BAD);
     }
     let ranges = (0..count)
-        .map(|_| {
-            Ok(Range {
-                start: r.id()?,
-                end: r.id()?,
-                gap: r.u64()?,
-            })
-        })
+        .map(|_| r.range())
         .collect::<Result<_, &'static str>>()?;
     Ok(Patch {
         lo,

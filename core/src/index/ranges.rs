@@ -41,6 +41,16 @@ pub struct Range {
 }
 
 impl Range {
+    /// Bytes of a range in the index's RDB payload and in XPROCESS.PATCH.
+    pub const BYTES: usize = 5 * 8;
+
+    /// The five numbers every format writes a range as, in this order: its
+    /// RDB payload, XPROCESS.PATCH payloads and DEBUG DIGEST.
+    pub fn words(&self) -> [u64; 5] {
+        let (s, e) = (self.start, self.end);
+        [s.ms, s.seq, e.ms, e.seq, self.gap]
+    }
+
     fn single(id: StreamId, gap: u64) -> Range {
         Range {
             start: id,
