@@ -19,7 +19,7 @@ const BAD_TTL: &str =
 const BAD_MAXLEN: &str = "ERR The MAXLEN argument must be a non-negative integer";
 const BAD_STREAM_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 const UNKNOWN_METADATA: &str =
-    "ERR unknown entry metadata template, only $@id is supported (use $$ for a literal $)";
+    "ERR unknown entry metadata template, only @id, @ms, @seq, @date and @hour are supported (use $$ for a literal $)";
 const NEED_DEDUPE: &str =
     "ERR cannot derive a dedupe key from an empty key name or one with '}' but no hash tag, use DEDUPE";
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";

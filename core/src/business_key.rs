@@ -62,16 +62,13 @@ thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The fields the effects' templates read, sorted and unique; every field
-/// when an XADD copies the whole entry.
+/// The fields the effects' templates read (their keys' included), sorted
+/// and unique; every field when an XADD copies the whole entry.
 fn read_by<'a>(effects: &[Effect<'a>]) -> Fingerprinter<'a> {
     let mut fields = Vec::new();
-    let mut add = |arg: &Arg<'a>| {
-        if let Arg::Field(name) = arg {
-            fields.push(*name);
-        }
-    };
+    let mut add = |arg: &Arg<'a>| fields.extend(arg.fields());
     for effect in effects {
+        add(effect.key());
         match effect {
             Effect::HIncrBy { field, incr, .. } | Effect::HIncrByFloat { field, incr, .. } => {
                 add(field);

@@ -20,6 +20,7 @@ pub enum ErrorKind {
     /// A business key came back with another payload.
     Conflict,
     TryAgain,
+    CrossSlot,
     /// An error of the server's own that we pass on (OOM, BUSYGROUP, ...).
     Server,
 }
@@ -33,6 +34,7 @@ impl ErrorKind {
             "NOGROUP" => ErrorKind::NoGroup,
             "NOPERM" => ErrorKind::NoPerm,
             "TRYAGAIN" => ErrorKind::TryAgain,
+            "CROSSSLOT" => ErrorKind::CrossSlot,
             _ => ErrorKind::Server,
         }
     }
@@ -81,8 +83,11 @@ pub const NUMPAIRS_MISMATCH: Fixed =
 pub const BAD_MAXLEN: Fixed = Fixed::err("ERR The MAXLEN argument must be a non-negative integer");
 pub const BAD_STREAM_ID: Fixed =
     Fixed::err("ERR Invalid stream ID specified as stream command argument");
+pub const UNCLOSED_TEMPLATE: Fixed =
+    Fixed::err("ERR unclosed template, ${ needs a } (use $$ for a literal $)");
+pub const EMPTY_TEMPLATE: Fixed = Fixed::err("ERR empty template ${}, name a field");
 pub const UNKNOWN_METADATA: Fixed = Fixed::err(
-    "ERR unknown entry metadata template, only $@id is supported (use $$ for a literal $)",
+    "ERR unknown entry metadata template, only @id, @ms, @seq, @date and @hour are supported (use $$ for a literal $)",
 );
 pub const NEED_DEDUPE: Fixed = Fixed::err("ERR cannot derive a dedupe key from an empty key name or one with '}' but no hash tag, use DEDUPE");
 pub const TRYAGAIN: Fixed = Fixed::new(ErrorKind::TryAgain, "TRYAGAIN Multiple keys request during rehashing of slot (the stream's dedupe key is not on this node)");
@@ -204,6 +209,37 @@ impl ReplyError {
             "CONFLICT entry {id} has business key '{}' already applied by entry {other} with a different payload",
             printable(key)
         ))
+    }
+
+    /// A templated effect key that names the stream, the dedupe key or the
+    /// dead-letter key.
+    pub fn reserved_key(id: &str, key: &[u8]) -> Self {
+        Self::err(format!(
+            "ERR entry {id} makes the effect key '{}', which is the stream, the dedupe key or the dead-letter key",
+            printable(key)
+        ))
+    }
+
+    /// A templated effect key outside the stream's cluster slot.
+    pub fn cross_slot(id: &str, key: &[u8]) -> Self {
+        Self::new(
+            ErrorKind::CrossSlot,
+            format!(
+                "CROSSSLOT entry {id} makes the effect key '{}', which does not hash to the stream's slot",
+                printable(key)
+            ),
+        )
+    }
+
+    /// A templated effect key the caller's ACL does not let it write.
+    pub fn noperm_key(id: &str, key: &[u8]) -> Self {
+        Self::new(
+            ErrorKind::NoPerm,
+            format!(
+                "NOPERM entry {id} makes the effect key '{}', which this user has no permissions to write",
+                printable(key)
+            ),
+        )
     }
 
     pub fn missing_field(id: &str, field: &[u8]) -> Self {

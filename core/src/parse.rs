@@ -48,6 +48,10 @@ impl<'a> Args<'a, '_> {
         Arg::parse(self.next()?)
     }
 
+    fn next_number(&mut self) -> Result<Arg<'a>, ReplyError> {
+        Arg::parse_number(self.next()?)
+    }
+
     /// A positive count (numids, numpairs).
     fn next_count(&mut self, err: Fixed) -> Result<usize, ReplyError> {
         match parse_i64(self.next()?) {
@@ -183,19 +187,19 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         let key_pos = args.pos;
         let effect = if is(token, "HINCRBY") {
             Effect::HIncrBy {
-                key: args.next()?,
+                key: args.next_template()?,
                 field: args.next_template()?,
-                incr: args.next_template()?,
+                incr: args.next_number()?,
             }
         } else if is(token, "HINCRBYFLOAT") {
             Effect::HIncrByFloat {
-                key: args.next()?,
+                key: args.next_template()?,
                 field: args.next_template()?,
-                incr: args.next_template()?,
+                incr: args.next_number()?,
             }
         } else if is(token, "SADD") {
             Effect::SAdd {
-                key: args.next()?,
+                key: args.next_template()?,
                 member: args.next_template()?,
             }
         } else if is(token, "XADD") {
@@ -203,14 +207,18 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         } else {
             return Err(errors::SYNTAX.into());
         };
-        req.key_positions.push(key_pos);
+        // A templated key is known per entry only: like a Lua script's
+        // undeclared keys, it is checked then (slot, ACL), not reported.
+        if effect.key().literal().is_some() {
+            req.key_positions.push(key_pos);
+        }
         req.effects.push(effect);
     }
 }
 
 /// `XADD key [MAXLEN [~|=] count] (FIELDS numpairs field value ... | ENTRY)`
 fn parse_xadd<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
-    let key = args.next()?;
+    let key = args.next_template()?;
     let mut trim = None;
     if args.peek().is_some_and(|t| is(t, "MAXLEN")) {
         args.pos += 1;
@@ -291,6 +299,7 @@ pub fn stream_ids(args: &[&[u8]]) -> Result<Vec<StreamId>, ReplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::{Meta, Part};
 
     fn argv(s: &str) -> Vec<&[u8]> {
         s.split(' ').map(str::as_bytes).collect()
@@ -317,7 +326,7 @@ mod tests {
         assert_eq!(
             r.effects[0],
             Effect::HIncrBy {
-                key: b"h",
+                key: Arg::Literal(b"h"),
                 field: Arg::Field(b"cust"),
                 incr: Arg::Field(b"amount")
             }
@@ -325,21 +334,24 @@ mod tests {
         assert_eq!(
             r.effects[2],
             Effect::SAdd {
-                key: b"st",
-                member: Arg::EntryId
+                key: Arg::Literal(b"st"),
+                member: Arg::Meta(Meta::Id)
             }
         );
         assert_eq!(
             r.effects[3],
             Effect::XAdd {
-                key: b"out",
+                key: Arg::Literal(b"out"),
                 trim: Some(Trim {
                     approx: true,
                     count: 10
                 }),
                 body: XAddBody::Fields(vec![
                     (Arg::Literal(b"a"), Arg::Field(b"a")),
-                    (Arg::Literal(b"b"), Arg::Literal(b"$b")),
+                    (
+                        Arg::Literal(b"b"),
+                        Arg::Interpolated(vec![Part::Literal(b"$b")])
+                    ),
                 ])
             }
         );

@@ -10,6 +10,8 @@ use crate::errors::{self, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::{parse_float, parse_i64};
 use crate::request::{Effect, Trim, XAddBody};
+use crate::template::Arg;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -27,31 +29,40 @@ pub trait State {
     fn hash_field(&self, key: &[u8], field: &[u8]) -> Option<Vec<u8>>;
     /// The last ID generated in an existing stream (XINFO's last-generated-id).
     fn stream_last_id(&self, key: &[u8]) -> StreamId;
+    /// Whether this call may write `key`, a key an entry's template made
+    /// (literal keys were checked for the whole call): in a cluster it must
+    /// hash to the stream's slot, and the caller's ACL must allow it.
+    fn check_key(&self, _key: &[u8], _id: &str) -> Result<(), ReplyError> {
+        Ok(())
+    }
 }
+
+/// Bytes of an effect: borrowed from argv or the entry, or made by a template.
+pub type Bytes<'r> = Cow<'r, [u8]>;
 
 /// One validated write; arguments are passed to Redis verbatim.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op<'r> {
     HIncrBy {
-        key: &'r [u8],
-        field: &'r [u8],
-        incr: &'r [u8],
+        key: Bytes<'r>,
+        field: Bytes<'r>,
+        incr: Bytes<'r>,
         /// The field's value afterwards, computed while validating.
         result: i64,
     },
     HIncrByFloat {
-        key: &'r [u8],
-        field: &'r [u8],
-        incr: &'r [u8],
+        key: Bytes<'r>,
+        field: Bytes<'r>,
+        incr: Bytes<'r>,
     },
     SAdd {
-        key: &'r [u8],
-        member: &'r [u8],
+        key: Bytes<'r>,
+        member: Bytes<'r>,
     },
     XAdd {
-        key: &'r [u8],
+        key: Bytes<'r>,
         trim: Option<Trim>,
-        pairs: Vec<(&'r [u8], &'r [u8])>,
+        pairs: Vec<(Bytes<'r>, Bytes<'r>)>,
     },
 }
 
@@ -66,30 +77,25 @@ enum Num {
 
 /// Changes planned so far for the current entry.
 #[derive(Default)]
-struct Overlay<'r> {
-    kinds: Vec<(&'r [u8], KeyKind)>,
-    fields: Vec<(&'r [u8], &'r [u8], Num)>,
-    last_ids: Vec<(&'r [u8], StreamId)>,
+struct Overlay {
+    kinds: Vec<(Vec<u8>, KeyKind)>,
+    fields: Vec<(Vec<u8>, Vec<u8>, Num)>,
+    last_ids: Vec<(Vec<u8>, StreamId)>,
 }
 
-impl<'r> Overlay<'r> {
+impl Overlay {
     fn kind(&self, state: &impl State, key: &[u8]) -> KeyKind {
-        match self.kinds.iter().find(|(k, _)| *k == key) {
+        match self.kinds.iter().find(|(k, _)| k == key) {
             Some((_, kind)) => *kind,
             None => state.kind(key),
         }
     }
 
     /// Check that `key` is missing or of `want`, and remember it becomes `want`.
-    fn claim(
-        &mut self,
-        state: &impl State,
-        key: &'r [u8],
-        want: KeyKind,
-    ) -> Result<(), ReplyError> {
+    fn claim(&mut self, state: &impl State, key: &[u8], want: KeyKind) -> Result<(), ReplyError> {
         match self.kind(state, key) {
             KeyKind::Missing => {
-                self.kinds.push((key, want));
+                self.kinds.push((key.to_vec(), want));
                 Ok(())
             }
             kind if kind == want => Ok(()),
@@ -100,69 +106,105 @@ impl<'r> Overlay<'r> {
     fn field(&self, key: &[u8], field: &[u8]) -> Option<Num> {
         self.fields
             .iter()
-            .find(|(k, f, _)| *k == key && *f == field)
+            .find(|(k, f, _)| k == key && f == field)
             .map(|(_, _, n)| *n)
     }
 
-    fn set_field(&mut self, key: &'r [u8], field: &'r [u8], value: Num) {
+    fn set_field(&mut self, key: &[u8], field: &[u8], value: Num) {
         match self
             .fields
             .iter_mut()
-            .find(|(k, f, _)| *k == key && *f == field)
+            .find(|(k, f, _)| k == key && f == field)
         {
             Some(slot) => slot.2 = value,
-            None => self.fields.push((key, field, value)),
+            None => self.fields.push((key.to_vec(), field.to_vec(), value)),
         }
     }
 }
 
-/// Plan `effects` for `entry`. `reserved` keys keep their kind throughout the
-/// call whether or not they exist yet (the dedupe set must stay a set).
+/// Keys no template may make: the stream, the dedupe key, the dead-letter key.
+pub struct KeyRules<'k> {
+    /// Keys that keep their kind throughout the call whether or not they
+    /// exist yet (the dedupe set must stay a set).
+    pub reserved: &'k [(&'k [u8], KeyKind)],
+    /// Keys an effect must never write.
+    pub forbidden: &'k [&'k [u8]],
+}
+
+/// Plan `effects` for `entry`.
 pub fn plan_entry<'r>(
     effects: &'r [Effect<'r>],
     entry: &Entry<'r>,
     state: &impl State,
-    reserved: &[(&'r [u8], KeyKind)],
+    rules: &KeyRules,
 ) -> Result<Vec<Op<'r>>, ReplyError> {
     let mut overlay = Overlay {
-        kinds: reserved.to_vec(),
+        kinds: rules
+            .reserved
+            .iter()
+            .map(|(k, kind)| (k.to_vec(), *kind))
+            .collect(),
         ..Overlay::default()
     };
     effects
         .iter()
-        .map(|effect| plan_effect(effect, entry, state, &mut overlay))
+        .map(|effect| plan_effect(effect, entry, state, rules, &mut overlay))
         .collect()
+}
+
+/// An effect's key for this entry; a templated one is checked here, per
+/// entry, as a literal one was for the whole call.
+fn effect_key<'r>(
+    key: &'r Arg<'r>,
+    entry: &Entry<'r>,
+    state: &impl State,
+    rules: &KeyRules,
+) -> Result<Bytes<'r>, ReplyError> {
+    let expanded = key.expand(entry)?;
+    if key.literal().is_none() {
+        if rules.forbidden.contains(&&*expanded) {
+            return Err(ReplyError::reserved_key(entry.id, &expanded));
+        }
+        state.check_key(&expanded, entry.id)?;
+    }
+    Ok(expanded)
 }
 
 fn plan_effect<'r>(
     effect: &'r Effect<'r>,
     entry: &Entry<'r>,
     state: &impl State,
-    overlay: &mut Overlay<'r>,
+    rules: &KeyRules,
+    overlay: &mut Overlay,
 ) -> Result<Op<'r>, ReplyError> {
+    let key = effect_key(effect.key(), entry, state, rules)?;
     match effect {
-        Effect::HIncrBy { key, field, incr } => {
+        Effect::HIncrBy { field, incr, .. } => {
             let (field, incr) = (field.expand(entry)?, incr.expand(entry)?);
             plan_hincrby(key, field, incr, state, overlay)
         }
-        Effect::HIncrByFloat { key, field, incr } => {
+        Effect::HIncrByFloat { field, incr, .. } => {
             let (field, incr) = (field.expand(entry)?, incr.expand(entry)?);
             plan_hincrbyfloat(key, field, incr, state, overlay)
         }
-        Effect::SAdd { key, member } => {
+        Effect::SAdd { member, .. } => {
             let member = member.expand(entry)?;
-            overlay.claim(state, key, KeyKind::Set)?;
+            overlay.claim(state, &key, KeyKind::Set)?;
             Ok(Op::SAdd { key, member })
         }
-        Effect::XAdd { key, trim, body } => {
+        Effect::XAdd { trim, body, .. } => {
             let pairs = match body {
-                XAddBody::Entry => entry.fields.to_vec(),
+                XAddBody::Entry => entry
+                    .fields
+                    .iter()
+                    .map(|(f, v)| (Cow::Borrowed(*f), Cow::Borrowed(*v)))
+                    .collect(),
                 XAddBody::Fields(pairs) => pairs
                     .iter()
                     .map(|(f, v)| Ok((f.expand(entry)?, v.expand(entry)?)))
                     .collect::<Result<_, ReplyError>>()?,
             };
-            plan_xadd_id(key, state, overlay)?;
+            plan_xadd_id(&key, state, overlay)?;
             Ok(Op::XAdd {
                 key,
                 trim: *trim,
@@ -173,24 +215,24 @@ fn plan_effect<'r>(
 }
 
 fn plan_hincrby<'r>(
-    key: &'r [u8],
-    field: &'r [u8],
-    incr: &'r [u8],
+    key: Bytes<'r>,
+    field: Bytes<'r>,
+    incr: Bytes<'r>,
     state: &impl State,
-    overlay: &mut Overlay<'r>,
+    overlay: &mut Overlay,
 ) -> Result<Op<'r>, ReplyError> {
-    let by = parse_i64(incr).ok_or(errors::NOT_INTEGER)?;
-    overlay.claim(state, key, KeyKind::Hash)?;
-    let current = match overlay.field(key, field) {
+    let by = parse_i64(&incr).ok_or(errors::NOT_INTEGER)?;
+    overlay.claim(state, &key, KeyKind::Hash)?;
+    let current = match overlay.field(&key, &field) {
         Some(Num::Int(v)) => v,
         Some(Num::Float(_)) => return Err(errors::HASH_NOT_INTEGER.into()),
-        None => match state.hash_field(key, field) {
+        None => match state.hash_field(&key, &field) {
             None => 0,
             Some(text) => parse_i64(&text).ok_or(errors::HASH_NOT_INTEGER)?,
         },
     };
     let sum = current.checked_add(by).ok_or(errors::OVERFLOW)?;
-    overlay.set_field(key, field, Num::Int(sum));
+    overlay.set_field(&key, &field, Num::Int(sum));
     Ok(Op::HIncrBy {
         key,
         field,
@@ -200,21 +242,21 @@ fn plan_hincrby<'r>(
 }
 
 fn plan_hincrbyfloat<'r>(
-    key: &'r [u8],
-    field: &'r [u8],
-    incr: &'r [u8],
+    key: Bytes<'r>,
+    field: Bytes<'r>,
+    incr: Bytes<'r>,
     state: &impl State,
-    overlay: &mut Overlay<'r>,
+    overlay: &mut Overlay,
 ) -> Result<Op<'r>, ReplyError> {
-    let by = parse_float(incr).ok_or(errors::NOT_FLOAT)?;
+    let by = parse_float(&incr).ok_or(errors::NOT_FLOAT)?;
     if by.is_infinite() {
         return Err(errors::FLOAT_NAN_OR_INF.into());
     }
-    overlay.claim(state, key, KeyKind::Hash)?;
-    let current = match overlay.field(key, field) {
+    overlay.claim(state, &key, KeyKind::Hash)?;
+    let current = match overlay.field(&key, &field) {
         Some(Num::Int(v)) => v as f64,
         Some(Num::Float(v)) => v,
-        None => match state.hash_field(key, field) {
+        None => match state.hash_field(&key, &field) {
             None => 0.0,
             Some(text) => parse_float(&text).ok_or(errors::HASH_NOT_FLOAT)?,
         },
@@ -223,19 +265,15 @@ fn plan_hincrbyfloat<'r>(
     if !sum.is_finite() {
         return Err(errors::NAN_OR_INF.into());
     }
-    overlay.set_field(key, field, Num::Float(sum));
+    overlay.set_field(&key, &field, Num::Float(sum));
     Ok(Op::HIncrByFloat { key, field, incr })
 }
 
 /// An auto-generated ID must still exist after every XADD of this entry.
-fn plan_xadd_id<'r>(
-    key: &'r [u8],
-    state: &impl State,
-    overlay: &mut Overlay<'r>,
-) -> Result<(), ReplyError> {
+fn plan_xadd_id(key: &[u8], state: &impl State, overlay: &mut Overlay) -> Result<(), ReplyError> {
     let existed = overlay.kind(state, key) == KeyKind::Stream;
     overlay.claim(state, key, KeyKind::Stream)?;
-    let slot = overlay.last_ids.iter().position(|(k, _)| *k == key);
+    let slot = overlay.last_ids.iter().position(|(k, _)| k == key);
     let last = match slot {
         Some(i) => overlay.last_ids[i].1,
         None if existed => state.stream_last_id(key),
@@ -244,7 +282,7 @@ fn plan_xadd_id<'r>(
     let next = last.next().ok_or(errors::STREAM_EXHAUSTED)?;
     match slot {
         Some(i) => overlay.last_ids[i].1 = next,
-        None => overlay.last_ids.push((key, next)),
+        None => overlay.last_ids.push((key.to_vec(), next)),
     }
     Ok(())
 }
@@ -299,7 +337,11 @@ mod tests {
         let argv: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
         let req = parse(&argv).unwrap();
         let reserved = [(&b"dd"[..], KeyKind::Set)];
-        plan_entry(&req.effects, &ENTRY, state, &reserved)
+        let rules = KeyRules {
+            reserved: &reserved,
+            forbidden: &[b"s", b"dd"],
+        };
+        plan_entry(&req.effects, &ENTRY, state, &rules)
             .map(|ops| ops.iter().map(|op| format!("{op:?}")).collect())
             .map_err(|e| e.to_string())
     }

@@ -12,7 +12,7 @@ use crate::business_key::{key_hash, Fingerprinter};
 use crate::entry::{Entry, Fields};
 use crate::errors::ReplyError;
 use crate::id::StreamId;
-use crate::plan::{plan_entry, KeyKind, Op, State};
+use crate::plan::{plan_entry, KeyKind, KeyRules, Op, State};
 use crate::request::{BusinessKey, DeadLetter, Request};
 use crate::store::DedupeStore;
 
@@ -71,10 +71,11 @@ pub fn process<B: Backend, D: DedupeStore>(
     reserved: &[(&[u8], KeyKind)],
 ) -> Vec<Outcome> {
     // A bulk dedupe lookup is only safe when no effect writes the dedupe set.
-    let writes_dedupe = req
-        .effects
-        .iter()
-        .any(|e| reserved.iter().any(|(key, _)| *key == e.key()));
+    let writes_dedupe = req.effects.iter().any(|e| {
+        reserved
+            .iter()
+            .any(|(key, _)| Some(*key) == e.key().literal())
+    });
     if !writes_dedupe {
         store.prefetch(ids);
     }
@@ -82,13 +83,20 @@ pub fn process<B: Backend, D: DedupeStore>(
         .business_key
         .as_ref()
         .map(|bk| (bk, Fingerprinter::of(req, &bk.fingerprint)));
+    let mut forbidden: Vec<&[u8]> = vec![req.stream];
+    forbidden.extend(reserved.iter().map(|(key, _)| *key));
+    forbidden.extend(req.dead_letter.as_ref().map(|dl| dl.key));
+    let rules = KeyRules {
+        reserved,
+        forbidden: &forbidden,
+    };
     let mut acks = Vec::with_capacity(ids.len());
     let outcomes = ids
         .iter()
         .enumerate()
         .map(|(n, &id)| {
             backend.entries_after(ids.len() - n - 1);
-            let outcome = process_one(req, id, keys.as_ref(), backend, store, reserved);
+            let outcome = process_one(req, id, keys.as_ref(), backend, store, &rules);
             if !matches!(outcome, Outcome::Failed(_)) {
                 acks.push(id);
             }
@@ -116,7 +124,7 @@ fn process_one<B: Backend, D: DedupeStore>(
     keys: Keys,
     backend: &mut B,
     store: &mut D,
-    reserved: &[(&[u8], KeyKind)],
+    rules: &KeyRules,
 ) -> Outcome {
     let text = id.text();
     let id_text = text.as_str();
@@ -141,7 +149,7 @@ fn process_one<B: Backend, D: DedupeStore>(
         id: id_text,
         fields: &fields,
     };
-    match apply_entry(req, &entry, id, keys, backend, store, reserved) {
+    match apply_entry(req, &entry, id, keys, backend, store, rules) {
         Ok(outcome) => outcome,
         Err(e) => dead_letter_or_fail(req, id, e, Some(&owned), backend, store),
     }
@@ -172,10 +180,10 @@ fn apply_entry<B: Backend, D: DedupeStore>(
     keys: Keys,
     backend: &mut B,
     store: &mut D,
-    reserved: &[(&[u8], KeyKind)],
+    rules: &KeyRules,
 ) -> Result<Outcome, ReplyError> {
     let new_key = match keys {
-        Some((bk, plan)) => match check_key(bk, plan, entry, store)? {
+        Some((bk, fingerprinter)) => match check_key(bk, fingerprinter, entry, store)? {
             KeyCheck::New(key, fp) => Some((key, fp)),
             KeyCheck::Retry => {
                 store.insert(id);
@@ -184,7 +192,7 @@ fn apply_entry<B: Backend, D: DedupeStore>(
         },
         None => None,
     };
-    let ops = plan_entry(&req.effects, entry, backend, reserved)?;
+    let ops = plan_entry(&req.effects, entry, backend, rules)?;
     for (n, op) in ops.iter().enumerate() {
         if let Err(e) = backend.apply(op) {
             // Validation should make this unreachable: say so loudly.
@@ -254,13 +262,13 @@ fn check_key<D: DedupeStore>(
     store: &mut D,
 ) -> Result<KeyCheck, ReplyError> {
     let name = bk.template.expand(entry)?;
-    let (key, fp) = (key_hash(name), fingerprinter.fingerprint(entry)?);
+    let (key, fp) = (key_hash(&name), fingerprinter.fingerprint(entry)?);
     match store.key(key) {
         None => Ok(KeyCheck::New(key, fp)),
         Some((seen, _)) if seen == fp => Ok(KeyCheck::Retry),
         Some((_, other)) => {
             store.conflict();
-            Err(ReplyError::conflict(entry.id, name, other))
+            Err(ReplyError::conflict(entry.id, &name, other))
         }
     }
 }

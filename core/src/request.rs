@@ -29,28 +29,28 @@ pub enum XAddBody<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect<'a> {
     HIncrBy {
-        key: &'a [u8],
+        key: Arg<'a>,
         field: Arg<'a>,
         incr: Arg<'a>,
     },
     HIncrByFloat {
-        key: &'a [u8],
+        key: Arg<'a>,
         field: Arg<'a>,
         incr: Arg<'a>,
     },
     SAdd {
-        key: &'a [u8],
+        key: Arg<'a>,
         member: Arg<'a>,
     },
     XAdd {
-        key: &'a [u8],
+        key: Arg<'a>,
         trim: Option<Trim>,
         body: XAddBody<'a>,
     },
 }
 
 impl<'a> Effect<'a> {
-    pub fn key(&self) -> &'a [u8] {
+    pub fn key(&self) -> &Arg<'a> {
         match self {
             Effect::HIncrBy { key, .. }
             | Effect::HIncrByFloat { key, .. }

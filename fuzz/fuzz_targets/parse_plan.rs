@@ -322,8 +322,13 @@ fn check_parse(argv: &[&[u8]], req: &xprocess_core::request::Request) {
         assert!(option_keys.contains(&dl.key), "DEADLETTER key position");
         assert!(dl.after >= 1);
     }
-    for (e, &p) in req.effects.iter().zip(&req.key_positions[off..]) {
-        assert_eq!(argv[p], e.key(), "effect key position");
+    // Only literal effect keys are declared; templated ones are known per entry.
+    let literal_keys = req.effects.iter().filter_map(|e| e.key().literal());
+    assert_eq!(literal_keys.clone().count(), req.key_positions.len() - off);
+    for (key, &p) in literal_keys.zip(&req.key_positions[off..]) {
+        assert_eq!(argv[p], key, "effect key position");
+    }
+    for e in &req.effects {
         if let Effect::XAdd {
             body: XAddBody::Fields(pairs),
             trim,
@@ -362,21 +367,27 @@ fn check_templates(argv: &[&[u8]]) {
     for raw in argv {
         match Arg::parse(raw) {
             Ok(Arg::Literal(l)) => {
-                assert!(raw.starts_with(b"$$") || !raw.starts_with(b"$"));
-                assert_eq!(Arg::Literal(l).expand(&entry).unwrap(), l);
-                if raw.starts_with(b"$$") {
-                    assert_eq!(l, &raw[1..]);
-                } else {
-                    assert_eq!(l, *raw);
-                }
+                assert_eq!(&*Arg::Literal(l).expand(&entry).unwrap(), l);
+                assert_eq!(l, *raw, "a literal is the argument as written");
+                assert!(!raw.windows(2).any(|w| w == b"$$" || w == b"${"));
             }
             Ok(Arg::Field(name)) => {
                 assert_eq!(&raw[1..], name);
                 let got = Arg::Field(name).expand(&entry);
                 assert_eq!(got.is_ok(), name == b"a" || name.is_empty());
             }
-            Ok(Arg::EntryId) => assert_eq!(*raw, b"$@id"),
-            Err(_) => assert!(raw.starts_with(b"$@") && *raw != b"$@id"),
+            Ok(arg @ Arg::Meta(_)) => {
+                assert!(raw.starts_with(b"$@"));
+                assert!(arg.expand(&entry).is_ok(), "metadata always expands");
+            }
+            Ok(Arg::Negated(_)) => unreachable!("only numeric arguments are negated"),
+            Ok(arg @ Arg::Interpolated(_)) => {
+                // Expanding never panics; it fails only on a missing field.
+                if let Ok(bytes) = arg.expand(&entry) {
+                    assert!(bytes.len() <= raw.len() * 16 + 64);
+                }
+            }
+            Err(_) => assert!(raw.contains(&b'$')),
         }
     }
 }

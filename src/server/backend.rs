@@ -4,9 +4,11 @@
 //! entry window, or read ahead from the stream), the group's PEL, and the
 //! effects, dead letters and XACKs as replicated writes.
 
+use crate::redis::acl;
 use crate::redis::call::Redis;
 use crate::redis::hash;
 use crate::redis::key::{selected_db, Key, KeyType};
+use crate::server::cluster;
 use crate::server::group::Taken;
 use crate::server::hash_reads::HashReads;
 use crate::server::hash_writes::HashWrites;
@@ -19,7 +21,7 @@ use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;
 use xprocess_core::fast_map::FastMap;
 use xprocess_core::id::StreamId;
-use xprocess_core::plan::{KeyKind, Op, State};
+use xprocess_core::plan::{Bytes, KeyKind, Op, State};
 use xprocess_core::process::{Backend, Poison};
 use xprocess_core::request::{Request, Trim};
 
@@ -47,6 +49,8 @@ pub struct RedisBackend<'r, 'c> {
     consumer: &'r [u8],
     /// The call's highest ID: entries past it are never read ahead.
     last: StreamId,
+    /// In a cluster, the stream's slot: templated keys must hash to it.
+    slot: Option<u16>,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -62,6 +66,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             taken: FastMap::default(),
             consumer: req.consumer.unwrap_or_default(),
             last: req.ids.iter().copied().max().unwrap_or(StreamId::MAX),
+            slot: cluster::in_cluster(redis.ctx).then(|| cluster::key_slot(req.stream)),
         }
     }
 
@@ -119,7 +124,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         &self,
         key: &[u8],
         trim: Option<Trim>,
-        pairs: &[(&[u8], &[u8])],
+        pairs: &[(Bytes, Bytes)],
     ) -> Result<(), ReplyError> {
         let count;
         let mut args: Vec<&[u8]> = Vec::with_capacity(5 + 2 * pairs.len());
@@ -131,7 +136,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         }
         args.push(b"*");
         for (f, v) in pairs {
-            args.extend_from_slice(&[f, v]);
+            args.extend_from_slice(&[&**f, &**v]);
         }
         let reply = self.redis.write("XADD", &args)?;
         if key == self.stream {
@@ -145,6 +150,16 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
 }
 
 impl State for RedisBackend<'_, '_> {
+    fn check_key(&self, key: &[u8], id: &str) -> Result<(), ReplyError> {
+        if self.slot.is_some_and(|slot| cluster::key_slot(key) != slot) {
+            return Err(ReplyError::cross_slot(id, key));
+        }
+        if !acl::may_write(self.redis.ctx, key) {
+            return Err(ReplyError::noperm_key(id, key));
+        }
+        Ok(())
+    }
+
     fn kind(&self, key: &[u8]) -> KeyKind {
         if self.hash_writes.touches(key) {
             return KeyKind::Hash; // it will be once the writes are done

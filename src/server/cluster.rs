@@ -8,7 +8,12 @@
 //! answers a multi-key command whose keys are split by a migration.
 
 use crate::redis::call::Redis;
-use redis_module::CallReply;
+use redis_module::{CallReply, Context, ContextFlags};
+
+/// Whether this server runs in a cluster.
+pub fn in_cluster(ctx: &Context) -> bool {
+    ctx.get_flags().contains(ContextFlags::CLUSTER)
+}
 
 /// The cluster slot of `key` (CRC16 of its hash tag, or of the whole key).
 pub fn key_slot(key: &[u8]) -> u16 {
