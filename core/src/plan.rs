@@ -75,27 +75,36 @@ enum Num {
     Float(f64),
 }
 
-/// Changes planned so far for the current entry.
-#[derive(Default)]
-struct Overlay {
-    kinds: Vec<(Vec<u8>, KeyKind)>,
-    fields: Vec<(Vec<u8>, Vec<u8>, Num)>,
-    last_ids: Vec<(Vec<u8>, StreamId)>,
+/// Changes planned so far for the current entry. Keys and fields are the
+/// ops' own bytes (a clone of a borrowed one is free).
+struct Overlay<'r, 'k> {
+    /// Keys that keep their kind whatever they hold now.
+    reserved: &'k [(&'k [u8], KeyKind)],
+    kinds: Vec<(Bytes<'r>, KeyKind)>,
+    fields: Vec<(Bytes<'r>, Bytes<'r>, Num)>,
+    last_ids: Vec<(Bytes<'r>, StreamId)>,
 }
 
-impl Overlay {
+impl<'r> Overlay<'r, '_> {
     fn kind(&self, state: &impl State, key: &[u8]) -> KeyKind {
-        match self.kinds.iter().find(|(k, _)| k == key) {
-            Some((_, kind)) => *kind,
+        let reserved = self.reserved.iter().map(|(k, kind)| (*k, *kind));
+        let planned = self.kinds.iter().map(|(k, kind)| (&**k, *kind));
+        match reserved.chain(planned).find(|(k, _)| *k == key) {
+            Some((_, kind)) => kind,
             None => state.kind(key),
         }
     }
 
     /// Check that `key` is missing or of `want`, and remember it becomes `want`.
-    fn claim(&mut self, state: &impl State, key: &[u8], want: KeyKind) -> Result<(), ReplyError> {
+    fn claim(
+        &mut self,
+        state: &impl State,
+        key: &Bytes<'r>,
+        want: KeyKind,
+    ) -> Result<(), ReplyError> {
         match self.kind(state, key) {
             KeyKind::Missing => {
-                self.kinds.push((key.to_vec(), want));
+                self.kinds.push((key.clone(), want));
                 Ok(())
             }
             kind if kind == want => Ok(()),
@@ -106,18 +115,18 @@ impl Overlay {
     fn field(&self, key: &[u8], field: &[u8]) -> Option<Num> {
         self.fields
             .iter()
-            .find(|(k, f, _)| k == key && f == field)
+            .find(|(k, f, _)| **k == *key && **f == *field)
             .map(|(_, _, n)| *n)
     }
 
-    fn set_field(&mut self, key: &[u8], field: &[u8], value: Num) {
+    fn set_field(&mut self, key: &Bytes<'r>, field: &Bytes<'r>, value: Num) {
         match self
             .fields
             .iter_mut()
             .find(|(k, f, _)| k == key && f == field)
         {
             Some(slot) => slot.2 = value,
-            None => self.fields.push((key.to_vec(), field.to_vec(), value)),
+            None => self.fields.push((key.clone(), field.clone(), value)),
         }
     }
 }
@@ -139,12 +148,10 @@ pub fn plan_entry<'r>(
     rules: &KeyRules,
 ) -> Result<Vec<Op<'r>>, ReplyError> {
     let mut overlay = Overlay {
-        kinds: rules
-            .reserved
-            .iter()
-            .map(|(k, kind)| (k.to_vec(), *kind))
-            .collect(),
-        ..Overlay::default()
+        reserved: rules.reserved,
+        kinds: Vec::new(),
+        fields: Vec::new(),
+        last_ids: Vec::new(),
     };
     effects
         .iter()
@@ -175,7 +182,7 @@ fn plan_effect<'r>(
     entry: &Entry<'r>,
     state: &impl State,
     rules: &KeyRules,
-    overlay: &mut Overlay,
+    overlay: &mut Overlay<'r, '_>,
 ) -> Result<Op<'r>, ReplyError> {
     let key = effect_key(effect.key(), entry, state, rules)?;
     match effect {
@@ -219,7 +226,7 @@ fn plan_hincrby<'r>(
     field: Bytes<'r>,
     incr: Bytes<'r>,
     state: &impl State,
-    overlay: &mut Overlay,
+    overlay: &mut Overlay<'r, '_>,
 ) -> Result<Op<'r>, ReplyError> {
     let by = parse_i64(&incr).ok_or(errors::NOT_INTEGER)?;
     overlay.claim(state, &key, KeyKind::Hash)?;
@@ -246,7 +253,7 @@ fn plan_hincrbyfloat<'r>(
     field: Bytes<'r>,
     incr: Bytes<'r>,
     state: &impl State,
-    overlay: &mut Overlay,
+    overlay: &mut Overlay<'r, '_>,
 ) -> Result<Op<'r>, ReplyError> {
     let by = parse_float(&incr).ok_or(errors::NOT_FLOAT)?;
     if by.is_infinite() {
@@ -270,7 +277,11 @@ fn plan_hincrbyfloat<'r>(
 }
 
 /// An auto-generated ID must still exist after every XADD of this entry.
-fn plan_xadd_id(key: &[u8], state: &impl State, overlay: &mut Overlay) -> Result<(), ReplyError> {
+fn plan_xadd_id<'r>(
+    key: &Bytes<'r>,
+    state: &impl State,
+    overlay: &mut Overlay<'r, '_>,
+) -> Result<(), ReplyError> {
     let existed = overlay.kind(state, key) == KeyKind::Stream;
     overlay.claim(state, key, KeyKind::Stream)?;
     let slot = overlay.last_ids.iter().position(|(k, _)| k == key);
@@ -282,7 +293,7 @@ fn plan_xadd_id(key: &[u8], state: &impl State, overlay: &mut Overlay) -> Result
     let next = last.next().ok_or(errors::STREAM_EXHAUSTED)?;
     match slot {
         Some(i) => overlay.last_ids[i].1 = next,
-        None => overlay.last_ids.push((key.to_vec(), next)),
+        None => overlay.last_ids.push((key.clone(), next)),
     }
     Ok(())
 }
