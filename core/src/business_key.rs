@@ -8,6 +8,7 @@
 //! `FINGERPRINT ENTRY` every field/value pair. It is the low 32 bits of an
 //! xxh3-64 over length-prefixed names and values.
 
+use crate::condition::Condition;
 use crate::entry::Entry;
 use crate::errors::ReplyError;
 use crate::request::{Effect, FingerprintOf, Request, XAddBody};
@@ -26,7 +27,7 @@ impl<'a> Fingerprinter<'a> {
         match of {
             FingerprintOf::Entry => Fingerprinter::Entry,
             FingerprintOf::Fields(fields) => Fingerprinter::Fields(fields.clone()),
-            FingerprintOf::Read => read_by(&req.effects),
+            FingerprintOf::Read => read_by(&req.effects, &req.when),
         }
     }
 
@@ -64,8 +65,8 @@ thread_local! {
 
 /// The fields the effects' templates read (their keys' included), sorted
 /// and unique; every field when an XADD copies the whole entry.
-fn read_by<'a>(effects: &[Effect<'a>]) -> Fingerprinter<'a> {
-    let mut fields = Vec::new();
+fn read_by<'a>(effects: &[Effect<'a>], when: &[Vec<Condition<'a>>]) -> Fingerprinter<'a> {
+    let mut fields: Vec<&[u8]> = when.iter().flatten().flat_map(Condition::fields).collect();
     let mut add = |arg: &Arg<'a>| fields.extend(arg.fields());
     for effect in effects {
         add(effect.key());

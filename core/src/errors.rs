@@ -83,6 +83,13 @@ pub const NUMPAIRS_MISMATCH: Fixed =
 pub const BAD_MAXLEN: Fixed = Fixed::err("ERR The MAXLEN argument must be a non-negative integer");
 pub const BAD_STREAM_ID: Fixed =
     Fixed::err("ERR Invalid stream ID specified as stream command argument");
+pub const BAD_CONDITION: Fixed = Fixed::err(
+    "ERR syntax error, WHEN needs $field (= | != | < | <= | > | >=) value, $field (EXISTS | MISSING) or KEY key (EXISTS | MISSING)",
+);
+pub const BAD_CONDITION_NUMBER: Fixed =
+    Fixed::err("ERR WHEN compares with <, <=, > or >= against a number");
+pub const WHEN_WITHOUT_EFFECT: Fixed =
+    Fixed::err("ERR syntax error, WHEN must be followed by an effect");
 pub const UNCLOSED_TEMPLATE: Fixed =
     Fixed::err("ERR unclosed template, ${ needs a } (use $$ for a literal $)");
 pub const EMPTY_TEMPLATE: Fixed = Fixed::err("ERR empty template ${}, name a field");
@@ -108,6 +115,7 @@ pub const TTL_ON_INDEX: Fixed = Fixed::err("ERR TTL applies to a Set dedupe stor
 
 // ---- per-entry errors --------------------------------------------------------
 
+pub const NOT_A_NUMBER: Fixed = Fixed::err("ERR value is not a number");
 pub const NOT_INTEGER: Fixed = Fixed::err("ERR value is not an integer or out of range");
 pub const NOT_FLOAT: Fixed = Fixed::err("ERR value is not a valid float");
 pub const FLOAT_NAN_OR_INF: Fixed = Fixed::err("ERR value is NaN or Infinity");
@@ -237,6 +245,17 @@ impl ReplyError {
             ErrorKind::NoPerm,
             format!(
                 "NOPERM entry {id} makes the effect key '{}', which this user has no permissions to write",
+                printable(key)
+            ),
+        )
+    }
+
+    /// A condition's templated key the caller's ACL does not let it read.
+    pub fn noperm_read(id: &str, key: &[u8]) -> Self {
+        Self::new(
+            ErrorKind::NoPerm,
+            format!(
+                "NOPERM entry {id} makes the condition key '{}', which this user has no permissions to read",
                 printable(key)
             ),
         )

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod business_key;
+pub mod condition;
 pub mod entry;
 pub mod errors;
 pub mod fast_map;

@@ -14,6 +14,7 @@
 //! effects, then IDS or READ. Everything borrows from argv: parsing allocates only the
 //! vectors of effects and IDs.
 
+use crate::condition::Condition;
 use crate::errors::{self, Fixed, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::parse_i64;
@@ -80,6 +81,7 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
         business_key: None,
         dead_letter: None,
         effects: Vec::new(),
+        when: Vec::new(),
         ids: Vec::new(),
         read: None,
         key_positions: vec![1],
@@ -171,12 +173,24 @@ fn parse_business_key<'a>(args: &mut Args<'a, '_>) -> Result<BusinessKey<'a>, Re
 }
 
 fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(), ReplyError> {
+    let mut when = Vec::new();
     loop {
-        let token = args.peek().ok_or(if req.effects.is_empty() {
+        let token = args.peek().ok_or(if !when.is_empty() {
+            errors::WHEN_WITHOUT_EFFECT
+        } else if req.effects.is_empty() {
             errors::NO_EFFECT
         } else {
             errors::NO_IDS
         })?;
+        if is(token, "WHEN") {
+            let (condition, used) = Condition::parse(&args.argv[args.pos + 1..])?;
+            when.push(condition);
+            args.pos += 1 + used;
+            continue;
+        }
+        if !when.is_empty() && (is(token, "IDS") || is(token, "READ")) {
+            return Err(errors::WHEN_WITHOUT_EFFECT.into());
+        }
         if is(token, "IDS") || is(token, "READ") {
             return match req.effects.is_empty() {
                 true => Err(errors::NO_EFFECT.into()),
@@ -213,6 +227,7 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
             req.key_positions.push(key_pos);
         }
         req.effects.push(effect);
+        req.when.push(std::mem::take(&mut when));
     }
 }
 

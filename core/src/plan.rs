@@ -5,6 +5,7 @@
 //! overlay), so an entry is either applied whole or not at all: a failing
 //! second effect must not leave the first one applied.
 
+use crate::condition::Condition;
 use crate::entry::Entry;
 use crate::errors::{self, ReplyError};
 use crate::id::StreamId;
@@ -29,10 +30,11 @@ pub trait State {
     fn hash_field(&self, key: &[u8], field: &[u8]) -> Option<Vec<u8>>;
     /// The last ID generated in an existing stream (XINFO's last-generated-id).
     fn stream_last_id(&self, key: &[u8]) -> StreamId;
-    /// Whether this call may write `key`, a key an entry's template made
-    /// (literal keys were checked for the whole call): in a cluster it must
-    /// hash to the stream's slot, and the caller's ACL must allow it.
-    fn check_key(&self, _key: &[u8], _id: &str) -> Result<(), ReplyError> {
+    /// Whether this call may write `key` (or, with `write` false, read it),
+    /// a key an entry's template made (literal keys were checked for the
+    /// whole call): in a cluster it must hash to the stream's slot, and the
+    /// caller's ACL must allow it.
+    fn check_key(&self, _key: &[u8], _id: &str, _write: bool) -> Result<(), ReplyError> {
         Ok(())
     }
 }
@@ -140,9 +142,12 @@ pub struct KeyRules<'k> {
     pub forbidden: &'k [&'k [u8]],
 }
 
-/// Plan `effects` for `entry`.
+/// Plan `effects` for `entry`: those whose conditions (`when`, by index)
+/// all hold. Conditions read `state` as it is before the entry, never the
+/// overlay, so it makes no difference that they are decided on the way.
 pub fn plan_entry<'r>(
     effects: &'r [Effect<'r>],
+    when: &'r [Vec<Condition<'r>>],
     entry: &Entry<'r>,
     state: &impl State,
     rules: &KeyRules,
@@ -153,10 +158,27 @@ pub fn plan_entry<'r>(
         fields: Vec::new(),
         last_ids: Vec::new(),
     };
-    effects
-        .iter()
-        .map(|effect| plan_effect(effect, entry, state, rules, &mut overlay))
-        .collect()
+    let mut ops = Vec::with_capacity(effects.len());
+    for (n, effect) in effects.iter().enumerate() {
+        let conditions = when.get(n).map_or(&[][..], Vec::as_slice);
+        if all_hold(conditions, entry, state)? {
+            ops.push(plan_effect(effect, entry, state, rules, &mut overlay)?);
+        }
+    }
+    Ok(ops)
+}
+
+fn all_hold(
+    conditions: &[Condition],
+    entry: &Entry,
+    state: &impl State,
+) -> Result<bool, ReplyError> {
+    for condition in conditions {
+        if !condition.holds(entry, state)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// An effect's key for this entry; a templated one is checked here, per
@@ -172,7 +194,7 @@ fn effect_key<'r>(
         if rules.forbidden.contains(&&*expanded) {
             return Err(ReplyError::reserved_key(entry.id, &expanded));
         }
-        state.check_key(&expanded, entry.id)?;
+        state.check_key(&expanded, entry.id, true)?;
     }
     Ok(expanded)
 }
@@ -352,7 +374,7 @@ mod tests {
             reserved: &reserved,
             forbidden: &[b"s", b"dd"],
         };
-        plan_entry(&req.effects, &ENTRY, state, &rules)
+        plan_entry(&req.effects, &req.when, &ENTRY, state, &rules)
             .map(|ops| ops.iter().map(|op| format!("{op:?}")).collect())
             .map_err(|e| e.to_string())
     }

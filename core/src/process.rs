@@ -46,6 +46,8 @@ pub trait Backend: State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Applied,
+    /// Recorded and acked, but no effect's conditions held (replies `1`).
+    NoEffect,
     Duplicate,
     /// Failed once too often: moved to the dead-letter stream, never applied.
     DeadLettered,
@@ -192,7 +194,7 @@ fn apply_entry<B: Backend, D: DedupeStore>(
         },
         None => None,
     };
-    let ops = plan_entry(&req.effects, entry, backend, rules)?;
+    let ops = plan_entry(&req.effects, &req.when, entry, backend, rules)?;
     for (n, op) in ops.iter().enumerate() {
         if let Err(e) = backend.apply(op) {
             // Validation should make this unreachable: say so loudly.
@@ -208,7 +210,10 @@ fn apply_entry<B: Backend, D: DedupeStore>(
     if let Some((key, fp)) = new_key {
         store.record_key(key, fp, id);
     }
-    Ok(Outcome::Applied)
+    Ok(match ops.is_empty() {
+        true => Outcome::NoEffect,
+        false => Outcome::Applied,
+    })
 }
 
 /// A failed entry: dead-lettered (and recorded as processed) when DEADLETTER

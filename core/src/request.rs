@@ -1,6 +1,7 @@
 //! A parsed XPROCESS call: what to process, how to dedupe, which effects.
 //! Everything borrows from argv.
 
+use crate::condition::Condition;
 use crate::id::StreamId;
 use crate::template::Arg;
 
@@ -84,6 +85,8 @@ pub struct Request<'a> {
     /// `DEADLETTER`: where poison entries go.
     pub dead_letter: Option<DeadLetter<'a>>,
     pub effects: Vec<Effect<'a>>,
+    /// `WHEN`: the conditions of each effect (same index), all must hold.
+    pub when: Vec<Vec<Condition<'a>>>,
     /// `IDS`: the entries to process (empty with READ).
     pub ids: Vec<StreamId>,
     /// `READ`: take the entries from the group instead.

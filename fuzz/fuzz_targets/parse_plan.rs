@@ -491,7 +491,7 @@ fuzz_target!(|data: &[u8]| {
     let mut acked = Vec::new();
     for (id, out) in ids.iter().zip(&outcomes) {
         match out {
-            Outcome::Applied => {
+            Outcome::Applied | Outcome::NoEffect => {
                 assert!(applied.insert(*id), "{id} applied twice in one call");
                 assert!(!before_committed.contains(id));
                 acked.push(*id);

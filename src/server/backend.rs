@@ -150,14 +150,15 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
 }
 
 impl State for RedisBackend<'_, '_> {
-    fn check_key(&self, key: &[u8], id: &str) -> Result<(), ReplyError> {
+    fn check_key(&self, key: &[u8], id: &str, write: bool) -> Result<(), ReplyError> {
         if self.slot.is_some_and(|slot| cluster::key_slot(key) != slot) {
             return Err(ReplyError::cross_slot(id, key));
         }
-        if !acl::may_write(self.redis.ctx, key) {
-            return Err(ReplyError::noperm_key(id, key));
+        match write {
+            true if !acl::may_write(self.redis.ctx, key) => Err(ReplyError::noperm_key(id, key)),
+            false if !acl::may_read(self.redis.ctx, key) => Err(ReplyError::noperm_read(id, key)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn kind(&self, key: &[u8]) -> KeyKind {

@@ -19,6 +19,8 @@ pub struct Stats {
     pub calls: u64,
     pub entries: u64,
     pub applied: u64,
+    /// Entries recorded and acked with no effect: no effect's WHEN held.
+    pub no_effect: u64,
     pub duplicates: u64,
     pub errors: u64,
     pub fenced: u64,

@@ -100,6 +100,46 @@ const XADD_ARGS: [Arg; 3] = [
     ]),
 ];
 
+const EFFECTS: [Arg; 4] = [
+    Arg::new(c"hincrby", ArgKind::Block)
+        .token(c"HINCRBY")
+        .sub(&INCR_ARGS),
+    Arg::new(c"hincrbyfloat", ArgKind::Block)
+        .token(c"HINCRBYFLOAT")
+        .sub(&INCR_ARGS),
+    Arg::new(c"sadd", ArgKind::Block)
+        .token(c"SADD")
+        .sub(&[effect_key(), string(c"member")]),
+    Arg::new(c"xadd", ArgKind::Block)
+        .token(c"XADD")
+        .sub(&XADD_ARGS),
+];
+
+/// `WHEN` conditions: a field compared, a field or a key present or not.
+const CONDITIONS: [Arg; 3] = [
+    Arg::new(c"comparison", ArgKind::Block).sub(&[
+        string(c"field"),
+        Arg::new(c"operator", ArgKind::OneOf).sub(&[
+            Arg::new(c"eq", ArgKind::Token).token(c"="),
+            Arg::new(c"ne", ArgKind::Token).token(c"!="),
+            Arg::new(c"lt", ArgKind::Token).token(c"<"),
+            Arg::new(c"le", ArgKind::Token).token(c"<="),
+            Arg::new(c"gt", ArgKind::Token).token(c">"),
+            Arg::new(c"ge", ArgKind::Token).token(c">="),
+        ]),
+        string(c"value"),
+    ]),
+    Arg::new(c"field-present", ArgKind::Block).sub(&[string(c"field"), PRESENCE]),
+    Arg::new(c"key-present", ArgKind::Block)
+        .token(c"KEY")
+        .sub(&[Arg::new(c"key", ArgKind::Key).key(SPEC_EFFECTS), PRESENCE]),
+];
+
+const PRESENCE: Arg = Arg::new(c"presence", ArgKind::OneOf).sub(&[
+    Arg::new(c"exists", ArgKind::Token).token(c"EXISTS"),
+    Arg::new(c"missing", ArgKind::Token).token(c"MISSING"),
+]);
+
 const ARGS: [Arg; 10] = [
     Arg::new(c"key", ArgKind::Key).key(SPEC_STREAM),
     string(c"group"),
@@ -138,19 +178,13 @@ const ARGS: [Arg; 10] = [
             Arg::new(c"dead-letter-key", ArgKind::Key).key(SPEC_DEAD_LETTER),
             integer(c"deliveries").token(c"AFTER"),
         ]),
-    Arg::new(c"effect", ArgKind::OneOf).multiple().sub(&[
-        Arg::new(c"hincrby", ArgKind::Block)
-            .token(c"HINCRBY")
-            .sub(&INCR_ARGS),
-        Arg::new(c"hincrbyfloat", ArgKind::Block)
-            .token(c"HINCRBYFLOAT")
-            .sub(&INCR_ARGS),
-        Arg::new(c"sadd", ArgKind::Block)
-            .token(c"SADD")
-            .sub(&[effect_key(), string(c"member")]),
-        Arg::new(c"xadd", ArgKind::Block)
-            .token(c"XADD")
-            .sub(&XADD_ARGS),
+    Arg::new(c"effect", ArgKind::Block).multiple().sub(&[
+        Arg::new(c"condition", ArgKind::Block)
+            .token(c"WHEN")
+            .optional()
+            .multiple()
+            .sub(&[Arg::new(c"condition", ArgKind::OneOf).sub(&CONDITIONS)]),
+        Arg::new(c"effect", ArgKind::OneOf).sub(&EFFECTS),
     ]),
     Arg::new(c"source", ArgKind::OneOf).sub(&[
         Arg::new(c"ids", ArgKind::Block)

@@ -16,7 +16,7 @@ pub fn done(ctx: &Context, done: &Done, read: bool) {
             bytes(ctx, done.taken[n].text().as_bytes());
         }
         match outcome {
-            Outcome::Applied => integer(ctx, 1),
+            Outcome::Applied | Outcome::NoEffect => integer(ctx, 1),
             Outcome::Duplicate => integer(ctx, 0),
             Outcome::DeadLettered => integer(ctx, 2),
             Outcome::Failed(e) => error(ctx, e),

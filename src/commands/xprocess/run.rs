@@ -166,6 +166,7 @@ fn count(outcomes: &[Outcome], redis_calls: u64) {
         for outcome in outcomes {
             match outcome {
                 Outcome::Applied => s.applied += 1,
+                Outcome::NoEffect => s.no_effect += 1,
                 Outcome::Duplicate => s.duplicates += 1,
                 Outcome::DeadLettered => s.dead_lettered += 1,
                 Outcome::Failed(e) => match e.kind() {
