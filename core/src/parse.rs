@@ -19,8 +19,8 @@ use crate::errors::{self, Fixed, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::parse_i64;
 use crate::request::{
-    BusinessKey, DeadLetter, Effect, FingerprintOf, Read, Request, StoreKind, Trim, XAddBody,
-    MAX_TTL, MAX_WINDOW,
+    BusinessKey, DeadLetter, Delete, Effect, FingerprintOf, Read, Request, StoreKind, Trim,
+    XAddBody, MAX_TTL, MAX_WINDOW,
 };
 use crate::template::Arg;
 
@@ -80,6 +80,7 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
         ttl: None,
         business_key: None,
         dead_letter: None,
+        delete: None,
         effects: Vec::new(),
         when: Vec::new(),
         ids: Vec::new(),
@@ -125,6 +126,15 @@ fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         } else if is(token, "KEY") && req.business_key.is_none() {
             args.pos += 1;
             req.business_key = Some(parse_business_key(args)?);
+        } else if is(token, "DELETE") && req.delete.is_none() {
+            args.pos += 1;
+            req.delete = Some(match args.peek() {
+                Some(t) if is(t, "ACKED") => {
+                    args.pos += 1;
+                    Delete::Acked
+                }
+                _ => Delete::All,
+            });
         } else if is(token, "DEADLETTER") && req.dead_letter.is_none() {
             args.pos += 1;
             req.key_positions.push(args.pos);

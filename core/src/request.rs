@@ -84,6 +84,8 @@ pub struct Request<'a> {
     pub business_key: Option<BusinessKey<'a>>,
     /// `DEADLETTER`: where poison entries go.
     pub dead_letter: Option<DeadLetter<'a>>,
+    /// `DELETE [ACKED]`: delete each entry once it is done.
+    pub delete: Option<Delete>,
     pub effects: Vec<Effect<'a>>,
     /// `WHEN`: the conditions of each effect (same index), all must hold.
     pub when: Vec<Vec<Condition<'a>>>,
@@ -93,6 +95,15 @@ pub struct Request<'a> {
     pub read: Option<Read>,
     /// argv positions of every key, in order (for getkeys and ACLs).
     pub key_positions: Vec<usize>,
+}
+
+/// `DELETE [ACKED]`: which done entries leave the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delete {
+    /// Every entry this call is done with (applied, duplicate, dead-lettered).
+    All,
+    /// Only those no other group of the stream still needs.
+    Acked,
 }
 
 /// `DEADLETTER key AFTER deliveries`.

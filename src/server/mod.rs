@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod cluster;
+pub mod delete;
 pub mod group;
 pub mod hash_reads;
 pub mod hash_writes;

@@ -29,7 +29,7 @@ pub const COMMAND: Command = Command {
         since: c"0.1.0",
         key_specs: &[
             KeySpec {
-                notes: c"the source stream: entries read, acknowledged in the group",
+                notes: c"the source stream: entries read, acknowledged in the group (deleted with DELETE)",
                 flags: key::RW | key::ACCESS | key::UPDATE,
                 begin: Begin::Index(1),
                 unknown: false,
@@ -140,7 +140,7 @@ const PRESENCE: Arg = Arg::new(c"presence", ArgKind::OneOf).sub(&[
     Arg::new(c"missing", ArgKind::Token).token(c"MISSING"),
 ]);
 
-const ARGS: [Arg; 10] = [
+const ARGS: [Arg; 11] = [
     Arg::new(c"key", ArgKind::Key).key(SPEC_STREAM),
     string(c"group"),
     string(c"consumer").token(c"CONSUMER").optional(),
@@ -171,6 +171,12 @@ const ARGS: [Arg; 10] = [
                     Arg::new(c"entry", ArgKind::Token).token(c"ENTRY"),
                 ]),
         ]),
+    Arg::new(c"delete", ArgKind::Block)
+        .token(c"DELETE")
+        .optional()
+        .sub(&[Arg::new(c"acked", ArgKind::Token)
+            .token(c"ACKED")
+            .optional()]),
     Arg::new(c"dead-letter", ArgKind::Block)
         .token(c"DEADLETTER")
         .optional()

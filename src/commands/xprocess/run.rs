@@ -4,10 +4,11 @@
 use crate::config;
 use crate::redis::call::Redis;
 use crate::redis::clock;
+use crate::redis::key::selected_db;
 use crate::redis::{acl, events};
 use crate::server::backend::RedisBackend;
 use crate::server::cluster;
-use crate::server::group;
+use crate::server::{delete, group};
 use crate::stats;
 use crate::store::{DedupeKey, Holds, IndexStore, SetStore};
 use crate::stream::entry_cache::{self};
@@ -77,6 +78,11 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
             process(req, ids, &mut backend, index, &reserved)
         }
     };
+    if let Some(how) = req.delete {
+        if let Err(e) = delete::delete_done(&redis, selected_db(ctx), req, ids, &outcomes, how) {
+            ctx.log_warning(&format!("xprocess: DELETE failed: {e}"));
+        }
+    }
     count(&outcomes, redis.calls.get());
     notify_applied(ctx, req.stream, &outcomes);
     Ok(Done { taken, outcomes })
