@@ -7,9 +7,9 @@
 //! index's structures (ranges, business keys, their bytes and patches) live
 //! here too, so the fuzz targets and unit tests need no server.
 //!
-//! No `redis_module`, no `unsafe`: the module crate implements the traits.
-
-#![forbid(unsafe_code)]
+//! It depends on no Redis crate, and its crate lints (the workspace's,
+//! in the top-level Cargo.toml) forbid raw-pointer code: the module crate
+//! implements the traits.
 
 pub mod business_key;
 pub mod condition;
