@@ -17,7 +17,7 @@
 use crate::entry::Entry;
 use crate::errors::{self, ReplyError};
 use crate::numbers::parse_float;
-use crate::plan::{KeyKind, State};
+use crate::state::{KeyKind, State};
 use crate::template::Arg;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,5 +26,6 @@ pub mod parse;
 pub mod plan;
 pub mod process;
 pub mod request;
+pub mod state;
 pub mod store;
 pub mod template;

@@ -12,8 +12,9 @@ use crate::business_key::{key_hash, Fingerprinter};
 use crate::entry::{Entry, Fields};
 use crate::errors::ReplyError;
 use crate::id::StreamId;
-use crate::plan::{plan_entry, KeyKind, KeyRules, Op, State};
+use crate::plan::{plan_entry, KeyRules, Op};
 use crate::request::{BusinessKey, DeadLetter, Request};
+use crate::state::{KeyKind, State};
 use crate::store::DedupeStore;
 
 /// What the command needs from the server, beyond the planning view.

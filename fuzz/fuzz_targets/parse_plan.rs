@@ -24,9 +24,10 @@ use xprocess_core::id::StreamId;
 use xprocess_core::key_name::{derived_dedupe_key, hash_tag};
 use xprocess_core::numbers::{parse_float, parse_i64};
 use xprocess_core::parse::parse;
-use xprocess_core::plan::{KeyKind, Op, State};
+use xprocess_core::plan::Op;
 use xprocess_core::process::{process, Backend, Outcome, Poison};
 use xprocess_core::request::{Effect, XAddBody};
+use xprocess_core::state::{KeyKind, State};
 use xprocess_core::store::DedupeStore;
 use xprocess_core::template::Arg;
 

@@ -21,9 +21,10 @@ use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;
 use xprocess_core::fast_map::FastMap;
 use xprocess_core::id::StreamId;
-use xprocess_core::plan::{Bytes, KeyKind, Op, State};
+use xprocess_core::plan::{Bytes, Op};
 use xprocess_core::process::{Backend, Poison};
 use xprocess_core::request::{Request, Trim};
+use xprocess_core::state::{KeyKind, State};
 
 /// At most this many entries (and bytes of field data) are read ahead, up
 /// to the call's last ID, when an entry is not in the call's window.

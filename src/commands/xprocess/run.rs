@@ -16,9 +16,9 @@ use redis_module::{Context, ContextFlags, NotifyEvent};
 use xprocess_core::errors::{self, ErrorKind, ReplyError};
 use xprocess_core::id::StreamId;
 use xprocess_core::key_name::derived_dedupe_key;
-use xprocess_core::plan::{KeyKind, State};
 use xprocess_core::process::{process, Outcome};
 use xprocess_core::request::{Request, StoreKind};
+use xprocess_core::state::{KeyKind, State};
 
 /// What one call did: an outcome per entry, in order; with READ, the IDs
 /// of the entries it took (with IDS, they are the call's).
