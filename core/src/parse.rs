@@ -237,7 +237,11 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
             req.key_positions.push(key_pos);
         }
         req.effects.push(effect);
-        req.when.push(std::mem::take(&mut when));
+        if !when.is_empty() {
+            // Calls without WHEN keep `req.when` empty: no allocation.
+            req.when.resize_with(req.effects.len(), Vec::new);
+            req.when[req.effects.len() - 1] = std::mem::take(&mut when);
+        }
     }
 }
 

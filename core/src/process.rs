@@ -86,9 +86,13 @@ pub fn process<B: Backend, D: DedupeStore>(
         .business_key
         .as_ref()
         .map(|bk| (bk, Fingerprinter::of(req, &bk.fingerprint)));
-    let mut forbidden: Vec<&[u8]> = vec![req.stream];
-    forbidden.extend(reserved.iter().map(|(key, _)| *key));
-    forbidden.extend(req.dead_letter.as_ref().map(|dl| dl.key));
+    // Only a templated key can hit these: a call without one allocates nothing.
+    let mut forbidden: Vec<&[u8]> = Vec::new();
+    if req.effects.iter().any(|e| e.key().literal().is_none()) {
+        forbidden.push(req.stream);
+        forbidden.extend(reserved.iter().map(|(key, _)| *key));
+        forbidden.extend(req.dead_letter.as_ref().map(|dl| dl.key));
+    }
     let rules = KeyRules {
         reserved,
         forbidden: &forbidden,

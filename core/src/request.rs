@@ -87,7 +87,8 @@ pub struct Request<'a> {
     /// `DELETE [ACKED]`: delete each entry once it is done.
     pub delete: Option<Delete>,
     pub effects: Vec<Effect<'a>>,
-    /// `WHEN`: the conditions of each effect (same index), all must hold.
+    /// `WHEN`: the conditions of each effect (same index; effects past its
+    /// end have none), all must hold.
     pub when: Vec<Vec<Condition<'a>>>,
     /// `IDS`: the entries to process (empty with READ).
     pub ids: Vec<StreamId>,
