@@ -305,6 +305,20 @@ const TEMPLATES: &[&str] = &[
     "$$",
     "$$amount",
     "$$@id",
+    "${customer}",
+    "k:${amount}",
+    "${@date}",
+    "${@hour}",
+    "${@ms}-${@seq}",
+    "$@ms",
+    "${nope}",
+    "${",
+    "${}",
+    "${@x}",
+    "$${",
+    "$$${amount}",
+    "-$amount",
+    "-$customer",
     "lit",
     "",
     "1",
@@ -379,6 +393,13 @@ const TOKENS: &[&str] = &[
     "LIMIT",
     "MINID",
     "NOMKSTREAM",
+    "WHEN",
+    "EXISTS",
+    "MISSING",
+    "!=",
+    ">=",
+    "DELETE",
+    "ACKED",
 ];
 
 const BINARY: &[&[u8]] = &[
@@ -424,6 +445,19 @@ fn any_token(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn key(rng: &mut Rng) -> Vec<u8> {
+    if rng.chance(15) {
+        // Templated: made per entry, checked per entry.
+        return bytes(rng.pick(&[
+            "h:${customer}",
+            "{t}h:${customer}",
+            "${customer}",
+            "${nope}",
+            "set:${@date}",
+            "o:${amount}",
+            "$customer",
+            "$$h",
+        ]));
+    }
     if rng.chance(80) {
         bytes(rng.pick(&[
             "h",
@@ -458,7 +492,28 @@ fn template(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
+/// `WHEN condition`, mostly valid.
+fn condition(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
+    out.push(bytes("WHEN"));
+    let words: &[&str] = match rng.below(6) {
+        0 => &["$customer", "=", "alice"],
+        1 => &["$amount", ">", "2"],
+        2 => &["$amount", "<=", "-$amount"],
+        3 => &["$nope", "MISSING"],
+        4 => &["KEY", "h:${customer}", "EXISTS"],
+        _ => &["$customer", "!=", "${amount}"],
+    };
+    if rng.chance(10) {
+        out.push(any_token(rng)); // a malformed one
+    } else {
+        out.extend(words.iter().map(bytes));
+    }
+}
+
 fn effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
+    while rng.chance(20) {
+        condition(rng, out);
+    }
     match rng.below(4) {
         0 | 1 => {
             out.push(bytes(if rng.chance(50) {
@@ -521,7 +576,7 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
         rng.pick(&["g2", "nogroup", ""])
     }));
     let read = rng.chance(25);
-    let mut options = vec![0, 1, 2, 3, 4, 5];
+    let mut options = vec![0, 1, 2, 3, 4, 5, 6];
     for i in (1..options.len()).rev() {
         options.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -531,6 +586,12 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
             continue;
         }
         match o {
+            6 => {
+                a.push(bytes("DELETE"));
+                if rng.chance(50) {
+                    a.push(bytes("ACKED"));
+                }
+            }
             5 => {
                 a.push(bytes("DEADLETTER"));
                 a.push(bytes(
