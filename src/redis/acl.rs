@@ -3,29 +3,36 @@
 use redis_module::{raw, AclPermissions, Context, RedisString};
 use std::ptr;
 
-/// Whether the calling user may write `key` (read it, add to it, change
-/// it). Without a client (replication, AOF loading) anything goes.
-pub fn may_write(ctx: &Context, key: &[u8]) -> bool {
-    may(
-        ctx,
-        key,
-        AclPermissions::ACCESS | AclPermissions::INSERT | AclPermissions::UPDATE,
-    )
-}
+/// The calling user, looked up once: one call may check many keys. `None`
+/// without a client (replication, AOF loading), where anything goes.
+pub struct Caller(Option<RedisString>);
 
-/// Whether the calling user may read `key`.
-pub fn may_read(ctx: &Context, key: &[u8]) -> bool {
-    may(ctx, key, AclPermissions::ACCESS)
-}
-
-fn may(ctx: &Context, key: &[u8], perms: AclPermissions) -> bool {
-    // SAFETY: a live context; the name is ours (freed by RedisString).
-    let user = unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) };
-    if user.is_null() {
-        return true;
+impl Caller {
+    pub fn of(ctx: &Context) -> Caller {
+        // SAFETY: a live context; the name is ours (freed by RedisString).
+        let user = unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) };
+        Caller(
+            (!user.is_null()).then(|| RedisString::from_redis_module_string(ptr::null_mut(), user)),
+        )
     }
-    let user = RedisString::from_redis_module_string(ptr::null_mut(), user);
-    let key_name = RedisString::create_from_slice(ptr::null_mut(), key);
-    ctx.acl_check_key_permission(&user, &key_name, &perms)
-        .is_ok()
+
+    /// Whether the caller may write `key` (read it, add to it, change it).
+    pub fn may_write(&self, ctx: &Context, key: &[u8]) -> bool {
+        let perms = AclPermissions::ACCESS | AclPermissions::INSERT | AclPermissions::UPDATE;
+        self.may(ctx, key, perms)
+    }
+
+    /// Whether the caller may read `key`.
+    pub fn may_read(&self, ctx: &Context, key: &[u8]) -> bool {
+        self.may(ctx, key, AclPermissions::ACCESS)
+    }
+
+    fn may(&self, ctx: &Context, key: &[u8], perms: AclPermissions) -> bool {
+        let Some(user) = &self.0 else {
+            return true;
+        };
+        let key_name = RedisString::create_from_slice(ptr::null_mut(), key);
+        ctx.acl_check_key_permission(user, &key_name, &perms)
+            .is_ok()
+    }
 }

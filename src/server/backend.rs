@@ -4,7 +4,7 @@
 //! entry window, or read ahead from the stream), the group's PEL, and the
 //! effects, dead letters and XACKs as replicated writes.
 
-use crate::redis::acl;
+use crate::redis::acl::Caller;
 use crate::redis::call::Redis;
 use crate::redis::hash;
 use crate::redis::key::{selected_db, Key, KeyType};
@@ -16,7 +16,7 @@ use crate::stats;
 use crate::stream::entry_cache::{self, Lookup};
 use crate::stream::reader;
 use redis_module::CallReply;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;
 use xprocess_core::fast_map::FastMap;
@@ -52,6 +52,8 @@ pub struct RedisBackend<'r, 'c> {
     last: StreamId,
     /// In a cluster, the stream's slot: templated keys must hash to it.
     slot: Option<u16>,
+    /// The calling user, looked up at the first templated key.
+    caller: OnceCell<Caller>,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -68,7 +70,12 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             consumer: req.consumer.unwrap_or_default(),
             last: req.ids.iter().copied().max().unwrap_or(StreamId::MAX),
             slot: cluster::in_cluster(redis.ctx).then(|| cluster::key_slot(req.stream)),
+            caller: OnceCell::new(),
         }
+    }
+
+    fn caller(&self) -> &Caller {
+        self.caller.get_or_init(|| Caller::of(self.redis.ctx))
     }
 
     /// Keep the entries READ took for `read_entry`; their IDs, in order.
@@ -156,8 +163,12 @@ impl State for RedisBackend<'_, '_> {
             return Err(ReplyError::cross_slot(id, key));
         }
         match write {
-            true if !acl::may_write(self.redis.ctx, key) => Err(ReplyError::noperm_key(id, key)),
-            false if !acl::may_read(self.redis.ctx, key) => Err(ReplyError::noperm_read(id, key)),
+            true if !self.caller().may_write(self.redis.ctx, key) => {
+                Err(ReplyError::noperm_key(id, key))
+            }
+            false if !self.caller().may_read(self.redis.ctx, key) => {
+                Err(ReplyError::noperm_read(id, key))
+            }
             _ => Ok(()),
         }
     }

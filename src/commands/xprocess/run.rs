@@ -2,10 +2,11 @@
 //! Redis backend and the dedupe store the key holds (an index when missing).
 
 use crate::config;
+use crate::redis::acl::Caller;
 use crate::redis::call::Redis;
 use crate::redis::clock;
+use crate::redis::events;
 use crate::redis::key::selected_db;
-use crate::redis::{acl, events};
 use crate::server::backend::RedisBackend;
 use crate::server::cluster;
 use crate::server::{delete, group};
@@ -188,7 +189,7 @@ fn count(outcomes: &[Outcome], redis_calls: u64) {
 /// The derived dedupe key is not in argv, so Redis' own ACL check (which
 /// uses the keys we report) does not cover it: check it here.
 fn check_write_permission(ctx: &Context, key: &[u8]) -> Result<(), ReplyError> {
-    match acl::may_write(ctx, key) {
+    match Caller::of(ctx).may_write(ctx, key) {
         true => Ok(()),
         false => Err(ReplyError::noperm_dedupe(key)),
     }
