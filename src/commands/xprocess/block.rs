@@ -13,7 +13,7 @@ use crate::redis::call::Redis;
 use crate::redis::key::{Key, KeyType};
 use crate::server::cluster;
 use crate::stats;
-use redis_module::{Context, ContextFlags};
+use redis_module::Context;
 use xprocess_core::errors;
 
 pub use crate::redis::block::can_block;
@@ -58,7 +58,7 @@ fn poll(ctx: &Context) {
 /// Not when MIGRATE took it away: Redis redirects the client once the slot
 /// has moved.
 fn stream_gone(ctx: &Context, stream: &[u8]) -> bool {
-    missing(ctx, stream) && !moving_away(ctx, stream)
+    missing(ctx, stream) && !slot_migrating(ctx, stream)
 }
 
 fn missing(ctx: &Context, key: &[u8]) -> bool {
@@ -69,8 +69,12 @@ fn missing(ctx: &Context, key: &[u8]) -> bool {
 /// is migrating: its blocked clients must wait for the redirect (MOVED) that
 /// Redis sends them when the slot's owner changes, not fail with NOGROUP.
 fn moving_away(ctx: &Context, stream: &[u8]) -> bool {
-    ctx.get_flags().contains(ContextFlags::CLUSTER)
-        && missing(ctx, stream)
+    cluster::in_cluster(ctx) && missing(ctx, stream) && slot_migrating(ctx, stream)
+}
+
+/// In a cluster, whether the stream's slot is migrating.
+fn slot_migrating(ctx: &Context, stream: &[u8]) -> bool {
+    cluster::in_cluster(ctx)
         && cluster::slot_in_migration(&Redis::new(ctx), cluster::key_slot(stream))
 }
 
