@@ -11,7 +11,7 @@
 use crate::condition::Condition;
 use crate::entry::Entry;
 use crate::errors::ReplyError;
-use crate::request::{Effect, FingerprintOf, Request, XAddBody};
+use crate::request::{Effect, FingerprintOf, Request};
 use crate::template::Arg;
 use std::cell::RefCell;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
@@ -69,20 +69,10 @@ fn read_by<'a>(effects: &[Effect<'a>], when: &[Vec<Condition<'a>>]) -> Fingerpri
     let mut fields: Vec<&[u8]> = when.iter().flatten().flat_map(Condition::fields).collect();
     let mut add = |arg: &Arg<'a>| fields.extend(arg.fields());
     for effect in effects {
-        add(effect.key());
-        match effect {
-            Effect::HIncrBy { field, incr, .. } | Effect::HIncrByFloat { field, incr, .. } => {
-                add(field);
-                add(incr);
-            }
-            Effect::SAdd { member, .. } => add(member),
-            Effect::XAdd { body, .. } => match body {
-                XAddBody::Entry => return Fingerprinter::Entry,
-                XAddBody::Fields(pairs) => pairs.iter().for_each(|(f, v)| {
-                    add(f);
-                    add(v);
-                }),
-            },
+        effect.key().into_iter().for_each(&mut add);
+        match effect.args() {
+            Some(args) => args.into_iter().for_each(&mut add),
+            None => return Fingerprinter::Entry,
         }
     }
     fields.sort_unstable();

@@ -102,6 +102,10 @@ pub const SLOT_MOVING: Fixed = Fixed::new(
     ErrorKind::TryAgain,
     "TRYAGAIN the stream's slot moved to another node while the call waited, retry it there",
 );
+pub const ZADD_NX_XX: Fixed = Fixed::err("ERR XX and NX options at the same time are not compatible");
+pub const ZADD_GT_LT_NX: Fixed =
+    Fixed::err("ERR GT, LT, and/or NX options at the same time are not compatible");
+pub const REMOVES_OWN_KEY: Fixed = Fixed::err("ERR SET, DEL, PEXPIRE and SREM may not target the stream, the dedupe key or the dead-letter key");
 pub const WRONGTYPE: Fixed = Fixed::new(
     ErrorKind::WrongType,
     "WRONGTYPE Operation against a key holding the wrong kind of value",
@@ -123,6 +127,13 @@ pub const HASH_NOT_INTEGER: Fixed = Fixed::err("ERR hash value is not an integer
 pub const HASH_NOT_FLOAT: Fixed = Fixed::err("ERR hash value is not a float");
 pub const OVERFLOW: Fixed = Fixed::err("ERR increment or decrement would overflow");
 pub const NAN_OR_INF: Fixed = Fixed::err("ERR increment would produce NaN or Infinity");
+pub const NAN_SCORE: Fixed = Fixed::err("ERR resulting score is not a number (NaN)");
+pub const NOT_HLL: Fixed = Fixed::new(
+    ErrorKind::WrongType,
+    "WRONGTYPE Key is not a valid HyperLogLog string value.",
+);
+pub const SET_BAD_EXPIRE: Fixed = Fixed::err("ERR invalid expire time in 'set' command");
+pub const PEXPIRE_BAD_EXPIRE: Fixed = Fixed::err("ERR invalid expire time in 'pexpire' command");
 pub const STREAM_EXHAUSTED: Fixed =
     Fixed::err("ERR The stream has exhausted the last possible ID, unable to add more items");
 
@@ -257,6 +268,17 @@ impl ReplyError {
             format!(
                 "NOPERM entry {id} makes the condition key '{}', which this user has no permissions to read",
                 printable(key)
+            ),
+        )
+    }
+
+    /// A channel the caller's ACL does not let it publish to.
+    pub fn noperm_channel(id: &str, channel: &[u8]) -> Self {
+        Self::new(
+            ErrorKind::NoPerm,
+            format!(
+                "NOPERM entry {id} publishes to the channel '{}', which this user has no permissions to access",
+                printable(channel)
             ),
         )
     }

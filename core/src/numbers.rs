@@ -35,7 +35,7 @@ pub fn parse_u64_digits(s: &[u8]) -> Option<u64> {
 }
 
 /// Redis caps long double strings at this many bytes (MAX_LONG_DOUBLE_CHARS).
-const MAX_FLOAT_CHARS: usize = 5 * 1024;
+pub const MAX_FLOAT_CHARS: usize = 5 * 1024;
 
 /// A float as Redis' `string2ld` reads it, through an `f64`.
 ///
@@ -53,6 +53,17 @@ pub fn parse_float(s: &[u8]) -> Option<f64> {
         return None;
     }
     Some(value)
+}
+
+/// A sorted-set score as Redis' `string2d` reads it: like [`parse_float`],
+/// but a finite number too large for a double is refused rather than
+/// taken as infinite (only `inf` itself is infinite).
+pub fn parse_score(s: &[u8]) -> Option<f64> {
+    let value = parse_float(s)?;
+    match value.is_infinite() && !s.iter().any(|b| b.eq_ignore_ascii_case(&b'i')) {
+        true => None,
+        false => Some(value),
+    }
 }
 
 /// A non-zero mantissa that parsed to zero: strtold may report ERANGE on it.

@@ -18,9 +18,10 @@ use crate::condition::Condition;
 use crate::errors::{self, Fixed, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::parse_i64;
+use crate::numbers::parse_score;
 use crate::request::{
-    BusinessKey, DeadLetter, Delete, Effect, FingerprintOf, Read, Request, StoreKind, Trim,
-    XAddBody, MAX_TTL, MAX_WINDOW,
+    Beats, BusinessKey, DeadLetter, Delete, Effect, End, Exists, FingerprintOf, Pairs, Read,
+    Request, StoreKind, Trim, MAX_TTL, MAX_WINDOW,
 };
 use crate::template::Arg;
 
@@ -209,31 +210,10 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         }
         args.pos += 1;
         let key_pos = args.pos;
-        let effect = if is(token, "HINCRBY") {
-            Effect::HIncrBy {
-                key: args.next_template()?,
-                field: args.next_template()?,
-                incr: args.next_number()?,
-            }
-        } else if is(token, "HINCRBYFLOAT") {
-            Effect::HIncrByFloat {
-                key: args.next_template()?,
-                field: args.next_template()?,
-                incr: args.next_number()?,
-            }
-        } else if is(token, "SADD") {
-            Effect::SAdd {
-                key: args.next_template()?,
-                member: args.next_template()?,
-            }
-        } else if is(token, "XADD") {
-            parse_xadd(args)?
-        } else {
-            return Err(errors::SYNTAX.into());
-        };
+        let effect = parse_effect(token, args)?;
         // A templated key is known per entry only: like a Lua script's
         // undeclared keys, it is checked then (slot, ACL), not reported.
-        if effect.key().literal().is_some() {
+        if effect.key().and_then(Arg::literal).is_some() {
             req.key_positions.push(key_pos);
         }
         req.effects.push(effect);
@@ -243,6 +223,155 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
             req.when[req.effects.len() - 1] = std::mem::take(&mut when);
         }
     }
+}
+
+/// One effect, after its name.
+fn parse_effect<'a>(name: &[u8], args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
+    let upper = name.to_ascii_uppercase();
+    Ok(match upper.as_slice() {
+        b"HINCRBY" => Effect::HIncrBy {
+            key: args.next_template()?,
+            field: args.next_template()?,
+            incr: args.next_number()?,
+        },
+        b"HINCRBYFLOAT" => Effect::HIncrByFloat {
+            key: args.next_template()?,
+            field: args.next_template()?,
+            incr: args.next_number()?,
+        },
+        b"HSET" => Effect::HSet {
+            key: args.next_template()?,
+            pairs: parse_pairs(args)?,
+        },
+        b"HSETNX" => Effect::HSetNx {
+            key: args.next_template()?,
+            field: args.next_template()?,
+            value: args.next_template()?,
+        },
+        b"HDEL" => Effect::HDel {
+            key: args.next_template()?,
+            field: args.next_template()?,
+        },
+        b"SET" => parse_set(args)?,
+        b"INCRBY" => Effect::IncrBy {
+            key: args.next_template()?,
+            incr: args.next_number()?,
+        },
+        b"INCRBYFLOAT" => Effect::IncrByFloat {
+            key: args.next_template()?,
+            incr: args.next_number()?,
+        },
+        b"DEL" => Effect::Del {
+            key: args.next_template()?,
+        },
+        b"SADD" => Effect::SAdd {
+            key: args.next_template()?,
+            member: args.next_template()?,
+        },
+        b"SREM" => Effect::SRem {
+            key: args.next_template()?,
+            member: args.next_template()?,
+        },
+        b"ZADD" => parse_zadd(args)?,
+        b"ZINCRBY" => Effect::ZIncrBy {
+            key: args.next_template()?,
+            incr: args.next_number()?,
+            member: args.next_template()?,
+        },
+        b"PFADD" => Effect::PfAdd {
+            key: args.next_template()?,
+            element: args.next_template()?,
+        },
+        b"LPUSH" | b"RPUSH" => Effect::Push {
+            end: if upper[0] == b'L' { End::Left } else { End::Right },
+            key: args.next_template()?,
+            value: args.next_template()?,
+        },
+        b"PEXPIRE" => Effect::PExpire {
+            key: args.next_template()?,
+            ms: args.next_number()?,
+        },
+        b"PUBLISH" => Effect::Publish {
+            channel: args.next_template()?,
+            message: args.next_template()?,
+        },
+        b"XADD" => parse_xadd(args)?,
+        _ => return Err(errors::SYNTAX.into()),
+    })
+}
+
+/// `SET key value [NX | XX] [PX milliseconds]`, options in any order.
+fn parse_set<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
+    let (key, value) = (args.next_template()?, args.next_template()?);
+    let (mut exists, mut px) = (None, None);
+    while let Some(token) = args.peek() {
+        let given = if is(token, "NX") || is(token, "XX") {
+            let this = if is(token, "NX") { Exists::Nx } else { Exists::Xx };
+            std::mem::replace(&mut exists, Some(this)).is_some_and(|e| e != this)
+        } else if is(token, "PX") && px.is_none() {
+            args.pos += 1;
+            let ms = args.next_number()?;
+            if let Some(literal) = ms.literal() {
+                match parse_i64(literal) {
+                    Some(n) if n > 0 => {}
+                    Some(_) => return Err(errors::SET_BAD_EXPIRE.into()),
+                    None => return Err(errors::NOT_INTEGER.into()),
+                }
+            }
+            px = Some(ms);
+            continue;
+        } else {
+            break;
+        };
+        if given {
+            return Err(errors::SYNTAX.into()); // NX and XX
+        }
+        args.pos += 1;
+    }
+    Ok(Effect::Set {
+        key,
+        value,
+        exists,
+        px,
+    })
+}
+
+/// `ZADD key [NX | XX] [GT | LT] score member`, options in any order.
+fn parse_zadd<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
+    let key = args.next_template()?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    while let Some(token) = args.peek() {
+        let flag = if is(token, "NX") {
+            &mut nx
+        } else if is(token, "XX") {
+            &mut xx
+        } else if is(token, "GT") {
+            &mut gt
+        } else if is(token, "LT") {
+            &mut lt
+        } else {
+            break;
+        };
+        *flag = true;
+        args.pos += 1;
+    }
+    if nx && xx {
+        return Err(errors::ZADD_NX_XX.into());
+    }
+    if (gt && nx) || (lt && nx) || (gt && lt) {
+        return Err(errors::ZADD_GT_LT_NX.into());
+    }
+    let score = args.next_number()?;
+    if let Some(literal) = score.literal() {
+        parse_score(literal).ok_or(errors::NOT_FLOAT)?;
+    }
+    Ok(Effect::ZAdd {
+        key,
+        exists: (nx || xx).then_some(if nx { Exists::Nx } else { Exists::Xx }),
+        beats: (gt || lt).then_some(if gt { Beats::Gt } else { Beats::Lt }),
+        score,
+        member: args.next_template()?,
+    })
 }
 
 /// `XADD key [MAXLEN [~|=] count] (FIELDS numpairs field value ... | ENTRY)`
@@ -262,23 +391,28 @@ fn parse_xadd<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
             count: count.ok_or(errors::BAD_MAXLEN)?,
         });
     }
+    let pairs = parse_pairs(args)?;
+    Ok(Effect::XAdd { key, trim, pairs })
+}
+
+/// `FIELDS numpairs field value [field value ...]` or `ENTRY`.
+fn parse_pairs<'a>(args: &mut Args<'a, '_>) -> Result<Pairs<'a>, ReplyError> {
     let token = args.next()?;
-    let body = if is(token, "ENTRY") {
-        XAddBody::Entry
-    } else if is(token, "FIELDS") {
-        let numpairs = args.next_count(errors::BAD_NUMPAIRS)?;
-        if numpairs > args.remaining() / 2 {
-            return Err(errors::NUMPAIRS_MISMATCH.into());
-        }
-        let mut pairs = Vec::with_capacity(numpairs);
-        for _ in 0..numpairs {
-            pairs.push((args.next_template()?, args.next_template()?));
-        }
-        XAddBody::Fields(pairs)
-    } else {
+    if is(token, "ENTRY") {
+        return Ok(Pairs::Entry);
+    }
+    if !is(token, "FIELDS") {
         return Err(errors::SYNTAX.into());
-    };
-    Ok(Effect::XAdd { key, trim, body })
+    }
+    let numpairs = args.next_count(errors::BAD_NUMPAIRS)?;
+    if numpairs > args.remaining() / 2 {
+        return Err(errors::NUMPAIRS_MISMATCH.into());
+    }
+    let mut pairs = Vec::with_capacity(numpairs);
+    for _ in 0..numpairs {
+        pairs.push((args.next_template()?, args.next_template()?));
+    }
+    Ok(Pairs::Fields(pairs))
 }
 
 fn parse_ids(args: &mut Args<'_, '_>, req: &mut Request<'_>) -> Result<(), ReplyError> {
@@ -375,7 +509,7 @@ mod tests {
                     approx: true,
                     count: 10
                 }),
-                body: XAddBody::Fields(vec![
+                pairs: Pairs::Fields(vec![
                     (Arg::Literal(b"a"), Arg::Field(b"a")),
                     (
                         Arg::Literal(b"b"),

@@ -16,6 +16,7 @@ use crate::plan::{plan_entry, KeyRules, Op};
 use crate::request::{BusinessKey, DeadLetter, Request};
 use crate::state::{KeyKind, State};
 use crate::store::DedupeStore;
+use crate::template::Arg;
 
 /// What the command needs from the server, beyond the planning view.
 pub trait Backend: State {
@@ -77,7 +78,7 @@ pub fn process<B: Backend, D: DedupeStore>(
     let writes_dedupe = req.effects.iter().any(|e| {
         reserved
             .iter()
-            .any(|(key, _)| Some(*key) == e.key().literal())
+            .any(|(key, _)| Some(*key) == e.key().and_then(Arg::literal))
     });
     if !writes_dedupe {
         store.prefetch(ids);
@@ -88,7 +89,11 @@ pub fn process<B: Backend, D: DedupeStore>(
         .map(|bk| (bk, Fingerprinter::of(req, &bk.fingerprint)));
     // Only a templated key can hit these: a call without one allocates nothing.
     let mut forbidden: Vec<&[u8]> = Vec::new();
-    if req.effects.iter().any(|e| e.key().literal().is_none()) {
+    if req
+        .effects
+        .iter()
+        .any(|e| e.key().is_some_and(|k| k.literal().is_none()))
+    {
         forbidden.push(req.stream);
         forbidden.extend(reserved.iter().map(|(key, _)| *key));
         forbidden.extend(req.dead_letter.as_ref().map(|dl| dl.key));

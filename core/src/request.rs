@@ -20,13 +20,37 @@ pub struct Trim {
     pub count: i64,
 }
 
+/// Field/value pairs: `FIELDS numpairs field value ...` or `ENTRY`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum XAddBody<'a> {
+pub enum Pairs<'a> {
     Fields(Vec<(Arg<'a>, Arg<'a>)>),
-    /// Copy every field/value pair of the source entry.
+    /// Every field/value pair of the source entry.
     Entry,
 }
 
+/// `NX` or `XX`: only when the key (or member) is missing, or exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exists {
+    Nx,
+    Xx,
+}
+
+/// `GT` or `LT`: only when the new score is greater, or less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beats {
+    Gt,
+    Lt,
+}
+
+/// Which end of a list LPUSH and RPUSH add to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Left,
+    Right,
+}
+
+/// An effect as written in the call; each is the native command of the
+/// same name with the same semantics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect<'a> {
     HIncrBy {
@@ -39,25 +63,145 @@ pub enum Effect<'a> {
         field: Arg<'a>,
         incr: Arg<'a>,
     },
+    /// `HSET key (FIELDS numpairs field value ... | ENTRY)`.
+    HSet {
+        key: Arg<'a>,
+        pairs: Pairs<'a>,
+    },
+    HSetNx {
+        key: Arg<'a>,
+        field: Arg<'a>,
+        value: Arg<'a>,
+    },
+    HDel {
+        key: Arg<'a>,
+        field: Arg<'a>,
+    },
+    /// `SET key value [NX | XX] [PX milliseconds]`.
+    Set {
+        key: Arg<'a>,
+        value: Arg<'a>,
+        exists: Option<Exists>,
+        px: Option<Arg<'a>>,
+    },
+    IncrBy {
+        key: Arg<'a>,
+        incr: Arg<'a>,
+    },
+    IncrByFloat {
+        key: Arg<'a>,
+        incr: Arg<'a>,
+    },
+    Del {
+        key: Arg<'a>,
+    },
     SAdd {
         key: Arg<'a>,
         member: Arg<'a>,
     },
+    SRem {
+        key: Arg<'a>,
+        member: Arg<'a>,
+    },
+    /// `ZADD key [NX | XX] [GT | LT] score member`.
+    ZAdd {
+        key: Arg<'a>,
+        exists: Option<Exists>,
+        beats: Option<Beats>,
+        score: Arg<'a>,
+        member: Arg<'a>,
+    },
+    ZIncrBy {
+        key: Arg<'a>,
+        incr: Arg<'a>,
+        member: Arg<'a>,
+    },
+    PfAdd {
+        key: Arg<'a>,
+        element: Arg<'a>,
+    },
+    /// LPUSH or RPUSH.
+    Push {
+        end: End,
+        key: Arg<'a>,
+        value: Arg<'a>,
+    },
+    PExpire {
+        key: Arg<'a>,
+        ms: Arg<'a>,
+    },
     XAdd {
         key: Arg<'a>,
         trim: Option<Trim>,
-        body: XAddBody<'a>,
+        pairs: Pairs<'a>,
+    },
+    /// `PUBLISH channel message`: the one effect without a key.
+    Publish {
+        channel: Arg<'a>,
+        message: Arg<'a>,
     },
 }
 
 impl<'a> Effect<'a> {
-    pub fn key(&self) -> &Arg<'a> {
+    /// The key the effect writes; `None` for PUBLISH.
+    pub fn key(&self) -> Option<&Arg<'a>> {
         match self {
             Effect::HIncrBy { key, .. }
             | Effect::HIncrByFloat { key, .. }
+            | Effect::HSet { key, .. }
+            | Effect::HSetNx { key, .. }
+            | Effect::HDel { key, .. }
+            | Effect::Set { key, .. }
+            | Effect::IncrBy { key, .. }
+            | Effect::IncrByFloat { key, .. }
+            | Effect::Del { key }
             | Effect::SAdd { key, .. }
-            | Effect::XAdd { key, .. } => key,
+            | Effect::SRem { key, .. }
+            | Effect::ZAdd { key, .. }
+            | Effect::ZIncrBy { key, .. }
+            | Effect::PfAdd { key, .. }
+            | Effect::Push { key, .. }
+            | Effect::PExpire { key, .. }
+            | Effect::XAdd { key, .. } => Some(key),
+            Effect::Publish { .. } => None,
         }
+    }
+
+    /// Whether the effect may replace or remove a key whatever it holds
+    /// (so it may never touch the stream or the call's own keys).
+    pub fn replaces_key(&self) -> bool {
+        matches!(
+            self,
+            Effect::Set { .. } | Effect::Del { .. } | Effect::PExpire { .. }
+        )
+    }
+
+    /// Every argument besides the key, in order (the templates it reads);
+    /// `None` when it copies the whole entry.
+    pub fn args(&self) -> Option<Vec<&Arg<'a>>> {
+        Some(match self {
+            Effect::HIncrBy { field, incr, .. } | Effect::HIncrByFloat { field, incr, .. } => {
+                vec![field, incr]
+            }
+            Effect::HSetNx { field, value, .. } => vec![field, value],
+            Effect::HDel { field: one, .. }
+            | Effect::IncrBy { incr: one, .. }
+            | Effect::IncrByFloat { incr: one, .. }
+            | Effect::SAdd { member: one, .. }
+            | Effect::SRem { member: one, .. }
+            | Effect::PfAdd { element: one, .. }
+            | Effect::Push { value: one, .. }
+            | Effect::PExpire { ms: one, .. } => vec![one],
+            Effect::Set { value, px, .. } => std::iter::once(value).chain(px).collect(),
+            Effect::Del { .. } => Vec::new(),
+            Effect::ZAdd { score, member, .. } => vec![score, member],
+            Effect::ZIncrBy { incr, member, .. } => vec![incr, member],
+            Effect::Publish { channel, message } => vec![channel, message],
+            Effect::HSet { pairs, .. } | Effect::XAdd { pairs, .. } => match pairs {
+                Pairs::Entry => return None,
+                Pairs::Fields(pairs) => pairs.iter().flat_map(|(f, v)| [f, v]).collect(),
+            },
+        })
     }
 }
 

@@ -1,0 +1,249 @@
+//! The keyspace as earlier effects of the current entry will leave it.
+//!
+//! Planning checks each effect against the data as the entry's earlier
+//! effects leave it, without writing anything: what those effects did is
+//! kept here, in front of the server's [`State`]. Keys, fields and members
+//! are the ops' own bytes (a clone of a borrowed one is free).
+
+use super::op::Bytes;
+use crate::errors::{self, ReplyError};
+use crate::id::StreamId;
+use crate::numbers::{parse_float, parse_i64};
+use crate::request::{Beats, Exists};
+use crate::state::{KeyKind, State, StringHead};
+
+/// A value (a hash field's or a string key's) as planned so far.
+#[derive(Debug, Clone)]
+pub enum Value<'r> {
+    Int(i64),
+    /// Redis stores float results as long double text we don't reproduce,
+    /// so integer arithmetic on one is refused rather than guessed.
+    Float(f64),
+    Text(Bytes<'r>),
+    /// A string value as read from the server (its start only, if long).
+    Head(StringHead),
+    /// A HyperLogLog PFADD made or kept valid.
+    Hll,
+    /// Removed (HDEL).
+    Gone,
+}
+
+/// A sorted-set write of the entry, replayed only when a score is needed.
+#[derive(Debug, Clone, Copy)]
+pub enum ZWrite {
+    Add {
+        score: f64,
+        exists: Option<Exists>,
+        beats: Option<Beats>,
+    },
+    Incr(f64),
+}
+
+pub struct Overlay<'r, 'k> {
+    /// Keys that keep their kind whatever they hold now.
+    reserved: &'k [(&'k [u8], KeyKind)],
+    kinds: Vec<(Bytes<'r>, KeyKind)>,
+    /// Keys replaced or removed by this entry: the server's copy is stale.
+    replaced: Vec<Bytes<'r>>,
+    fields: Vec<(Bytes<'r>, Bytes<'r>, Value<'r>)>,
+    strings: Vec<(Bytes<'r>, Value<'r>)>,
+    zwrites: Vec<(Bytes<'r>, Bytes<'r>, ZWrite)>,
+    last_ids: Vec<(Bytes<'r>, StreamId)>,
+}
+
+impl<'r, 'k> Overlay<'r, 'k> {
+    pub fn new(reserved: &'k [(&'k [u8], KeyKind)]) -> Self {
+        Overlay {
+            reserved,
+            kinds: Vec::new(),
+            replaced: Vec::new(),
+            fields: Vec::new(),
+            strings: Vec::new(),
+            zwrites: Vec::new(),
+            last_ids: Vec::new(),
+        }
+    }
+
+    pub fn kind(&self, state: &impl State, key: &[u8]) -> KeyKind {
+        let reserved = self.reserved.iter().map(|(k, kind)| (*k, *kind));
+        let planned = self.kinds.iter().rev().map(|(k, kind)| (&**k, *kind));
+        match reserved.chain(planned).find(|(k, _)| *k == key) {
+            Some((_, kind)) => kind,
+            None => state.kind(key),
+        }
+    }
+
+    fn stale(&self, key: &[u8]) -> bool {
+        self.replaced.iter().any(|k| **k == *key)
+    }
+
+    /// Check that `key` is missing or of `want`, and remember it becomes `want`.
+    pub fn claim(
+        &mut self,
+        state: &impl State,
+        key: &Bytes<'r>,
+        want: KeyKind,
+    ) -> Result<(), ReplyError> {
+        self.require(state, key, want)?;
+        self.kinds.push((key.clone(), want));
+        Ok(())
+    }
+
+    /// Check that `key` is missing or of `want` (a command that never
+    /// creates it: HDEL, SREM).
+    pub fn require(&self, state: &impl State, key: &[u8], want: KeyKind) -> Result<(), ReplyError> {
+        match self.kind(state, key) {
+            KeyKind::Missing => Ok(()),
+            kind if kind == want => Ok(()),
+            _ => Err(errors::WRONGTYPE.into()),
+        }
+    }
+
+    /// `key` now holds `kind` (`Missing`: removed) with nothing of before.
+    pub fn replace(&mut self, key: &Bytes<'r>, kind: KeyKind) {
+        let gone = |k: &Bytes| k != key;
+        self.fields.retain(|(k, _, _)| gone(k));
+        self.strings.retain(|(k, _)| gone(k));
+        self.zwrites.retain(|(k, _, _)| gone(k));
+        self.last_ids.retain(|(k, _)| gone(k));
+        self.kinds.push((key.clone(), kind));
+        if !self.stale(key) {
+            self.replaced.push(key.clone());
+        }
+    }
+
+    /// A hash field's value, `None` when it is missing.
+    pub fn field(&self, state: &impl State, key: &[u8], field: &[u8]) -> Option<Value<'r>> {
+        let mut planned = self.fields.iter().rev();
+        match planned.find(|(k, f, _)| **k == *key && **f == *field) {
+            Some((_, _, Value::Gone)) => None,
+            Some((_, _, value)) => Some(value.clone()),
+            None if self.stale(key) => None,
+            None => state
+                .hash_field(key, field)
+                .map(|v| Value::Text(v.into())),
+        }
+    }
+
+    pub fn set_field(&mut self, key: &Bytes<'r>, field: &Bytes<'r>, value: Value<'r>) {
+        let slot = self.fields.iter_mut().find(|(k, f, _)| k == key && f == field);
+        match slot {
+            Some(slot) => slot.2 = value,
+            None => self.fields.push((key.clone(), field.clone(), value)),
+        }
+    }
+
+    /// A string key's value (at most `limit` bytes of one in the server).
+    pub fn string(&self, state: &impl State, key: &[u8], limit: usize) -> Option<Value<'r>> {
+        match self.strings.iter().rev().find(|(k, _)| **k == *key) {
+            Some((_, value)) => Some(value.clone()),
+            None if self.stale(key) => None,
+            None => state.string(key, limit).map(Value::Head),
+        }
+    }
+
+    pub fn set_string(&mut self, key: &Bytes<'r>, value: Value<'r>) {
+        self.strings.push((key.clone(), value));
+    }
+
+    pub fn zwrite(&mut self, key: &Bytes<'r>, member: &Bytes<'r>, write: ZWrite) {
+        self.zwrites.push((key.clone(), member.clone(), write));
+    }
+
+    /// A member's score as the entry's earlier writes leave it.
+    pub fn zscore(&self, state: &impl State, key: &[u8], member: &[u8]) -> Option<f64> {
+        let start = match self.stale(key) {
+            true => None,
+            false => state.zscore(key, member),
+        };
+        let writes = self.zwrites.iter().filter(|(k, m, _)| **k == *key && **m == *member);
+        writes.fold(start, |score, (_, _, write)| write.apply(score))
+    }
+
+    /// The last ID of a stream XADD writes to, as planned so far.
+    pub fn last_id(&self, key: &[u8]) -> Option<StreamId> {
+        let planned = self.last_ids.iter().find(|(k, _)| **k == *key);
+        planned.map(|(_, id)| *id)
+    }
+
+    pub fn set_last_id(&mut self, key: &Bytes<'r>, id: StreamId) {
+        match self.last_ids.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = id,
+            None => self.last_ids.push((key.clone(), id)),
+        }
+    }
+}
+
+impl Value<'_> {
+    /// The value as an integer, as INCRBY and HINCRBY read it.
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            Value::Text(text) => parse_i64(text),
+            Value::Head(head) => parse_i64(head.whole()?),
+            Value::Float(_) | Value::Hll | Value::Gone => None,
+        }
+    }
+
+    /// The value as a float, as INCRBYFLOAT and HINCRBYFLOAT read it.
+    pub fn float(&self) -> Option<f64> {
+        match self {
+            Value::Int(n) => Some(*n as f64),
+            Value::Float(f) => Some(*f),
+            Value::Text(text) => parse_float(text),
+            Value::Head(head) => parse_float(head.whole()?),
+            Value::Hll | Value::Gone => None,
+        }
+    }
+
+    /// Whether PFADD takes the value as a HyperLogLog (Redis checks the
+    /// header, and the length of a dense one).
+    pub fn is_hll(&self) -> bool {
+        match self {
+            Value::Hll => true,
+            Value::Text(text) => hll_header(text, text.len()),
+            Value::Head(head) => hll_header(&head.head, head.len),
+            Value::Int(_) | Value::Float(_) | Value::Gone => false,
+        }
+    }
+}
+
+/// The bytes of a HyperLogLog header that PFADD checks.
+pub const HLL_HEADER: usize = 16;
+/// A dense HyperLogLog's length: the header and 16384 6-bit registers.
+const HLL_DENSE: usize = HLL_HEADER + 16384 * 6 / 8;
+
+fn hll_header(head: &[u8], len: usize) -> bool {
+    len >= HLL_HEADER
+        && head.starts_with(b"HYLL")
+        && match head.get(4) {
+            Some(0) => len == HLL_DENSE,
+            Some(1) => true,
+            _ => false,
+        }
+}
+
+impl ZWrite {
+    /// ZADD's and ZINCRBY's rules for one member.
+    fn apply(self, score: Option<f64>) -> Option<f64> {
+        match (self, score) {
+            (ZWrite::Incr(by), current) => Some(current.unwrap_or(0.0) + by),
+            (ZWrite::Add { exists, .. }, None) => match exists {
+                Some(Exists::Xx) => None,
+                _ => Some(self.score()),
+            },
+            (ZWrite::Add { exists, beats, score: new }, Some(old)) => {
+                let keep = exists == Some(Exists::Nx)
+                    || (beats == Some(Beats::Gt) && new <= old)
+                    || (beats == Some(Beats::Lt) && new >= old);
+                Some(if keep { old } else { new })
+            }
+        }
+    }
+
+    fn score(self) -> f64 {
+        match self {
+            ZWrite::Add { score, .. } | ZWrite::Incr(score) => score,
+        }
+    }
+}

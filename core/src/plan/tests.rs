@@ -1,0 +1,177 @@
+use super::*;
+use crate::parse::parse;
+use std::collections::HashMap;
+
+/// In-memory keyspace: kinds, hash fields and stream last IDs.
+#[derive(Default)]
+struct Mem {
+    kinds: HashMap<Vec<u8>, KeyKind>,
+    fields: HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>,
+    last_ids: HashMap<Vec<u8>, StreamId>,
+}
+
+impl State for Mem {
+    fn kind(&self, key: &[u8]) -> KeyKind {
+        *self.kinds.get(key).unwrap_or(&KeyKind::Missing)
+    }
+    fn hash_field(&self, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+        self.fields.get(&(key.to_vec(), field.to_vec())).cloned()
+    }
+    fn stream_last_id(&self, key: &[u8]) -> StreamId {
+        self.last_ids[key]
+    }
+}
+
+impl Mem {
+    fn hash(mut self, key: &str, field: &str, value: &str) -> Self {
+        self.kinds.insert(key.into(), KeyKind::Hash);
+        self.fields.insert((key.into(), field.into()), value.into());
+        self
+    }
+    fn kind(mut self, key: &str, kind: KeyKind) -> Self {
+        self.kinds.insert(key.into(), kind);
+        self
+    }
+}
+
+const FIELDS: [(&[u8], &[u8]); 3] = [(b"cust", b"alice"), (b"amount", b"7"), (b"f", b"1.5")];
+const ENTRY: Entry<'static> = Entry {
+    id: "1-1",
+    fields: &FIELDS,
+};
+
+/// Plan the effects of `cmd` (effects only, IDS appended) for ENTRY.
+fn plan(cmd: &str, state: &Mem) -> Result<Vec<String>, String> {
+    let line = format!("XPROCESS s g {cmd} IDS 1 1-1");
+    let argv: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+    let req = parse(&argv).unwrap();
+    let reserved = [(&b"dd"[..], KeyKind::Set)];
+    let rules = KeyRules {
+        reserved: &reserved,
+        forbidden: &[b"s", b"dd"],
+    };
+    plan_entry(&req.effects, &req.when, &ENTRY, state, &rules)
+        .map(|ops| ops.iter().map(|op| format!("{op:?}")).collect())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn templates_are_expanded_into_ops() {
+    let ops = plan("HINCRBY totals $cust $amount XADD o ENTRY", &Mem::default()).unwrap();
+    assert_eq!(ops.len(), 2);
+    assert!(ops[0].contains("[97, 108, 105, 99, 101]"), "{}", ops[0]); // alice
+    assert!(ops[1].contains("pairs"));
+}
+
+#[test]
+fn wrong_type_targets_are_refused() {
+    let state = Mem::default()
+        .kind("str", KeyKind::Other)
+        .kind("st", KeyKind::Stream);
+    for cmd in [
+        "HINCRBY str f 1",
+        "SADD str m",
+        "XADD str ENTRY",
+        "SADD st m",
+        "HINCRBY dd f 1",
+    ] {
+        assert_eq!(plan(cmd, &state).unwrap_err(), errors::WRONGTYPE, "{cmd}");
+    }
+}
+
+#[test]
+fn a_failing_second_effect_refuses_the_whole_entry() {
+    let state = Mem::default();
+    assert_eq!(
+        plan("HINCRBY h a 1 HINCRBY h b x", &state).unwrap_err(),
+        errors::NOT_INTEGER
+    );
+    // The first effect makes `k` a hash, so the second cannot treat it as a set.
+    assert_eq!(
+        plan("HINCRBY k a 1 SADD k m", &state).unwrap_err(),
+        errors::WRONGTYPE
+    );
+}
+
+#[test]
+fn integer_overflow_counts_earlier_effects() {
+    let state = Mem::default().hash("h", "f", "9223372036854775800");
+    assert!(plan("HINCRBY h f 7", &state).is_ok());
+    assert_eq!(plan("HINCRBY h f 8", &state).unwrap_err(), errors::OVERFLOW);
+    assert_eq!(
+        plan("HINCRBY h f 4 HINCRBY h f 4", &state).unwrap_err(),
+        errors::OVERFLOW
+    );
+    let neg = Mem::default().hash("h", "f", "-9223372036854775807");
+    assert_eq!(plan("HINCRBY h f -2", &neg).unwrap_err(), errors::OVERFLOW);
+}
+
+#[test]
+fn hash_values_must_be_numbers() {
+    let state = Mem::default().hash("h", "f", "abc").hash("g", "f", "1.5");
+    assert_eq!(
+        plan("HINCRBY h f 1", &state).unwrap_err(),
+        errors::HASH_NOT_INTEGER
+    );
+    assert_eq!(
+        plan("HINCRBY g f 1", &state).unwrap_err(),
+        errors::HASH_NOT_INTEGER
+    );
+    assert_eq!(
+        plan("HINCRBYFLOAT h f 1", &state).unwrap_err(),
+        errors::HASH_NOT_FLOAT
+    );
+    assert!(plan("HINCRBYFLOAT g f $f", &state).is_ok());
+    assert_eq!(
+        plan("HINCRBYFLOAT x y 1 HINCRBY x y 1", &state).unwrap_err(),
+        errors::HASH_NOT_INTEGER
+    );
+}
+
+#[test]
+fn float_results_must_be_finite() {
+    let state = Mem::default().hash("h", "f", "1e308");
+    assert_eq!(
+        plan("HINCRBYFLOAT h f 1e308", &state).unwrap_err(),
+        errors::NAN_OR_INF
+    );
+    assert_eq!(
+        plan("HINCRBYFLOAT h g inf", &state).unwrap_err(),
+        errors::FLOAT_NAN_OR_INF
+    );
+    assert_eq!(
+        plan("HINCRBYFLOAT h g nan", &state).unwrap_err(),
+        errors::NOT_FLOAT
+    );
+    assert_eq!(
+        plan("HINCRBYFLOAT h g 1e308 HINCRBYFLOAT h g 1e308", &state).unwrap_err(),
+        errors::NAN_OR_INF
+    );
+}
+
+#[test]
+fn missing_template_field_is_an_entry_error() {
+    let err = plan("SADD s $nope", &Mem::default()).unwrap_err();
+    assert_eq!(err, "ERR entry 1-1 has no field 'nope'");
+}
+
+#[test]
+fn xadd_refuses_an_exhausted_stream() {
+    let mut state = Mem::default().kind("o", KeyKind::Stream);
+    state.last_ids.insert(b"o".to_vec(), StreamId::MAX);
+    assert_eq!(
+        plan("XADD o ENTRY", &state).unwrap_err(),
+        errors::STREAM_EXHAUSTED
+    );
+    let almost = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX - 1,
+    };
+    state.last_ids.insert(b"o".to_vec(), almost);
+    assert!(plan("XADD o ENTRY", &state).is_ok());
+    assert_eq!(
+        plan("XADD o ENTRY XADD o ENTRY", &state).unwrap_err(),
+        errors::STREAM_EXHAUSTED
+    );
+    assert!(plan("XADD new ENTRY XADD new ENTRY", &state).is_ok());
+}
