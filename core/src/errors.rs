@@ -102,10 +102,15 @@ pub const SLOT_MOVING: Fixed = Fixed::new(
     ErrorKind::TryAgain,
     "TRYAGAIN the stream's slot moved to another node while the call waited, retry it there",
 );
-pub const ZADD_NX_XX: Fixed = Fixed::err("ERR XX and NX options at the same time are not compatible");
+pub const ZADD_NX_XX: Fixed =
+    Fixed::err("ERR XX and NX options at the same time are not compatible");
 pub const ZADD_GT_LT_NX: Fixed =
     Fixed::err("ERR GT, LT, and/or NX options at the same time are not compatible");
 pub const REMOVES_OWN_KEY: Fixed = Fixed::err("ERR SET, DEL, PEXPIRE and SREM may not target the stream, the dedupe key or the dead-letter key");
+pub const NOPERM_CHANNEL: Fixed = Fixed::new(
+    ErrorKind::NoPerm,
+    "NOPERM this user has no permissions to access one of the channels used as arguments",
+);
 pub const WRONGTYPE: Fixed = Fixed::new(
     ErrorKind::WrongType,
     "WRONGTYPE Operation against a key holding the wrong kind of value",

@@ -283,7 +283,11 @@ fn parse_effect<'a>(name: &[u8], args: &mut Args<'a, '_>) -> Result<Effect<'a>, 
             element: args.next_template()?,
         },
         b"LPUSH" | b"RPUSH" => Effect::Push {
-            end: if upper[0] == b'L' { End::Left } else { End::Right },
+            end: if upper[0] == b'L' {
+                End::Left
+            } else {
+                End::Right
+            },
             key: args.next_template()?,
             value: args.next_template()?,
         },
@@ -306,7 +310,11 @@ fn parse_set<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
     let (mut exists, mut px) = (None, None);
     while let Some(token) = args.peek() {
         let given = if is(token, "NX") || is(token, "XX") {
-            let this = if is(token, "NX") { Exists::Nx } else { Exists::Xx };
+            let this = if is(token, "NX") {
+                Exists::Nx
+            } else {
+                Exists::Xx
+            };
             std::mem::replace(&mut exists, Some(this)).is_some_and(|e| e != this)
         } else if is(token, "PX") && px.is_none() {
             args.pos += 1;

@@ -167,12 +167,13 @@ impl<'a> Effect<'a> {
         }
     }
 
-    /// Whether the effect may replace or remove a key whatever it holds
-    /// (so it may never touch the stream or the call's own keys).
-    pub fn replaces_key(&self) -> bool {
+    /// Whether the effect may remove a key whatever it holds, or a member
+    /// of a set, so that it may never target the stream, the dedupe key or
+    /// the dead-letter key (that would undo what makes processing exact).
+    pub fn removes(&self) -> bool {
         matches!(
             self,
-            Effect::Set { .. } | Effect::Del { .. } | Effect::PExpire { .. }
+            Effect::Set { .. } | Effect::Del { .. } | Effect::PExpire { .. } | Effect::SRem { .. }
         )
     }
 

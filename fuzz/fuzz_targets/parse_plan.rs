@@ -26,7 +26,7 @@ use xprocess_core::numbers::{parse_float, parse_i64};
 use xprocess_core::parse::parse;
 use xprocess_core::plan::Op;
 use xprocess_core::process::{process, Backend, Outcome, Poison};
-use xprocess_core::request::{Effect, XAddBody};
+use xprocess_core::request::{Effect, Pairs};
 use xprocess_core::state::{KeyKind, State};
 use xprocess_core::store::DedupeStore;
 use xprocess_core::template::Arg;
@@ -331,7 +331,7 @@ fn check_parse(argv: &[&[u8]], req: &xprocess_core::request::Request) {
     }
     for e in &req.effects {
         if let Effect::XAdd {
-            body: XAddBody::Fields(pairs),
+            pairs: Pairs::Fields(pairs),
             trim,
             ..
         } = e

@@ -27,6 +27,27 @@ impl Caller {
         self.may(ctx, key, AclPermissions::ACCESS)
     }
 
+    /// Whether the caller may publish to `channel`.
+    pub fn may_publish(&self, ctx: &Context, channel: &[u8]) -> bool {
+        let Some(name) = &self.0 else {
+            return true;
+        };
+        let channel = RedisString::create_from_slice(ctx.ctx, channel);
+        // SAFETY: the user looked up by name is ours until freed here; a
+        // user deleted since the call began is refused.
+        unsafe {
+            let user = raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner);
+            if user.is_null() {
+                return false;
+            }
+            let flags = raw::REDISMODULE_CMD_CHANNEL_PUBLISH as i32;
+            let status =
+                raw::RedisModule_ACLCheckChannelPermissions.unwrap()(user, channel.inner, flags);
+            raw::RedisModule_FreeModuleUser.unwrap()(user);
+            status == raw::REDISMODULE_OK as i32
+        }
+    }
+
     fn may(&self, ctx: &Context, key: &[u8], perms: AclPermissions) -> bool {
         let Some(user) = &self.0 else {
             return true;

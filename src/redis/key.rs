@@ -15,7 +15,10 @@ pub fn selected_db(ctx: &Context) -> i32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     Empty,
+    String,
+    List,
     Hash,
+    ZSet,
     Set,
     Stream,
     /// A value of a module's data type (ours or another module's).
@@ -75,12 +78,52 @@ impl Key {
         // SAFETY: an open key.
         match unsafe { raw::RedisModule_KeyType.unwrap()(self.handle) } as isize {
             raw::REDISMODULE_KEYTYPE_EMPTY => KeyType::Empty,
+            raw::REDISMODULE_KEYTYPE_STRING => KeyType::String,
+            raw::REDISMODULE_KEYTYPE_LIST => KeyType::List,
             raw::REDISMODULE_KEYTYPE_HASH => KeyType::Hash,
+            raw::REDISMODULE_KEYTYPE_ZSET => KeyType::ZSet,
             raw::REDISMODULE_KEYTYPE_SET => KeyType::Set,
             raw::REDISMODULE_KEYTYPE_STREAM => KeyType::Stream,
             raw::REDISMODULE_KEYTYPE_MODULE => KeyType::Module,
             _ => KeyType::Other,
         }
+    }
+
+    /// At most the first `limit` bytes of a string value, and its length;
+    /// `None` unless the key holds a string.
+    pub fn string_head(&self, limit: usize) -> Option<(Vec<u8>, usize)> {
+        if self.key_type() != KeyType::String {
+            return None;
+        }
+        let mut len = 0;
+        // SAFETY: an open string key read in place (no copy of a large
+        // value), copied out before the key can change.
+        unsafe {
+            let ptr = raw::RedisModule_StringDMA.unwrap()(
+                self.handle,
+                &mut len,
+                raw::REDISMODULE_READ as c_int,
+            );
+            if ptr.is_null() {
+                return Some((Vec::new(), 0));
+            }
+            let head = std::slice::from_raw_parts(ptr.cast::<u8>(), len.min(limit));
+            Some((head.to_vec(), len))
+        }
+    }
+
+    /// A sorted-set member's score; `None` when the key is not a sorted set
+    /// or has no such member.
+    pub fn zscore(&self, ctx: &Context, member: &[u8]) -> Option<f64> {
+        if self.key_type() != KeyType::ZSet {
+            return None;
+        }
+        let member = RedisString::create_from_slice(ctx.ctx, member);
+        let mut score = 0.0;
+        // SAFETY: an open sorted-set key; the member string lives across the call.
+        let status =
+            unsafe { raw::RedisModule_ZsetScore.unwrap()(self.handle, member.inner, &mut score) };
+        (status == raw::REDISMODULE_OK as c_int).then_some(score)
     }
 
     /// Whether the key holds a value of the module type `ty`.

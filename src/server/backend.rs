@@ -6,6 +6,7 @@
 
 use crate::redis::acl::Caller;
 use crate::redis::call::Redis;
+use crate::redis::clock;
 use crate::redis::hash;
 use crate::redis::key::{selected_db, Key, KeyType};
 use crate::server::cluster;
@@ -21,10 +22,10 @@ use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;
 use xprocess_core::fast_map::FastMap;
 use xprocess_core::id::StreamId;
-use xprocess_core::plan::{Bytes, Op};
+use xprocess_core::plan::{Bytes, Native, Op, Touch};
 use xprocess_core::process::{Backend, Poison};
 use xprocess_core::request::{Request, Trim};
-use xprocess_core::state::{KeyKind, State};
+use xprocess_core::state::{KeyKind, State, StringHead};
 
 /// At most this many entries (and bytes of field data) are read ahead, up
 /// to the call's last ID, when an entry is not in the call's window.
@@ -128,6 +129,34 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         Ok(row)
     }
 
+    /// What the call keeps of a key must not go stale under a native
+    /// write: a deferred HINCRBY of what it writes lands first, copied
+    /// fields are read again, a replaced stream's last ID is asked again.
+    fn before_native(&mut self, cmd: Native, args: &[Bytes]) {
+        let Some(key) = args.first() else {
+            return;
+        };
+        match cmd.touches() {
+            Touch::Nothing => {}
+            Touch::Fields => {
+                let reads = self.hash_reads.get_mut();
+                for field in args.iter().skip(1).step_by(2) {
+                    reads.forget(key, field);
+                    if let Some(pending) = self.hash_writes.take(key, field) {
+                        hash::write_hash(self.redis.ctx, key, &[(field.to_vec(), pending)]);
+                    }
+                }
+            }
+            Touch::Key => {
+                self.hash_reads.get_mut().forget_key(key);
+                self.last_ids.get_mut().remove(&**key);
+                if let Some(fields) = self.hash_writes.take_key(key) {
+                    hash::write_hash(self.redis.ctx, key, &fields);
+                }
+            }
+        }
+    }
+
     fn xadd(
         &self,
         key: &[u8],
@@ -173,13 +202,36 @@ impl State for RedisBackend<'_, '_> {
         }
     }
 
+    fn check_channel(&self, channel: &[u8], id: &str) -> Result<(), ReplyError> {
+        match self.caller().may_publish(self.redis.ctx, channel) {
+            true => Ok(()),
+            false => Err(ReplyError::noperm_channel(id, channel)),
+        }
+    }
+
+    fn string(&self, key: &[u8], limit: usize) -> Option<StringHead> {
+        let (head, len) = Key::open(self.redis.ctx, key, false).string_head(limit)?;
+        Some(StringHead { head, len })
+    }
+
+    fn zscore(&self, key: &[u8], member: &[u8]) -> Option<f64> {
+        Key::open(self.redis.ctx, key, false).zscore(self.redis.ctx, member)
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(clock::now_ms()).unwrap_or(i64::MAX)
+    }
+
     fn kind(&self, key: &[u8]) -> KeyKind {
         if self.hash_writes.touches(key) {
             return KeyKind::Hash; // it will be once the writes are done
         }
         match Key::open(self.redis.ctx, key, false).key_type() {
             KeyType::Empty => KeyKind::Missing,
+            KeyType::String => KeyKind::String,
+            KeyType::List => KeyKind::List,
             KeyType::Hash => KeyKind::Hash,
+            KeyType::ZSet => KeyKind::ZSet,
             KeyType::Set => KeyKind::Set,
             KeyType::Stream => KeyKind::Stream,
             KeyType::Module | KeyType::Other => KeyKind::Other,
@@ -251,18 +303,12 @@ impl Backend for RedisBackend<'_, '_> {
                 self.hash_writes.set(key, field, *result);
                 Ok(())
             }
-            Op::HIncrByFloat { key, field, incr } => {
-                // A deferred HINCRBY of this field must land first.
-                self.hash_reads.get_mut().forget(key, field);
-                if let Some(pending) = self.hash_writes.take(key, field) {
-                    hash::write_hash(self.redis.ctx, key, &[(field.to_vec(), pending)]);
-                }
-                self.redis
-                    .write("HINCRBYFLOAT", &[key, field, incr])
-                    .map(drop)
-            }
-            Op::SAdd { key, member } => self.redis.write("SADD", &[key, member]).map(drop),
             Op::XAdd { key, trim, pairs } => self.xadd(key, *trim, pairs),
+            Op::Native { cmd, args } => {
+                self.before_native(*cmd, args);
+                let args: Vec<&[u8]> = args.iter().map(|a| &**a).collect();
+                self.redis.write(cmd.name(), &args).map(drop)
+            }
         }
     }
 
@@ -333,10 +379,30 @@ fn last_generated_id(reply: &CallReply<'_>) -> Option<StreamId> {
 }
 
 fn count_effect(op: &Op) {
-    stats::update(|s| match op {
-        Op::HIncrBy { .. } => s.effects_hincrby += 1,
-        Op::HIncrByFloat { .. } => s.effects_hincrbyfloat += 1,
-        Op::SAdd { .. } => s.effects_sadd += 1,
-        Op::XAdd { .. } => s.effects_xadd += 1,
+    stats::update(|s| {
+        let counter = match op {
+            Op::HIncrBy { .. } => &mut s.effects_hincrby,
+            Op::XAdd { .. } => &mut s.effects_xadd,
+            Op::Native { cmd, .. } => match cmd {
+                Native::HIncrByFloat => &mut s.effects_hincrbyfloat,
+                Native::HSet => &mut s.effects_hset,
+                Native::HSetNx => &mut s.effects_hsetnx,
+                Native::HDel => &mut s.effects_hdel,
+                Native::Set => &mut s.effects_set,
+                Native::IncrBy => &mut s.effects_incrby,
+                Native::IncrByFloat => &mut s.effects_incrbyfloat,
+                Native::Del => &mut s.effects_del,
+                Native::SAdd => &mut s.effects_sadd,
+                Native::SRem => &mut s.effects_srem,
+                Native::ZAdd => &mut s.effects_zadd,
+                Native::ZIncrBy => &mut s.effects_zincrby,
+                Native::PfAdd => &mut s.effects_pfadd,
+                Native::LPush => &mut s.effects_lpush,
+                Native::RPush => &mut s.effects_rpush,
+                Native::PExpire => &mut s.effects_pexpire,
+                Native::Publish => &mut s.effects_publish,
+            },
+        };
+        *counter += 1;
     });
 }

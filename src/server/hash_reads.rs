@@ -15,8 +15,10 @@
 //! copied.
 //!
 //! The copy lives for one call. Writes made during the call outside the
-//! deferred HINCRBY results (HINCRBYFLOAT goes straight to Redis) must
-//! [`HashReads::forget`] the field, or a later read would see the old value.
+//! deferred HINCRBY results (HINCRBYFLOAT, HSET, HDEL... go straight to
+//! Redis) must [`HashReads::forget`] the field, and those that replace or
+//! remove the key [`HashReads::forget_key`], or a later read would see the
+//! old value.
 
 use crate::redis::hash::{FieldValues, Hash};
 use crate::stats;
@@ -93,6 +95,13 @@ impl HashReads {
         };
         self.keys.insert(key.to_vec(), KeyReads::Counting(count));
         count
+    }
+
+    /// `key` was replaced or removed: forget its copy.
+    pub fn forget_key(&mut self, key: &[u8]) {
+        if let Some(KeyReads::Copied(_)) = self.keys.get(key) {
+            self.keys.remove(key);
+        }
     }
 
     /// `field` of `key` was written behind the copy's back: read it from

@@ -52,6 +52,13 @@ impl HashWrites {
         pending
     }
 
+    /// Remove and return the pending writes of one key, fields sorted.
+    pub fn take_key(&mut self, key: &[u8]) -> Option<Vec<(Vec<u8>, Pending)>> {
+        let mut fields: Vec<_> = self.keys.remove(key)?.into_iter().collect();
+        fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Some(fields)
+    }
+
     /// All pending writes grouped by key, keys and fields sorted (so the
     /// replicated commands do not depend on hash order).
     pub fn drain_by_key(&mut self) -> Vec<KeyWrites> {

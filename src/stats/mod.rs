@@ -45,7 +45,22 @@ pub struct Stats {
     /// Effects applied, per kind.
     pub effects_hincrby: u64,
     pub effects_hincrbyfloat: u64,
+    pub effects_hset: u64,
+    pub effects_hsetnx: u64,
+    pub effects_hdel: u64,
+    pub effects_set: u64,
+    pub effects_incrby: u64,
+    pub effects_incrbyfloat: u64,
+    pub effects_del: u64,
     pub effects_sadd: u64,
+    pub effects_srem: u64,
+    pub effects_zadd: u64,
+    pub effects_zincrby: u64,
+    pub effects_pfadd: u64,
+    pub effects_lpush: u64,
+    pub effects_rpush: u64,
+    pub effects_pexpire: u64,
+    pub effects_publish: u64,
     pub effects_xadd: u64,
 }
 

@@ -391,7 +391,10 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
         if channel.literal().is_none() {
             self.state.check_channel(&expanded, self.entry.id)?;
         }
-        Ok(native(Native::Publish, vec![expanded, self.expand(message)?]))
+        Ok(native(
+            Native::Publish,
+            vec![expanded, self.expand(message)?],
+        ))
     }
 
     /// An auto-generated ID must still exist after every XADD of this entry.

@@ -119,14 +119,15 @@ impl<'r, 'k> Overlay<'r, 'k> {
             Some((_, _, Value::Gone)) => None,
             Some((_, _, value)) => Some(value.clone()),
             None if self.stale(key) => None,
-            None => state
-                .hash_field(key, field)
-                .map(|v| Value::Text(v.into())),
+            None => state.hash_field(key, field).map(|v| Value::Text(v.into())),
         }
     }
 
     pub fn set_field(&mut self, key: &Bytes<'r>, field: &Bytes<'r>, value: Value<'r>) {
-        let slot = self.fields.iter_mut().find(|(k, f, _)| k == key && f == field);
+        let slot = self
+            .fields
+            .iter_mut()
+            .find(|(k, f, _)| k == key && f == field);
         match slot {
             Some(slot) => slot.2 = value,
             None => self.fields.push((key.clone(), field.clone(), value)),
@@ -156,7 +157,10 @@ impl<'r, 'k> Overlay<'r, 'k> {
             true => None,
             false => state.zscore(key, member),
         };
-        let writes = self.zwrites.iter().filter(|(k, m, _)| **k == *key && **m == *member);
+        let writes = self
+            .zwrites
+            .iter()
+            .filter(|(k, m, _)| **k == *key && **m == *member);
         writes.fold(start, |score, (_, _, write)| write.apply(score))
     }
 
@@ -232,7 +236,14 @@ impl ZWrite {
                 Some(Exists::Xx) => None,
                 _ => Some(self.score()),
             },
-            (ZWrite::Add { exists, beats, score: new }, Some(old)) => {
+            (
+                ZWrite::Add {
+                    exists,
+                    beats,
+                    score: new,
+                },
+                Some(old),
+            ) => {
                 let keep = exists == Some(Exists::Nx)
                     || (beats == Some(Beats::Gt) && new <= old)
                     || (beats == Some(Beats::Lt) && new >= old);

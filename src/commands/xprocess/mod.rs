@@ -77,42 +77,97 @@ const fn effect_key() -> Arg {
 
 const INCR_ARGS: [Arg; 3] = [effect_key(), string(c"field"), string(c"increment")];
 
+/// `FIELDS numpairs field value [field value ...] | ENTRY` (HSET, XADD).
+const PAIRS: Arg = Arg::new(c"pairs", ArgKind::OneOf).sub(&[
+    Arg::new(c"fields", ArgKind::Block).token(c"FIELDS").sub(&[
+        integer(c"numpairs"),
+        Arg::new(c"data", ArgKind::Block)
+            .multiple()
+            .sub(&[string(c"field"), string(c"value")]),
+    ]),
+    Arg::new(c"entry", ArgKind::Token).token(c"ENTRY"),
+]);
+
+const fn one_of(name: &'static std::ffi::CStr, tokens: &'static [Arg]) -> Arg {
+    Arg::new(name, ArgKind::OneOf).optional().sub(tokens)
+}
+
+const fn token(name: &'static std::ffi::CStr, token: &'static std::ffi::CStr) -> Arg {
+    Arg::new(name, ArgKind::Token).token(token)
+}
+
+const EXISTS: [Arg; 2] = [token(c"nx", c"NX"), token(c"xx", c"XX")];
+
 const XADD_ARGS: [Arg; 3] = [
     effect_key(),
     Arg::new(c"trim", ArgKind::Block)
         .token(c"MAXLEN")
         .optional()
         .sub(&[
-            Arg::new(c"strategy", ArgKind::OneOf).optional().sub(&[
-                Arg::new(c"approximately", ArgKind::Token).token(c"~"),
-                Arg::new(c"equal", ArgKind::Token).token(c"="),
-            ]),
+            one_of(
+                c"strategy",
+                &[token(c"approximately", c"~"), token(c"equal", c"=")],
+            ),
             integer(c"count"),
         ]),
-    Arg::new(c"body", ArgKind::OneOf).sub(&[
-        Arg::new(c"fields", ArgKind::Block).token(c"FIELDS").sub(&[
-            integer(c"numpairs"),
-            Arg::new(c"data", ArgKind::Block)
-                .multiple()
-                .sub(&[string(c"field"), string(c"value")]),
-        ]),
-        Arg::new(c"entry", ArgKind::Token).token(c"ENTRY"),
-    ]),
+    PAIRS,
 ];
 
-const EFFECTS: [Arg; 4] = [
-    Arg::new(c"hincrby", ArgKind::Block)
-        .token(c"HINCRBY")
-        .sub(&INCR_ARGS),
-    Arg::new(c"hincrbyfloat", ArgKind::Block)
-        .token(c"HINCRBYFLOAT")
-        .sub(&INCR_ARGS),
-    Arg::new(c"sadd", ArgKind::Block)
-        .token(c"SADD")
-        .sub(&[effect_key(), string(c"member")]),
-    Arg::new(c"xadd", ArgKind::Block)
-        .token(c"XADD")
-        .sub(&XADD_ARGS),
+/// An effect named `token` taking `args`.
+const fn effect(name: &'static std::ffi::CStr, args: &'static [Arg]) -> Arg {
+    Arg::new(name, ArgKind::Block).token(name).sub(args)
+}
+
+const EFFECTS: [Arg; 19] = [
+    effect(c"HINCRBY", &INCR_ARGS),
+    effect(c"HINCRBYFLOAT", &INCR_ARGS),
+    effect(c"HSET", &[effect_key(), PAIRS]),
+    effect(
+        c"HSETNX",
+        &[effect_key(), string(c"field"), string(c"value")],
+    ),
+    effect(c"HDEL", &[effect_key(), string(c"field")]),
+    effect(
+        c"SET",
+        &[
+            effect_key(),
+            string(c"value"),
+            one_of(c"condition", &EXISTS),
+            integer(c"milliseconds").token(c"PX").optional(),
+        ],
+    ),
+    effect(c"INCRBY", &[effect_key(), integer(c"increment")]),
+    effect(
+        c"INCRBYFLOAT",
+        &[effect_key(), Arg::new(c"increment", ArgKind::Double)],
+    ),
+    effect(c"DEL", &[effect_key()]),
+    effect(c"SADD", &[effect_key(), string(c"member")]),
+    effect(c"SREM", &[effect_key(), string(c"member")]),
+    effect(
+        c"ZADD",
+        &[
+            effect_key(),
+            one_of(c"condition", &EXISTS),
+            one_of(c"comparison", &[token(c"gt", c"GT"), token(c"lt", c"LT")]),
+            Arg::new(c"score", ArgKind::Double),
+            string(c"member"),
+        ],
+    ),
+    effect(
+        c"ZINCRBY",
+        &[
+            effect_key(),
+            Arg::new(c"increment", ArgKind::Double),
+            string(c"member"),
+        ],
+    ),
+    effect(c"PFADD", &[effect_key(), string(c"element")]),
+    effect(c"LPUSH", &[effect_key(), string(c"value")]),
+    effect(c"RPUSH", &[effect_key(), string(c"value")]),
+    effect(c"PEXPIRE", &[effect_key(), integer(c"milliseconds")]),
+    effect(c"XADD", &XADD_ARGS),
+    effect(c"PUBLISH", &[string(c"channel"), string(c"message")]),
 ];
 
 /// `WHEN` conditions: a field compared, a field or a key present or not.

@@ -18,8 +18,9 @@ use xprocess_core::errors::{self, ErrorKind, ReplyError};
 use xprocess_core::id::StreamId;
 use xprocess_core::key_name::derived_dedupe_key;
 use xprocess_core::process::{process, Outcome};
-use xprocess_core::request::{Request, StoreKind};
+use xprocess_core::request::{Effect, Request, StoreKind};
 use xprocess_core::state::{KeyKind, State};
+use xprocess_core::template::Arg;
 
 /// What one call did: an outcome per entry, in order; with READ, the IDs
 /// of the entries it took (with IDS, they are the call's).
@@ -138,6 +139,7 @@ fn check_keys(
             return Err(errors::WRONGTYPE.into());
         }
     }
+    check_effect_targets(ctx, req, dedupe_key)?;
     let key = DedupeKey::open(ctx, dedupe_key, false);
     let holds = key.holds();
     let store = choose_store(req, holds)?;
@@ -156,6 +158,31 @@ fn check_keys(
         redis.read("XPENDING", &args)?;
     }
     Ok((store, key))
+}
+
+/// Effects that remove keys or set members may not name the call's own
+/// keys, and PUBLISH needs the caller's permission for a literal channel
+/// (Redis checks only keys). Templated ones are checked per entry.
+fn check_effect_targets(ctx: &Context, req: &Request, dedupe_key: &[u8]) -> Result<(), ReplyError> {
+    let own = [
+        Some(req.stream),
+        Some(dedupe_key),
+        req.dead_letter.map(|dl| dl.key),
+    ];
+    for effect in &req.effects {
+        let literal = effect.key().and_then(Arg::literal);
+        if effect.removes() && literal.is_some() && own.contains(&literal) {
+            return Err(errors::REMOVES_OWN_KEY.into());
+        }
+        if let Effect::Publish { channel, .. } = effect {
+            if let Some(channel) = channel.literal() {
+                if !Caller::of(ctx).may_publish(ctx, channel) {
+                    return Err(errors::NOPERM_CHANNEL.into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One module keyspace event (`xprocess`, class `d`) on the stream per
