@@ -315,7 +315,7 @@ fn parse_set<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
             } else {
                 Exists::Xx
             };
-            std::mem::replace(&mut exists, Some(this)).is_some_and(|e| e != this)
+            exists.replace(this).is_some_and(|e| e != this)
         } else if is(token, "PX") && px.is_none() {
             args.pos += 1;
             let ms = args.next_number()?;
@@ -366,7 +366,7 @@ fn parse_zadd<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
     if nx && xx {
         return Err(errors::ZADD_NX_XX.into());
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(errors::ZADD_GT_LT_NX.into());
     }
     let score = args.next_number()?;
