@@ -18,7 +18,6 @@ use crate::condition::Condition;
 use crate::errors::{self, Fixed, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::parse_i64;
-use crate::numbers::parse_score;
 use crate::request::{
     Beats, BusinessKey, DeadLetter, Delete, Effect, End, Exists, FingerprintOf, Pairs, Read,
     Request, StoreKind, Trim, MAX_TTL, MAX_WINDOW,
@@ -318,15 +317,7 @@ fn parse_set<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
             exists.replace(this).is_some_and(|e| e != this)
         } else if is(token, "PX") && px.is_none() {
             args.pos += 1;
-            let ms = args.next_number()?;
-            if let Some(literal) = ms.literal() {
-                match parse_i64(literal) {
-                    Some(n) if n > 0 => {}
-                    Some(_) => return Err(errors::SET_BAD_EXPIRE.into()),
-                    None => return Err(errors::NOT_INTEGER.into()),
-                }
-            }
-            px = Some(ms);
+            px = Some(args.next_number()?);
             continue;
         } else {
             break;
@@ -370,9 +361,6 @@ fn parse_zadd<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
         return Err(errors::ZADD_GT_LT_NX.into());
     }
     let score = args.next_number()?;
-    if let Some(literal) = score.literal() {
-        parse_score(literal).ok_or(errors::NOT_FLOAT)?;
-    }
     Ok(Effect::ZAdd {
         key,
         exists: (nx || xx).then_some(if nx { Exists::Nx } else { Exists::Xx }),
