@@ -419,7 +419,7 @@ fn syntax_errors() {
     whole_call_error(
         &mut con,
         &[
-            "orders", "g", "SADD", "s", "m", "LPUSH", "l", "v", "IDS", "1", id,
+            "orders", "g", "SADD", "s", "m", "LPUSHX", "l", "v", "IDS", "1", id,
         ],
         syntax,
     );
