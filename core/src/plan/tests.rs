@@ -8,6 +8,8 @@ struct Mem {
     kinds: HashMap<Vec<u8>, KeyKind>,
     fields: HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>,
     last_ids: HashMap<Vec<u8>, StreamId>,
+    strings: HashMap<Vec<u8>, Vec<u8>>,
+    scores: HashMap<(Vec<u8>, Vec<u8>), f64>,
 }
 
 impl State for Mem {
@@ -20,12 +22,36 @@ impl State for Mem {
     fn stream_last_id(&self, key: &[u8]) -> StreamId {
         self.last_ids[key]
     }
+    fn string(&self, key: &[u8], limit: usize) -> Option<crate::state::StringHead> {
+        let value = self.strings.get(key)?;
+        let head = value[..value.len().min(limit)].to_vec();
+        Some(crate::state::StringHead {
+            head,
+            len: value.len(),
+        })
+    }
+    fn zscore(&self, key: &[u8], member: &[u8]) -> Option<f64> {
+        self.scores.get(&(key.to_vec(), member.to_vec())).copied()
+    }
+    fn now_ms(&self) -> i64 {
+        1_000_000
+    }
 }
 
 impl Mem {
     fn hash(mut self, key: &str, field: &str, value: &str) -> Self {
         self.kinds.insert(key.into(), KeyKind::Hash);
         self.fields.insert((key.into(), field.into()), value.into());
+        self
+    }
+    fn string(mut self, key: &str, value: &[u8]) -> Self {
+        self.kinds.insert(key.into(), KeyKind::String);
+        self.strings.insert(key.into(), value.to_vec());
+        self
+    }
+    fn score(mut self, key: &str, member: &str, score: f64) -> Self {
+        self.kinds.insert(key.into(), KeyKind::ZSet);
+        self.scores.insert((key.into(), member.into()), score);
         self
     }
     fn kind(mut self, key: &str, kind: KeyKind) -> Self {
@@ -174,4 +200,113 @@ fn xadd_refuses_an_exhausted_stream() {
         errors::STREAM_EXHAUSTED
     );
     assert!(plan("XADD new ENTRY XADD new ENTRY", &state).is_ok());
+}
+
+#[test]
+fn string_effects_read_what_earlier_ones_wrote() {
+    let state = Mem::default().string("n", b"41").string("t", b"abc");
+    assert!(plan("INCRBY n 1", &state).is_ok());
+    assert_eq!(plan("INCRBY t 1", &state).unwrap_err(), errors::NOT_INTEGER);
+    assert!(plan("SET t 5 INCRBY t 1", &state).is_ok());
+    assert_eq!(
+        plan("INCRBYFLOAT n 0.5 INCRBY n 1", &state).unwrap_err(),
+        errors::NOT_INTEGER
+    );
+    assert_eq!(
+        plan("SET n 9223372036854775807 INCRBY n 1", &state).unwrap_err(),
+        errors::OVERFLOW
+    );
+    // NX keeps the old value: the increment then reads 41, not `x`.
+    assert!(plan("SET n x NX INCRBY n 1", &state).is_ok());
+    assert_eq!(
+        plan("SET n x XX INCRBY n 1", &state).unwrap_err(),
+        errors::NOT_INTEGER
+    );
+    assert!(plan("DEL t INCRBY t 1", &state).is_ok());
+}
+
+#[test]
+fn a_removed_key_is_not_read_from_the_server() {
+    let state = Mem::default()
+        .hash("h", "f", "abc")
+        .kind("l", KeyKind::List);
+    assert_eq!(
+        plan("HINCRBY h f 1", &state).unwrap_err(),
+        errors::HASH_NOT_INTEGER
+    );
+    assert!(plan("DEL h HINCRBY h f 1", &state).is_ok());
+    assert!(plan("PEXPIRE h 0 HINCRBY h f 1", &state).is_ok());
+    assert_eq!(
+        plan("PEXPIRE h 1 HINCRBY h f 1", &state).unwrap_err(),
+        errors::HASH_NOT_INTEGER
+    );
+    assert!(plan("PEXPIRE l -5 SADD l m", &state).is_ok());
+    assert!(plan("HDEL h f HINCRBY h f 1", &state).is_ok());
+}
+
+#[test]
+fn hyperloglogs_are_recognised_by_their_header() {
+    let mut dense = b"HYLL\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+    let short = Mem::default().string("d", &dense);
+    assert_eq!(plan("PFADD d e", &short).unwrap_err(), errors::NOT_HLL);
+    dense.resize(16 + 12288, 0);
+    let state = Mem::default()
+        .string("d", &dense)
+        .string("s", b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0")
+        .string("x", b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0");
+    assert!(plan("PFADD d e", &state).is_ok());
+    assert!(plan("PFADD s e", &state).is_ok());
+    assert_eq!(plan("PFADD x e", &state).unwrap_err(), errors::NOT_HLL);
+    assert!(plan("PFADD new e PFADD new f", &state).is_ok());
+    assert_eq!(
+        plan("PFADD new e INCRBY new 1", &state).unwrap_err(),
+        errors::NOT_INTEGER
+    );
+}
+
+#[test]
+fn zincrby_refuses_only_a_nan_score() {
+    let state = Mem::default()
+        .score("z", "up", f64::INFINITY)
+        .score("z", "one", 1.0);
+    assert!(plan("ZINCRBY z 1 up", &state).is_ok());
+    assert!(plan("ZINCRBY z inf up", &state).is_ok());
+    assert_eq!(
+        plan("ZINCRBY z -inf up", &state).unwrap_err(),
+        errors::NAN_SCORE
+    );
+    assert!(plan("ZINCRBY z -inf one", &state).is_ok());
+    // Earlier writes of the entry count, with ZADD's options.
+    assert_eq!(
+        plan("ZADD z GT +inf one ZINCRBY z -inf one", &state).unwrap_err(),
+        errors::NAN_SCORE
+    );
+    assert!(plan("ZADD z LT +inf one ZINCRBY z -inf one", &state).is_ok());
+    assert!(plan("ZADD z NX +inf one ZINCRBY z -inf one", &state).is_ok());
+    assert!(plan("ZADD z XX +inf new ZINCRBY z -inf new", &state).is_ok());
+    assert!(plan("DEL z ZINCRBY z -inf up", &state).is_ok());
+    assert_eq!(
+        plan("ZADD z 1e400 m", &state).unwrap_err(),
+        errors::NOT_FLOAT
+    );
+}
+
+#[test]
+fn expiry_times_must_stay_within_redis_range() {
+    let state = Mem::default().string("k", b"v");
+    let max = i64::MAX - 1_000_000;
+    assert!(plan(&format!("PEXPIRE k {max}"), &state).is_ok());
+    assert_eq!(
+        plan(&format!("PEXPIRE k {}", max + 1), &state).unwrap_err(),
+        errors::PEXPIRE_BAD_EXPIRE
+    );
+    assert_eq!(
+        plan("SET k v PX 0", &state).unwrap_err(),
+        errors::SET_BAD_EXPIRE
+    );
+    assert_eq!(
+        plan("SET k v PX x", &state).unwrap_err(),
+        errors::NOT_INTEGER
+    );
+    assert!(plan("SET k v PX 1 NX", &state).is_ok());
 }
