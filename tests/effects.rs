@@ -220,7 +220,11 @@ fn float_sums_past_a_double_are_refused() {
         let slot = process_one(&mut con, &effects.replace('K', "${p}:k"));
         assert_eq!(slot, "ERR increment would produce NaN or Infinity");
         assert_eq!(picture(&mut con, "x:k"), before);
-        assert_eq!(native(&mut con, &native_form(effects)), None, "Redis stores it");
+        assert_eq!(
+            native(&mut con, &native_form(effects)),
+            None,
+            "Redis stores it"
+        );
     }
 }
 
