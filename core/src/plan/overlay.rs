@@ -84,9 +84,14 @@ impl<'r, 'k> Overlay<'r, 'k> {
         key: &Bytes<'r>,
         want: KeyKind,
     ) -> Result<(), ReplyError> {
-        self.require(state, key, want)?;
-        self.kinds.push((key.clone(), want));
-        Ok(())
+        match self.kind(state, key) {
+            KeyKind::Missing => {
+                self.kinds.push((key.clone(), want));
+                Ok(())
+            }
+            kind if kind == want => Ok(()),
+            _ => Err(errors::WRONGTYPE.into()),
+        }
     }
 
     /// Check that `key` is missing or of `want` (a command that never
