@@ -86,6 +86,58 @@ fn delete_acked_keeps_what_another_group_still_needs() {
     assert_eq!(hget(&mut con, "{o}t", "x").as_deref(), Some("6"));
 }
 
+/// Another group's pending entries are read in one XPENDING per group when
+/// there are few in the call's range, and asked per entry past that: both
+/// keep exactly what that group still has pending.
+#[test]
+fn delete_acked_with_many_entries_pending_in_another_group() {
+    let server = Server::start();
+    let mut con = server.conn();
+    for n in [10usize, 2100] {
+        q::<i64>(&mut con, &["DEL", "{o}orders", DEDUPE]);
+        let amounts = vec!["1"; n];
+        let ids = orders(&mut con, &amounts);
+        q::<String>(&mut con, &["XGROUP", "CREATE", "{o}orders", "h", "0"]);
+        let count = n.to_string();
+        q::<redis::Value>(
+            &mut con,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "h",
+                "w",
+                "COUNT",
+                &count,
+                "STREAMS",
+                "{o}orders",
+                ">",
+            ],
+        );
+        let acked: Vec<&str> = ids.iter().step_by(2).map(String::as_str).collect();
+        let mut xack = vec!["XACK", "{o}orders", "h"];
+        xack.extend(&acked);
+        q::<i64>(&mut con, &xack);
+        let calls = |con: &mut Connection| {
+            let v = info_field(con, "xprocess", "xprocess_redis_calls").unwrap();
+            v.parse::<u64>().unwrap()
+        };
+        let before = calls(&mut con);
+        assert!(run(&mut con, &["DELETE", "ACKED"], &ids)
+            .iter()
+            .all(|s| s == "1"));
+        let made = calls(&mut con) - before;
+        let left: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+        assert_eq!(ids_in(&mut con), left, "{n} entries");
+        // XPENDING (group check), XINFO GROUPS, XPENDING for h, XACK, XDEL;
+        // with 1024 or more pending in h, one XPENDING per entry besides.
+        let expected = match n / 2 < 1024 {
+            true => 5,
+            false => 5 + n as u64,
+        };
+        assert_eq!(made, expected, "{n} entries");
+    }
+}
+
 #[test]
 fn a_replica_deletes_the_same_entries() {
     let primary = Server::start();

@@ -28,8 +28,10 @@ pub fn delete_done(
         .map(|(id, _)| *id)
         .collect();
     if how == Delete::Acked {
-        let others = other_groups(redis, req)?;
-        done.retain(|id| !needed(redis, req.stream, &others, *id));
+        for (group, last) in other_groups(redis, req)? {
+            let pending = Pending::of(redis, req.stream, &group, &done);
+            done.retain(|id| *id <= last && !pending.has(redis, req.stream, &group, *id));
+        }
     }
     if done.is_empty() {
         return Ok(());
@@ -73,17 +75,61 @@ fn other_groups(redis: &Redis, req: &Request) -> Result<Vec<(Vec<u8>, StreamId)>
     Ok(out)
 }
 
-/// Whether another group has not yet been delivered `id`, or has it pending.
-fn needed(redis: &Redis, stream: &[u8], others: &[(Vec<u8>, StreamId)], id: StreamId) -> bool {
-    let text = id.text();
-    others.iter().any(|(group, last)| {
-        if id > *last {
-            return true;
+/// One group's pending IDs between the first and last of the call's: read
+/// in one XPENDING when there are at most [`PENDING_READ`] of them, else
+/// asked per entry.
+enum Pending {
+    All(Vec<StreamId>),
+    TooMany,
+}
+
+const PENDING_READ: usize = 1024;
+
+impl Pending {
+    fn of(redis: &Redis, stream: &[u8], group: &[u8], ids: &[StreamId]) -> Pending {
+        let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else {
+            return Pending::All(Vec::new());
+        };
+        let (first, last, count) = (first.text(), last.text(), PENDING_READ.to_string());
+        let args: [&[u8]; 5] = [
+            stream,
+            group,
+            first.as_bytes(),
+            last.as_bytes(),
+            count.as_bytes(),
+        ];
+        match redis.read("XPENDING", &args) {
+            Ok(CallReply::Array(rows)) if rows.len() < PENDING_READ => Pending::All(
+                rows.iter()
+                    .flatten()
+                    .filter_map(|row| row_id(&row))
+                    .collect(),
+            ),
+            _ => Pending::TooMany,
         }
+    }
+
+    /// Whether `id` is pending in the group.
+    fn has(&self, redis: &Redis, stream: &[u8], group: &[u8], id: StreamId) -> bool {
+        if let Pending::All(ids) = self {
+            return ids.binary_search(&id).is_ok(); // XPENDING lists in ID order
+        }
+        let text = id.text();
         let args: [&[u8]; 5] = [stream, group, text.as_bytes(), text.as_bytes(), b"1"];
         match redis.read("XPENDING", &args) {
             Ok(CallReply::Array(rows)) => rows.len() > 0,
             _ => true, // unsure: keep it
         }
-    })
+    }
+}
+
+/// The ID of one XPENDING row (`[id, consumer, idle, deliveries]`).
+fn row_id(row: &CallReply) -> Option<StreamId> {
+    let CallReply::Array(fields) = row else {
+        return None;
+    };
+    match fields.get(0)?.ok()? {
+        CallReply::String(id) => StreamId::parse(id.as_bytes()),
+        _ => None,
+    }
 }
