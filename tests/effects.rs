@@ -118,6 +118,7 @@ fn is_effect(word: &str) -> bool {
         "SREM",
         "ZADD",
         "ZINCRBY",
+        "ZREM",
         "PFADD",
         "LPUSH",
         "RPUSH",
@@ -174,6 +175,9 @@ const CASES: &[(&str, &str)] = &[
     ("ZADD K +inf alice", "ZINCRBY K +inf $m"),
     ("", "ZINCRBY K abc $m"),
     ("SET K s", "ZINCRBY K 1 $m"),
+    ("ZADD K 1 alice 2 bob", "ZREM K $m"),
+    ("ZADD K 1 alice", "ZREM K $m"),
+    ("SET K s", "ZREM K $m"),
     ("", "PFADD K $m"),
     (HLL, "PFADD K $m"),
     ("SET K abc", "PFADD K $m"),
@@ -240,6 +244,7 @@ const SEQUENCES: &[(&str, &str)] = &[
     ("", "ZADD K +inf $m ZINCRBY K -inf $m"),
     ("ZADD K +inf alice", "DEL K ZINCRBY K -inf $m"),
     ("ZADD K 1 alice", "ZADD K GT +inf $m ZINCRBY K -inf $m"),
+    ("ZADD K +inf alice", "ZREM K $m ZINCRBY K -inf $m"),
     ("", "SET K abc PFADD K $m"),
     ("", "PFADD K $m INCRBY K 1"),
     ("SET K s", "PEXPIRE K 0 LPUSH K $m"),
@@ -413,7 +418,7 @@ fn effects_raise_the_native_keyspace_events() {
     );
     let effects = "SET ${p}:s 1 INCRBY ${p}:s 2 INCRBYFLOAT ${p}:s 0.5 \
                    HSET ${p}:h FIELDS 1 a 1 HSETNX ${p}:h b 1 HDEL ${p}:h a \
-                   ZADD ${p}:z 1 $m ZINCRBY ${p}:z 1 $m PFADD ${p}:p $m \
+                   ZADD ${p}:z 1 $m ZINCRBY ${p}:z 1 $m ZREM ${p}:z $m PFADD ${p}:p $m \
                    LPUSH ${p}:l a RPUSH ${p}:l b SADD ${p}:t a SREM ${p}:t a \
                    PEXPIRE ${p}:h 100000 DEL ${p}:s";
     let events = |con: &mut Connection, prefix: &str, run: &mut dyn FnMut(&mut Connection)| {

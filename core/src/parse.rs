@@ -277,6 +277,10 @@ fn parse_effect<'a>(name: &[u8], args: &mut Args<'a, '_>) -> Result<Effect<'a>, 
             incr: args.next_number()?,
             member: args.next_template()?,
         },
+        b"ZREM" => Effect::ZRem {
+            key: args.next_template()?,
+            member: args.next_template()?,
+        },
         b"PFADD" => Effect::PfAdd {
             key: args.next_template()?,
             element: args.next_template()?,

@@ -116,6 +116,10 @@ pub enum Effect<'a> {
         incr: Arg<'a>,
         member: Arg<'a>,
     },
+    ZRem {
+        key: Arg<'a>,
+        member: Arg<'a>,
+    },
     PfAdd {
         key: Arg<'a>,
         element: Arg<'a>,
@@ -159,6 +163,7 @@ impl<'a> Effect<'a> {
             | Effect::SRem { key, .. }
             | Effect::ZAdd { key, .. }
             | Effect::ZIncrBy { key, .. }
+            | Effect::ZRem { key, .. }
             | Effect::PfAdd { key, .. }
             | Effect::Push { key, .. }
             | Effect::PExpire { key, .. }
@@ -190,6 +195,7 @@ impl<'a> Effect<'a> {
             | Effect::IncrByFloat { incr: one, .. }
             | Effect::SAdd { member: one, .. }
             | Effect::SRem { member: one, .. }
+            | Effect::ZRem { member: one, .. }
             | Effect::PfAdd { element: one, .. }
             | Effect::Push { value: one, .. }
             | Effect::PExpire { ms: one, .. } => vec![one],

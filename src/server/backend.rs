@@ -396,6 +396,7 @@ fn count_effect(op: &Op) {
                 Native::SRem => &mut s.effects_srem,
                 Native::ZAdd => &mut s.effects_zadd,
                 Native::ZIncrBy => &mut s.effects_zincrby,
+                Native::ZRem => &mut s.effects_zrem,
                 Native::PfAdd => &mut s.effects_pfadd,
                 Native::LPush => &mut s.effects_lpush,
                 Native::RPush => &mut s.effects_rpush,

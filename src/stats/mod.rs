@@ -56,6 +56,7 @@ pub struct Stats {
     pub effects_srem: u64,
     pub effects_zadd: u64,
     pub effects_zincrby: u64,
+    pub effects_zrem: u64,
     pub effects_pfadd: u64,
     pub effects_lpush: u64,
     pub effects_rpush: u64,

@@ -141,6 +141,12 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
                 ..
             } => self.zadd(key, *exists, *beats, score, member),
             Effect::ZIncrBy { incr, member, .. } => self.zincrby(key, incr, member),
+            Effect::ZRem { member, .. } => {
+                let member = self.expand(member)?;
+                self.overlay.require(self.state, &key, KeyKind::ZSet)?;
+                self.overlay.zwrite(&key, &member, ZWrite::Remove);
+                Ok(native(Native::ZRem, vec![key, member]))
+            }
             Effect::PfAdd { element, .. } => self.pfadd(key, element),
             Effect::Push { end, value, .. } => {
                 self.overlay.claim(self.state, &key, KeyKind::List)?;

@@ -37,6 +37,7 @@ pub enum ZWrite {
         beats: Option<Beats>,
     },
     Incr(f64),
+    Remove,
 }
 
 pub struct Overlay<'r, 'k> {
@@ -233,33 +234,26 @@ fn hll_header(head: &[u8], len: usize) -> bool {
 }
 
 impl ZWrite {
-    /// ZADD's and ZINCRBY's rules for one member.
-    fn apply(self, score: Option<f64>) -> Option<f64> {
-        match (self, score) {
-            (ZWrite::Incr(by), current) => Some(current.unwrap_or(0.0) + by),
-            (ZWrite::Add { exists, .. }, None) => match exists {
-                Some(Exists::Xx) => None,
-                _ => Some(self.score()),
-            },
-            (
-                ZWrite::Add {
-                    exists,
-                    beats,
-                    score: new,
-                },
-                Some(old),
-            ) => {
+    /// ZADD's, ZINCRBY's and ZREM's rules for one member.
+    fn apply(self, current: Option<f64>) -> Option<f64> {
+        let (new, exists, beats) = match self {
+            ZWrite::Remove => return None,
+            ZWrite::Incr(by) => return Some(current.unwrap_or(0.0) + by),
+            ZWrite::Add {
+                score,
+                exists,
+                beats,
+            } => (score, exists, beats),
+        };
+        match current {
+            None if exists == Some(Exists::Xx) => None,
+            None => Some(new),
+            Some(old) => {
                 let keep = exists == Some(Exists::Nx)
                     || (beats == Some(Beats::Gt) && new <= old)
                     || (beats == Some(Beats::Lt) && new >= old);
                 Some(if keep { old } else { new })
             }
-        }
-    }
-
-    fn score(self) -> f64 {
-        match self {
-            ZWrite::Add { score, .. } | ZWrite::Incr(score) => score,
         }
     }
 }

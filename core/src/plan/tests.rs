@@ -285,6 +285,11 @@ fn zincrby_refuses_only_a_nan_score() {
     assert!(plan("ZADD z NX +inf one ZINCRBY z -inf one", &state).is_ok());
     assert!(plan("ZADD z XX +inf new ZINCRBY z -inf new", &state).is_ok());
     assert!(plan("DEL z ZINCRBY z -inf up", &state).is_ok());
+    assert!(plan("ZREM z up ZINCRBY z -inf up", &state).is_ok());
+    assert_eq!(
+        plan("ZREM s m", &Mem::default().kind("s", KeyKind::Set)).unwrap_err(),
+        errors::WRONGTYPE
+    );
     assert_eq!(
         plan("ZADD z 1e400 m", &state).unwrap_err(),
         errors::NOT_FLOAT

@@ -118,7 +118,7 @@ const fn effect(name: &'static std::ffi::CStr, args: &'static [Arg]) -> Arg {
     Arg::new(name, ArgKind::Block).token(name).sub(args)
 }
 
-const EFFECTS: [Arg; 19] = [
+const EFFECTS: [Arg; 20] = [
     effect(c"HINCRBY", &INCR_ARGS),
     effect(c"HINCRBYFLOAT", &INCR_ARGS),
     effect(c"HSET", &[effect_key(), PAIRS]),
@@ -162,6 +162,7 @@ const EFFECTS: [Arg; 19] = [
             string(c"member"),
         ],
     ),
+    effect(c"ZREM", &[effect_key(), string(c"member")]),
     effect(c"PFADD", &[effect_key(), string(c"element")]),
     effect(c"LPUSH", &[effect_key(), string(c"value")]),
     effect(c"RPUSH", &[effect_key(), string(c"value")]),
