@@ -204,8 +204,34 @@ failover: deps ## Failover runs: kill -9 the primary under load, promote the rep
 	$(CARGO) build
 	FAILOVER_ROUNDS=$(FAILOVER_ROUNDS) $(CARGO) test --test failover -- --nocapture
 
-bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, and the whole consumer loop four ways (READ, IDS, Lua, XACK floor); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_ROUNDS, BENCH_ONLY)
-	$(CARGO) bench --bench xprocess
+# `make bench` then counts the instructions per entry of the newer effects
+# (HSET, INCRBY, ZINCRBY at 100 IDs per call against the Lua script and the
+# bare command) under callgrind: scripts/bench-callgrind.sh effects, on
+# $(REDIS_SERVER) (the binary itself: valgrind does not follow the exec of
+# the target/servers wrappers), BENCH_CALLGRIND_N entries per phase. Its
+# table is written into BENCHMARKS.md (or BENCH_OUT) when all of its rows
+# are measured: without BENCH_ONLY, or when BENCH_ONLY names `effects`;
+# BENCH_ONLY naming some of its tags (hset100, hset-lua, hset-native, the
+# same for incrby and zincrby, noeffect100) only prints them; naming none
+# skips it.
+BENCH_ONLY ?=
+BENCH_CALLGRIND_N ?= 5000
+EFFECT_TAGS := $(foreach e,hset incrby zincrby,$(e)100 $(e)-lua $(e)-native) noeffect100
+
+# valgrind joins the packages `make deps` installs, for this target only.
+bench: DEB_PACKAGES += valgrind
+bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, the whole consumer loop four ways (READ, IDS, Lua, XACK floor), and instructions per entry of HSET, INCRBY and ZINCRBY vs Lua (callgrind); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_ROUNDS, BENCH_ONLY, BENCH_CALLGRIND_N)
+	$(if $(BENCH_ONLY),BENCH_ONLY='$(BENCH_ONLY)') $(CARGO) bench --bench xprocess
+	@only=",$$(echo '$(BENCH_ONLY)' | tr -d ' '),"; tags=""; \
+	for t in $(EFFECT_TAGS); do [[ "$$only" == *",$$t,"* ]] && tags="$$tags,$$t"; done; \
+	if [ -z "$(BENCH_ONLY)" ] || [[ "$$only" == *,effects,* ]]; then \
+		out="$${BENCH_OUT:-$(CURDIR)/BENCHMARKS.md}"; \
+		echo "+ EFFECTS_OUT=$$out REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh effects"; \
+		EFFECTS_OUT="$$out" REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh effects; \
+	elif [ -n "$$tags" ]; then \
+		echo "+ REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh $${tags#,}"; \
+		REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh "$${tags#,}"; \
+	fi
 
 # `make tax`: the servers to measure (names of SERVERS, or server binaries)
 # the commands per run, and per round trip (pipeline depth).

@@ -6,18 +6,39 @@
 # everything the server does for the phase is counted (reading the socket,
 # parsing, the commands, the replies) and nothing else. Instruction counts do
 # not depend on the machine's load, unlike the timings of `make bench`.
+# Each phase is printed twice: the whole dump, and without serverCron (its
+# inclusive cost in the dump, from callgrind_annotate), which runs ten times
+# a second of wall time whatever the load, so a phase that takes longer on a
+# busy machine counts more of it.
 #
 # Usage: scripts/bench-callgrind.sh [BENCH_ONLY tags, default: loop]
 #   e.g. scripts/bench-callgrind.sh loop-read,loop-ids
 #        scripts/bench-callgrind.sh xprocess1,xprocess100,lua
+#        scripts/bench-callgrind.sh effects
+# `effects` measures the effect contenders (benches/xprocess/contenders.rs,
+# EFFECTS): HSET, INCRBY and ZINCRBY each as XPROCESS with 100 IDs per call,
+# as the Lua script and as the bare command, and XPROCESS whose effect never
+# applies. With EFFECTS_OUT=<file> (`make bench` sets BENCHMARKS.md) it
+# writes their table into that file, in a section of its own below the line
+# under which `cargo bench` keeps everything, replaced when measured again.
 # Entries per phase: N (default 5000; callgrind runs about 50x slower).
-# Needs valgrind (callgrind_control) and the release module (cargo build --release).
+# REDIS_SERVER: the server binary itself (default redis-server on PATH);
+# valgrind does not follow the exec of target/servers' wrappers.
+# Needs valgrind (callgrind_control, callgrind_annotate) and the release
+# module (cargo build --release).
 set -euo pipefail
 
 only=${1:-loop}
 n=${N:-5000}
+out=${EFFECTS_OUT:-}
 server=$(command -v "${REDIS_SERVER:-redis-server}")
-command -v callgrind_control >/dev/null || { echo "callgrind_control not found: install valgrind" >&2; exit 1; }
+for tool in callgrind_control callgrind_annotate; do
+    command -v "$tool" >/dev/null || { echo "$tool not found: install valgrind" >&2; exit 1; }
+done
+if [ -n "$out" ] && [ "$only" != effects ]; then
+    echo "EFFECTS_OUT is for the effects table: run with the tag 'effects' alone" >&2
+    exit 1
+fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/xprocess-callgrind.XXXXXX")
 
 cat >"$dir/server.sh" <<EOF
@@ -26,22 +47,161 @@ exec valgrind --tool=callgrind --callgrind-out-file=$dir/cg.%p.out $server "\$@"
 EOF
 cat >"$dir/profile.sh" <<EOF
 #!/bin/bash
-# \$1: the server's pid, \$2: the phase's tag. SIGINT ends the phase.
-callgrind_control -z "\$1" >/dev/null
+# \$1: the server's pid, \$2: the phase's tag, \$3: the file to create once
+# the counters are zeroed (the phase starts then). SIGINT ends the phase.
+# The trap is set first: a SIGINT that came while callgrind_control runs
+# would be lost otherwise.
 trap 'callgrind_control --dump="\$2" "\$1" >/dev/null; echo "\$2 \$1" >>$dir/dumps; exit 0' INT
+callgrind_control -z "\$1" >/dev/null
+touch "\$3"
 while :; do sleep 0.05; done
 EOF
 chmod +x "$dir/server.sh" "$dir/profile.sh"
 
 cd "$(dirname "$0")/.."
 REDIS_SERVER="$dir/server.sh" BENCH_ONLY="$only" BENCH_ROUNDS=1 BENCH_N="$n" BENCH_LOOP_N="$n" \
-    BENCH_LATENCY_CALLS=1 BENCH_PROFILE="$dir/profile.sh {pid} {tag}" \
+    BENCH_LATENCY_CALLS=1 BENCH_PROFILE="$dir/profile.sh {pid} {tag} {ready}" \
     cargo bench --bench xprocess >"$dir/bench.out" 2>"$dir/bench.err" ||
     { tail -20 "$dir/bench.err" >&2; exit 1; }
 
-echo "instructions per entry, whole server, N = $n ($("$server" --version | cut -d' ' -f1-3)):"
+# tag <TAB> instructions per entry, whole dump <TAB> without serverCron
 while read -r tag pid; do
-    total=$(awk '/^summary:/ {print $2}' "$dir/cg.$pid.out.1")
-    printf '  %-16s %8d\n' "$tag" $((total / n))
-done <"$dir/dumps"
+    file="$dir/cg.$pid.out.1"
+    total=$(awk '/^summary:/ {print $2}' "$file")
+    # A line of callgrind_annotate: `410,473 ( 1.22%)  ???:serverCron [binary]`.
+    cron=$(callgrind_annotate --inclusive=yes --threshold=100 "$file" 2>/dev/null |
+        awk 'NF >= 2 && ($NF ~ /:serverCron$/ || $(NF-1) ~ /:serverCron$/) && !found {gsub(",", "", $1); print $1; found = 1}')
+    printf '%s\t%d\t%d\n' "$tag" $((total / n)) $(((total - ${cron:-0}) / n))
+done <"$dir/dumps" >"$dir/per-entry.tsv"
+
+version=$("$server" --version | cut -d' ' -f1-3)
+echo "instructions per entry, whole server, N = $n ($version):"
+printf '  %-16s %12s %14s\n' tag "whole dump" "without cron"
+while IFS=$'\t' read -r tag whole nocron; do
+    printf '  %-16s %12d %14d\n' "$tag" "$whole" "$nocron"
+done <"$dir/per-entry.tsv"
 echo "profiles: $dir/cg.<pid>.out.1 (callgrind_annotate --inclusive=yes <file>); pids: $dir/dumps"
+
+[ "$only" = effects ] || exit 0
+
+# ---- the effects table --------------------------------------------------------
+
+# field <tag> <column>: 2 = whole dump, 3 = without serverCron.
+field() {
+    awk -F'\t' -v t="$1" -v c="$2" '$1 == t {print $c}' "$dir/per-entry.tsv"
+}
+comma() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+effect_args() {
+    case $1 in
+    hset) echo 'HSET order:${@id} FIELDS 2 amount $amount customer $customer' ;;
+    incrby) echo 'INCRBY balance:${customer} $amount' ;;
+    zincrby) echo 'ZINCRBY board $amount $customer' ;;
+    esac
+}
+lua_line() {
+    case $1 in
+    hset) echo "redis.call('HSET', 'order:' .. id, 'amount', entry['amount'], 'customer', entry['customer'])" ;;
+    incrby) echo "redis.call('INCRBY', 'balance:' .. entry['customer'], entry['amount'])" ;;
+    zincrby) echo "redis.call('ZINCRBY', charged, entry['amount'], entry['customer'])" ;;
+    esac
+}
+
+# The machine and software, as `cargo bench` describes them in its Setup.
+machine() {
+    sed -n '/^## Setup/,/^- Load average/p' "$dir/bench.out" | grep -E '^- (Date|CPU|Cores|RAM|OS|Kernel|redis-server|rustc|Module|Load average)' |
+        sed -e "s|^- redis-server: .*|- redis-server: $("$server" --version) (\`$server\`, under callgrind)|"
+}
+
+table() {
+    local col=$1 e x l nat none
+    echo "| Effect (100 IDs per XPROCESS call) | XPROCESS | Lua script | Lua ÷ XPROCESS | issue target: ≥3x | the effect in XPROCESS (− no-effect call) | bare command, pipelined |"
+    echo "|---|---:|---:|---:|---|---:|---:|"
+    none=$(field noeffect100 "$col")
+    for e in hset incrby zincrby; do
+        x=$(field "${e}100" "$col") l=$(field "$e-lua" "$col") nat=$(field "$e-native" "$col")
+        local r verdict
+        r=$(ratio "$l" "$x")
+        if awk -v r="$r" 'BEGIN {exit !(r >= 3)}'; then verdict="**met**"; else verdict="**not met**"; fi
+        printf '| `%s` | %s | %s | %sx | %s | %s | %s |\n' "$(effect_args $e)" "$(comma "$x")" "$(comma "$l")" \
+            "$r" "$verdict" "$(comma $((x - none)))" "$(comma "$nat")"
+    done
+    printf '| (no effect applied: `WHEN $amount MISSING SADD never $customer`) | %s | | | | | |\n' "$(comma "$none")"
+}
+
+section() {
+    cat <<EOF
+<!-- make bench effects: begin. Generated by \`make bench\` (scripts/bench-callgrind.sh effects); replaced when measured again. -->
+
+## The newer effects: instructions per entry (callgrind)
+
+HSET, INCRBY and ZINCRBY as XPROCESS effects at 100 IDs per call, against
+the Lua script doing the same (the script of the tables above, its
+\`HINCRBY\` line replaced, nothing else: SISMEMBER of the dedupe Set, XRANGE
+of the entry, the command, SADD, XACK) and against the bare command sent
+per entry, pipelined (no dedupe, no XACK: what the write alone costs the
+server, protocol included). Effects, Lua lines and bare commands:
+
+EOF
+    local e
+    for e in hset incrby zincrby; do
+        printf -- '- `%s`; `%s`; `%s`\n' "$(effect_args $e)" "$(lua_line $e)" \
+            "$(case $e in hset) echo 'HSET order:<id> amount <a> customer <c>' ;; incrby) echo 'INCRBY balance:<c> <a>' ;; zincrby) echo 'ZINCRBY board <a> <c>' ;; esac)"
+    done
+    cat <<EOF
+
+Entries as above (\`customer\` one of 100, \`amount\` 1 to 1000), so HSET
+makes a new hash per entry, INCRBY adds to one of 100 strings, ZINCRBY to
+one of the 100 members of one sorted set. \`scripts/bench-callgrind.sh
+effects\`: each contender once on a fresh server under
+\`valgrind --tool=callgrind\`, N = $n pending entries, counters zeroed at the
+first request and dumped after the last reply (everything the server ran
+for the phase: reading the socket, parsing, the commands, the replies), /
+N; then the end state is checked (every order hash, balance and score, the
+PEL, the dedupe store). *The effect in XPROCESS* is the XPROCESS row less
+the same call whose one effect never applies (\`WHEN \$amount MISSING\`: the
+entry is read, its condition checked, recorded and acked): what the effect
+adds per entry, templates, planning and its RedisModule_Call included
+(the condition's few hundred instructions count against it).
+Without serverCron (its inclusive cost taken out: it runs ten times a
+second of wall time whatever the load).
+
+$(machine)
+
+$(table 3)
+
+The whole dumps, serverCron included:
+
+$(table 2)
+<!-- make bench effects: end -->
+EOF
+}
+
+[ -n "$out" ] || exit 0
+begin_prefix='<!-- make bench effects: begin'
+end_line='<!-- make bench effects: end -->'
+bench_marker='<!-- Generated above this line by `cargo bench --bench xprocess`; everything below it is kept. -->'
+section >"$dir/section.md"
+old=""
+[ -f "$out" ] && old=$(cat "$out")
+if grep -qF "$begin_prefix" <<<"$old"; then
+    awk -v b="$begin_prefix" -v e="$end_line" -v f="$dir/section.md" '
+        index($0, b) == 1 && !done {done=1; while ((getline l < f) > 0) print l; skip=1; next}
+        skip && $0 == e {skip=0; next}
+        !skip' <<<"$old" >"$out.effects-tmp"
+elif grep -qxF "$bench_marker" <<<"$old"; then
+    # Right after the marker: `cargo bench` keeps everything below it.
+    awk -v m="$bench_marker" -v f="$dir/section.md" '
+        {print}
+        $0 == m && !done {print ""; while ((getline l < f) > 0) print l; done=1}' \
+        <<<"$old" >"$out.effects-tmp"
+else
+    {
+        [ -n "$old" ] && printf '%s\n\n' "$old"
+        printf '%s\n\n' "$bench_marker"
+        cat "$dir/section.md"
+    } >"$out.effects-tmp"
+fi
+mv "$out.effects-tmp" "$out"
+echo "wrote the effects table into $out"

@@ -2,7 +2,8 @@
 //! each one sends per entry (or per batch of entries).
 
 use crate::wire::encode;
-use crate::workload::{Entry, DEDUPE, GROUP, STREAM, TOTALS};
+use crate::workload::{self, Entry, DEDUPE, GROUP, STREAM, TOTALS};
+use redis::Connection;
 
 /// The script from docs/performance.md ("The Lua script it replaces"), without
 /// its comments.
@@ -25,12 +26,127 @@ redis.call('XACK', stream, group, id)
 return 1
 "#;
 
+/// The effect's line of [`LUA_SCRIPT`]; the scripts of the other effects
+/// replace it and nothing else.
+const LUA_EFFECT_LINE: &str = "redis.call('HINCRBY', charged, entry['customer'], entry['amount'])";
+
 /// Load [`LUA_SCRIPT`] into the server behind `con`; its SHA1 for EVALSHA.
 pub fn load_script(con: &mut redis::Connection) -> String {
+    load(con, LUA_SCRIPT)
+}
+
+fn load(con: &mut redis::Connection, script: &str) -> String {
     redis::cmd("SCRIPT")
-        .arg(&["LOAD", LUA_SCRIPT])
+        .arg(&["LOAD", script])
         .query(con)
         .expect("SCRIPT LOAD")
+}
+
+/// The effects added after HINCRBY, each measured three ways (`make bench`'s
+/// callgrind section, scripts/bench-callgrind.sh): XPROCESS with 100 IDs per
+/// call, the Lua script with this effect instead of HINCRBY, and the bare
+/// command per entry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Effect {
+    /// `HSET order:${@id} FIELDS 2 amount $amount customer $customer`: a new
+    /// hash per entry.
+    HSet,
+    /// `INCRBY balance:${customer} $amount`: one string per customer.
+    IncrBy,
+    /// `ZINCRBY board $amount $customer`: one sorted set of 100 members.
+    ZIncrBy,
+}
+
+/// How an [`Effect`] is run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Way {
+    /// XPROCESS (index), [`EFFECT_IDS`] IDs per call.
+    XProcess,
+    /// EVALSHA of [`LUA_SCRIPT`] with the effect's line, 1 entry per call.
+    Lua,
+    /// The bare command per entry, pipelined: no dedupe, no XACK.
+    Native,
+}
+
+/// IDs per XPROCESS call of the effect contenders.
+pub const EFFECT_IDS: usize = 100;
+
+/// The sorted set of [`Effect::ZIncrBy`].
+pub const BOARD: &str = "board";
+
+impl Effect {
+    pub fn tag(self) -> &'static str {
+        match self {
+            Effect::HSet => "hset",
+            Effect::IncrBy => "incrby",
+            Effect::ZIncrBy => "zincrby",
+        }
+    }
+
+    /// The effect as XPROCESS takes it.
+    pub fn xprocess_args(self) -> &'static [&'static str] {
+        match self {
+            Effect::HSet => &[
+                "HSET",
+                "order:${@id}",
+                "FIELDS",
+                "2",
+                "amount",
+                "$amount",
+                "customer",
+                "$customer",
+            ],
+            Effect::IncrBy => &["INCRBY", "balance:${customer}", "$amount"],
+            Effect::ZIncrBy => &["ZINCRBY", BOARD, "$amount", "$customer"],
+        }
+    }
+
+    /// The same write as the bare command for one entry.
+    fn native(self, e: &Entry) -> Vec<String> {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+        match self {
+            Effect::HSet => v(&[
+                "HSET",
+                &format!("order:{}", e.id),
+                "amount",
+                &e.amount,
+                "customer",
+                &e.customer,
+            ]),
+            Effect::IncrBy => v(&["INCRBY", &format!("balance:{}", e.customer), &e.amount]),
+            Effect::ZIncrBy => v(&["ZINCRBY", BOARD, &e.amount, &e.customer]),
+        }
+    }
+
+    /// [`LUA_SCRIPT`] with this effect's line instead of HINCRBY's.
+    pub fn lua_script(self) -> String {
+        let line = match self {
+            Effect::HSet => {
+                "redis.call('HSET', 'order:' .. id, 'amount', entry['amount'], \
+                 'customer', entry['customer'])"
+            }
+            Effect::IncrBy => {
+                "redis.call('INCRBY', 'balance:' .. entry['customer'], entry['amount'])"
+            }
+            Effect::ZIncrBy => "redis.call('ZINCRBY', charged, entry['amount'], entry['customer'])",
+        };
+        assert_eq!(LUA_SCRIPT.matches(LUA_EFFECT_LINE).count(), 1);
+        LUA_SCRIPT.replace(LUA_EFFECT_LINE, line)
+    }
+
+    /// The script's third key (`charged`): the one key the effect names
+    /// that is known before the entry is read.
+    fn lua_key(self) -> &'static str {
+        match self {
+            Effect::ZIncrBy => BOARD,
+            _ => TOTALS,
+        }
+    }
+
+    /// The first words of the effect's row: what it writes.
+    pub fn describe(self) -> String {
+        format!("`{}`", self.xprocess_args().join(" "))
+    }
 }
 
 /// XPROCESS's dedupe store (`STORE INDEX | SET`).
@@ -50,6 +166,13 @@ pub enum Contender {
     Naive,
     /// XACK of one ID per call: the floor.
     Xack,
+    /// One of the newer effects, one way (not in [`ALL`]: BENCH_ONLY names
+    /// them, see [`EFFECTS`]).
+    Effect(Effect, Way),
+    /// XPROCESS (index), [`EFFECT_IDS`] IDs per call, whose one effect never
+    /// applies (`WHEN $amount MISSING`): the call without an effect's work,
+    /// to tell what an effect adds.
+    NoEffect,
 }
 
 pub const ALL: [Contender; 9] = [
@@ -64,6 +187,26 @@ pub const ALL: [Contender; 9] = [
     Contender::Xack,
 ];
 
+/// The effect contenders, run when BENCH_ONLY names them (or `effects`, all
+/// of them): `make bench` counts their instructions under callgrind
+/// (scripts/bench-callgrind.sh effects), which its timings cannot settle on
+/// a shared machine.
+pub const EFFECTS: [Contender; 10] = [
+    Contender::Effect(Effect::HSet, Way::XProcess),
+    Contender::Effect(Effect::HSet, Way::Lua),
+    Contender::Effect(Effect::HSet, Way::Native),
+    Contender::Effect(Effect::IncrBy, Way::XProcess),
+    Contender::Effect(Effect::IncrBy, Way::Lua),
+    Contender::Effect(Effect::IncrBy, Way::Native),
+    Contender::Effect(Effect::ZIncrBy, Way::XProcess),
+    Contender::Effect(Effect::ZIncrBy, Way::Lua),
+    Contender::Effect(Effect::ZIncrBy, Way::Native),
+    Contender::NoEffect,
+];
+
+/// The never-applied effect of [`Contender::NoEffect`].
+const NO_EFFECT: [&str; 6] = ["WHEN", "$amount", "MISSING", "SADD", "never", "$customer"];
+
 impl Contender {
     pub fn name(self) -> String {
         match self {
@@ -73,6 +216,25 @@ impl Contender {
             Contender::Lua => "Lua script (EVALSHA), 1 entry per call".into(),
             Contender::Naive => "naive pipeline HINCRBY+SADD+XACK (not atomic)".into(),
             Contender::Xack => "bare XACK, 1 ID per call (floor)".into(),
+            Contender::Effect(e, Way::XProcess) => {
+                format!(
+                    "XPROCESS (index) {}, {EFFECT_IDS} IDs per call",
+                    e.describe()
+                )
+            }
+            Contender::Effect(e, Way::Lua) => {
+                format!(
+                    "Lua script with {}, 1 entry per call",
+                    e.tag().to_uppercase()
+                )
+            }
+            Contender::Effect(e, Way::Native) => {
+                format!("bare {} per entry, pipelined", e.tag().to_uppercase())
+            }
+            Contender::NoEffect => format!(
+                "XPROCESS (index) `{}`, {EFFECT_IDS} IDs per call",
+                NO_EFFECT.join(" ")
+            ),
         }
     }
 
@@ -84,6 +246,10 @@ impl Contender {
             Contender::Lua => "lua".into(),
             Contender::Naive => "naive".into(),
             Contender::Xack => "xack".into(),
+            Contender::Effect(e, Way::XProcess) => format!("{}{EFFECT_IDS}", e.tag()),
+            Contender::Effect(e, Way::Lua) => format!("{}-lua", e.tag()),
+            Contender::Effect(e, Way::Native) => format!("{}-native", e.tag()),
+            Contender::NoEffect => format!("noeffect{EFFECT_IDS}"),
         }
     }
 
@@ -91,8 +257,22 @@ impl Contender {
     pub fn batch(self) -> usize {
         match self {
             Contender::XProcess(k, _) => k,
+            Contender::Effect(_, Way::XProcess) | Contender::NoEffect => EFFECT_IDS,
             _ => 1,
         }
+    }
+
+    /// The Lua script this contender runs (loaded by every one, as before).
+    pub fn script(self) -> String {
+        match self {
+            Contender::Effect(e, _) => e.lua_script(),
+            _ => LUA_SCRIPT.to_string(),
+        }
+    }
+
+    /// Load [`Contender::script`]; its SHA1.
+    pub fn load_script(self, con: &mut Connection) -> String {
+        load(con, &self.script())
     }
 
     /// The commands whose INFO commandstats usec is this contender's server
@@ -103,15 +283,35 @@ impl Contender {
             Contender::Lua => &["evalsha"],
             Contender::Naive => &["hincrby", "sadd", "xack"],
             Contender::Xack => &["xack"],
+            Contender::Effect(_, Way::XProcess) | Contender::NoEffect => &["xprocess"],
+            Contender::Effect(_, Way::Lua) => &["evalsha"],
+            Contender::Effect(Effect::HSet, Way::Native) => &["hset"],
+            Contender::Effect(Effect::IncrBy, Way::Native) => &["incrby"],
+            Contender::Effect(Effect::ZIncrBy, Way::Native) => &["zincrby"],
         }
     }
 
     pub fn applies_effects(self) -> bool {
-        self != Contender::Xack
+        !matches!(self, Contender::Xack | Contender::NoEffect)
     }
 
     pub fn has_dedupe(self) -> bool {
-        self != Contender::Xack
+        !matches!(self, Contender::Xack | Contender::Effect(_, Way::Native))
+    }
+
+    /// Check the server's state after `done` were processed.
+    pub fn verify(self, con: &mut Connection, done: &[Entry], who: &str) {
+        match self {
+            Contender::Effect(e, way) => {
+                workload::verify_effect(con, done, e, way != Way::Native, self.has_dedupe(), who)
+            }
+            Contender::NoEffect => {
+                workload::verify(con, done, false, true, who);
+                let n: u64 = redis::cmd("EXISTS").arg("never").query(con).unwrap();
+                assert_eq!(n, 0, "{who}: the effect that never applies was applied");
+            }
+            _ => workload::verify(con, done, self.applies_effects(), self.has_dedupe(), who),
+        }
     }
 
     /// Commands sent for one batch of entries.
@@ -125,13 +325,34 @@ impl Contender {
     /// Sum of the integer replies for `n` fresh entries, where it is
     /// meaningful (each entry replies 1); the naive HINCRBY returns totals.
     pub fn expected_int_sum(self, n: usize) -> Option<i64> {
-        (self != Contender::Naive).then_some(n as i64)
+        match self {
+            // HSET replies 2 (new fields), INCRBY the balance, ZINCRBY a score.
+            Contender::Naive | Contender::Effect(_, Way::Native) => None,
+            _ => Some(n as i64),
+        }
     }
 
     /// Append the commands for one batch (`entries.len() <= batch()`).
     pub fn encode_batch(self, out: &mut Vec<u8>, entries: &[Entry], sha: &str) {
         match self {
-            Contender::XProcess(_, store) => encode_xprocess(out, entries, store),
+            Contender::XProcess(_, store) => {
+                let effect = ["HINCRBY", TOTALS, "$customer", "$amount"];
+                encode_xprocess(out, entries, &["STORE", store.token()], &effect);
+            }
+            Contender::Effect(e, Way::XProcess) => {
+                encode_xprocess(out, entries, &[], e.xprocess_args())
+            }
+            Contender::NoEffect => encode_xprocess(out, entries, &[], &NO_EFFECT),
+            Contender::Effect(e, Way::Lua) => {
+                let id = &entries[0].id;
+                let args = ["EVALSHA", sha, "3", STREAM, DEDUPE, e.lua_key(), GROUP, id];
+                encode(out, &args.map(str::as_bytes));
+            }
+            Contender::Effect(e, Way::Native) => {
+                let args = e.native(&entries[0]);
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                encode(out, &args);
+            }
             Contender::Lua => {
                 let id = &entries[0].id;
                 let args = ["EVALSHA", sha, "3", STREAM, DEDUPE, TOTALS, GROUP, id];
@@ -172,24 +393,12 @@ impl Store {
     }
 }
 
-fn encode_xprocess(out: &mut Vec<u8>, entries: &[Entry], store: Store) {
+/// `XPROCESS payments billing <options> <effect> IDS n <ids>`.
+fn encode_xprocess(out: &mut Vec<u8>, entries: &[Entry], options: &[&str], effect: &[&str]) {
     let n = entries.len().to_string();
-    let mut args: Vec<&[u8]> = [
-        STREAM,
-        GROUP,
-        "STORE",
-        store.token(),
-        "HINCRBY",
-        TOTALS,
-        "$customer",
-        "$amount",
-        "IDS",
-        &n,
-    ]
-    .iter()
-    .map(|s| s.as_bytes())
-    .collect();
-    args.insert(0, b"XPROCESS");
+    let mut args: Vec<&[u8]> = vec![b"XPROCESS", STREAM.as_bytes(), GROUP.as_bytes()];
+    args.extend(options.iter().chain(effect).map(|s| s.as_bytes()));
+    args.extend([b"IDS".as_slice(), n.as_bytes()]);
     args.extend(entries.iter().map(|e| e.id.as_bytes()));
     encode(out, &args);
 }

@@ -13,7 +13,11 @@
 //!
 //! Environment: BENCH_N (default 100000), BENCH_ROUNDS (5),
 //! BENCH_LATENCY_CALLS (2000), BENCH_ONLY (comma-separated tags, e.g.
-//! `xprocess1,lua`; then BENCHMARKS.md is only written if BENCH_OUT is set),
+//! `xprocess1,lua`; then BENCHMARKS.md is only written if BENCH_OUT is set;
+//! the effect contenders, `hset100`, `hset-lua`, `hset-native`, the same for
+//! `incrby` and `zincrby`, and `noeffect100`, run only when named, or all
+//! of them with `effects`: `make bench` counts their instructions with
+//! scripts/bench-callgrind.sh),
 //! BENCH_OUT (default BENCHMARKS.md in the repo), XPROCESS_MODULE (default
 //! target/release/libxprocess.so), REDIS_SERVER (default redis-server),
 //! BENCH_PROFILE (a profiler command run during each timed phase, see
@@ -134,10 +138,21 @@ impl Drop for ModuleCopy {
     }
 }
 
+/// The contenders of ALL that BENCH_ONLY names (all without it), then the
+/// effect contenders it names (`effects`: all of them; none without it).
 fn contenders(cfg: &Config) -> Vec<Contender> {
+    let named = |c: &Contender, all: &str| {
+        let o = cfg.only.as_deref().unwrap_or_default();
+        o.contains(&c.tag()) || o.iter().any(|t| t == all)
+    };
     let chosen: Vec<Contender> = contenders::ALL
         .into_iter()
-        .filter(|c| cfg.only.as_ref().is_none_or(|o| o.contains(&c.tag())))
+        .filter(|c| cfg.only.is_none() || named(c, ""))
+        .chain(
+            contenders::EFFECTS
+                .into_iter()
+                .filter(|c| named(c, "effects")),
+        )
         .collect();
     assert!(
         !chosen.is_empty() || cfg.memory_n > 0 || !cfg.loops.is_empty(),

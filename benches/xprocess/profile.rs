@@ -1,25 +1,56 @@
 //! BENCH_PROFILE: run a profiler against the server during the timed phase
 //! only, e.g. `BENCH_PROFILE='perf record -g -p {pid} -o perf-{tag}.data'`.
 //! `{pid}` is the redis-server pid, `{tag}` the contender (xprocess1, lua,
-//! ...). The profiler gets SIGINT when the phase ends.
+//! ...). The profiler gets SIGINT when the phase ends. The phase starts
+//! 300 ms after the profiler, or, if the command names `{ready}` (a file
+//! path), once the profiler has created that file: a profiler that must
+//! act before the phase (callgrind's counters zeroed) can take its time
+//! on a busy machine.
 
+use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a profiler may take to create its `{ready}` file.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct Profiler(Child);
 
 impl Profiler {
-    /// Start the BENCH_PROFILE command, if set.
+    /// Start the BENCH_PROFILE command, if set, and wait until it is ready.
     pub fn start(pid: u32, tag: &str) -> Option<Profiler> {
         let template = std::env::var("BENCH_PROFILE").ok()?;
+        let ready = template.contains("{ready}").then(ready_path);
         let cmd = template
             .replace("{pid}", &pid.to_string())
-            .replace("{tag}", tag);
-        let child = Command::new("sh")
+            .replace("{tag}", tag)
+            .replace(
+                "{ready}",
+                &ready
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+            );
+        let mut child = Command::new("sh")
             .args(["-c", &format!("exec {cmd}")])
             .spawn()
             .unwrap_or_else(|e| panic!("BENCH_PROFILE {cmd}: {e}"));
-        std::thread::sleep(Duration::from_millis(300)); // let it attach
+        let Some(ready) = ready else {
+            std::thread::sleep(Duration::from_millis(300)); // let it attach
+            return Some(Profiler(child));
+        };
+        let since = Instant::now();
+        while !ready.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("BENCH_PROFILE {cmd} exited ({status}) before it was ready");
+            }
+            assert!(
+                since.elapsed() < READY_TIMEOUT,
+                "BENCH_PROFILE {cmd}: not ready after {READY_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(&ready);
         Some(Profiler(child))
     }
 
@@ -30,4 +61,14 @@ impl Profiler {
             .status();
         let _ = self.0.wait();
     }
+}
+
+/// A fresh path for a profiler's `{ready}` file.
+fn ready_path() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let name = format!("xprocess-bench-{}-ready-{n}", std::process::id());
+    let path = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_file(&path);
+    path
 }

@@ -1,7 +1,7 @@
 //! Medians, spreads and ratios over rounds, as Markdown; BENCHMARKS.md.
 
 use crate::consumer_loop::{Loop, LoopSample};
-use crate::contenders::{Contender, Store};
+use crate::contenders::{Contender, Store, Way};
 use crate::run::Sample;
 use std::fmt::Write;
 use std::path::Path;
@@ -162,9 +162,15 @@ pub fn inner_table(all: &[Results]) -> String {
         "| Contender | inside it, per entry: command calls / µs (median) | total inner µs/entry |\n\
          |---|---|---:|\n",
     );
-    let with_inner = all
-        .iter()
-        .filter(|r| matches!(r.who, Contender::XProcess(..) | Contender::Lua));
+    let with_inner = all.iter().filter(|r| {
+        matches!(
+            r.who,
+            Contender::XProcess(..)
+                | Contender::Lua
+                | Contender::NoEffect
+                | Contender::Effect(_, Way::XProcess | Way::Lua)
+        )
+    });
     for r in with_inner {
         t += &inner_row(r);
     }

@@ -1,7 +1,7 @@
 //! One contender, one round, one fresh server: prepare, process pipelined
 //! (timed), check, then the sequential latency phase.
 
-use crate::contenders::{load_script, Contender};
+use crate::contenders::Contender;
 use crate::profile::Profiler;
 use crate::server::Server;
 use crate::wire::{self, Summary};
@@ -40,7 +40,7 @@ pub type CmdStats = BTreeMap<String, (u64, u64)>;
 pub fn measure(module: &Path, who: Contender, cfg: &Settings) -> Sample {
     let server = Server::start(module);
     let mut con = server.conn();
-    let sha = load_script(&mut con);
+    let sha = who.load_script(&mut con);
     let entries = workload::entries(0, cfg.n as u64);
     workload::make_pending(&mut con, server.port(), &entries);
     assert_eq!(workload::pending_count(&mut con), cfg.n as u64);
@@ -57,14 +57,7 @@ pub fn measure(module: &Path, who: Contender, cfg: &Settings) -> Sample {
     }
     let stats = commandstats(&mut con);
     check_replies(who, &summary, commands, entries.len());
-    let tag = who.tag();
-    workload::verify(
-        &mut con,
-        &entries,
-        who.applies_effects(),
-        who.has_dedupe(),
-        &tag,
-    );
+    who.verify(&mut con, &entries, &who.tag());
     let dedupe = who
         .has_dedupe()
         .then(|| workload::dedupe_bytes_per_entry(&mut con));
@@ -132,7 +125,7 @@ fn latency(
     );
     done.extend(fresh);
     let tag = format!("{} (latency phase)", who.tag());
-    workload::verify(con, &done, who.applies_effects(), who.has_dedupe(), &tag);
+    who.verify(con, &done, &tag);
     times.sort();
     (
         micros(percentile(&times, 0.50)),

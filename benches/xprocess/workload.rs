@@ -1,6 +1,7 @@
 //! The data: N stream entries `customer <one of 100> amount <1..=1000>`, all
 //! delivered to one consumer so they are pending, and the end-state checks.
 
+use crate::contenders::{Effect, BOARD};
 use crate::wire;
 use redis::Connection;
 use std::collections::HashMap;
@@ -111,6 +112,60 @@ pub fn verify(con: &mut Connection, done: &[Entry], effects: bool, dedupe: bool,
         HashMap::new()
     };
     assert!(totals == expected, "{who}: wrong totals");
+    let want = if dedupe { done.len() as u64 } else { 0 };
+    assert_eq!(recorded(con), want, "{who}: IDs in the dedupe store");
+}
+
+/// The state after `done` were processed with one of the newer effects:
+/// what it wrote (every order hash; each balance and board score the sum of
+/// its customer's amounts), the PEL (empty, or all of `done` still pending
+/// for the bare commands), the dedupe store (one member per entry, or none).
+pub fn verify_effect(
+    con: &mut Connection,
+    done: &[Entry],
+    effect: Effect,
+    acked: bool,
+    dedupe: bool,
+    who: &str,
+) {
+    let pending = pending_count(con);
+    let want = if acked { 0 } else { done.len() as u64 };
+    assert_eq!(pending, want, "{who}: entries pending");
+    let sums = expected_totals(done);
+    match effect {
+        Effect::HSet => {
+            let mut pipe = redis::pipe();
+            for e in done {
+                pipe.cmd("HGETALL").arg(format!("order:{}", e.id));
+            }
+            let orders: Vec<HashMap<String, String>> = pipe.query(con).expect("HGETALL");
+            for (e, order) in done.iter().zip(orders) {
+                let want = HashMap::from([
+                    ("amount".to_string(), e.amount.clone()),
+                    ("customer".to_string(), e.customer.clone()),
+                ]);
+                assert_eq!(order, want, "{who}: order:{}", e.id);
+            }
+        }
+        Effect::IncrBy => {
+            for (customer, sum) in &sums {
+                let got: i64 = redis::cmd("GET")
+                    .arg(format!("balance:{customer}"))
+                    .query(con)
+                    .expect("GET");
+                assert_eq!(got, *sum, "{who}: balance:{customer}");
+            }
+        }
+        Effect::ZIncrBy => {
+            let board: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(&[BOARD, "0", "-1", "WITHSCORES"])
+                .query(con)
+                .expect("ZRANGE");
+            let board: HashMap<String, i64> =
+                board.into_iter().map(|(m, s)| (m, s as i64)).collect();
+            assert!(board == sums, "{who}: wrong board");
+        }
+    }
     let want = if dedupe { done.len() as u64 } else { 0 };
     assert_eq!(recorded(con), want, "{who}: IDs in the dedupe store");
 }
