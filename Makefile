@@ -163,13 +163,16 @@ clean: ## Remove build artifacts and the `make run` data (target/)
 	$(CARGO) clean
 
 # `make chaos` sizes; CHAOS_SEED=n repeats a run's random choices.
+# CHAOS_ONLY=word runs only the chaos tests whose name has it (e.g. `effects`:
+# the mode with templated keys, WHEN conditions and a mix of effects).
 CHAOS_ENTRIES ?= 10000
 CHAOS_KILLS ?= 30
 CHAOS_SEED ?=
+CHAOS_ONLY ?=
 
-chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers; XPROCESS (IDS, KEY, READ with poison entries) vs the naive pattern
+chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers, per mode: XPROCESS (IDS on the index and on a Set, KEY, READ with poison entries, templated keys + WHEN + a mix of effects) vs the naive pattern (CHAOS_ONLY=effects: that mode alone)
 	$(CARGO) build
-	CHAOS_ENTRIES=$(CHAOS_ENTRIES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) $(CARGO) test --test chaos -- --nocapture
+	CHAOS_ENTRIES=$(CHAOS_ENTRIES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) $(CARGO) test --test chaos -- --nocapture $(CHAOS_ONLY)
 
 FUZZ_CASES ?= 100000
 FAILOVER_ROUNDS ?= 10

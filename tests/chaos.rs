@@ -34,6 +34,22 @@
 //! dead-lettered exactly once, with its source ID, error, delivery count
 //! (at least AFTER) and fields; all of them end acked and recorded.
 //!
+//! With a mix of effects (`Mode::Effects`), every call has templated keys
+//! (under the stream's hash tag `{payments}`), WHEN conditions and the newer
+//! effects instead of HINCRBY + XADD: entries are sales or refunds (`type`)
+//! of a product (`sku`), and each call does
+//! `WHEN $type = sale INCRBY {payments}:bal:${customer} $amount`,
+//! `WHEN $type = refund INCRBY {payments}:bal:${customer} -$amount`,
+//! `HSET {payments}:order:${@id} ENTRY`,
+//! `WHEN $type = sale ZINCRBY {payments}:board:${@date} $amount $sku`,
+//! `WHEN $type = sale WHEN $amount >= 500 SADD {payments}:big:${@date} ${@id}`,
+//! `LPUSH {payments}:log:${customer} ${@id}` and
+//! `PFADD {payments}:skus:${@date} $sku`. The checker recomputes from the
+//! stream's entries alone what every key must hold (balances, the daily
+//! boards, the orders, the big sales, each customer's log with every entry
+//! exactly once, the daily sku counts; `@date` worked out here from the ID)
+//! and compares it with the keyspace, key by key, with no key left over.
+//!
 //! The same run with the naive client-side pattern (HINCRBY + XADD, then XACK,
 //! no dedupe) must over-count: that proves the checker sees duplicates.
 //!
@@ -41,8 +57,9 @@
 //! `CHAOS_ENTRIES` (1000), `CHAOS_KILLS` (3), `CHAOS_SEED` (random, printed),
 //! `CHAOS_PRODUCERS` (2), `CHAOS_CONSUMERS` (4), `CHAOS_TIMEOUT_SECS`
 //! (whole run; 60 + entries / 20), `CHAOS_DRAIN_SECS` (60).
-//! The seed fixes every random choice; thread timing still varies. Both
-//! stores run at the same size.
+//! The seed fixes every random choice; thread timing still varies. Every
+//! mode runs at the same size (`make chaos`: 10,000 entries, 30 kills each;
+//! `make chaos CHAOS_ONLY=effects` runs the tests whose name has `effects`).
 
 mod common;
 
@@ -51,7 +68,7 @@ use common::rng::Rng;
 use common::dedupe::{index_settled, read_dedupe};
 use common::{Server, Store};
 use redis::{Connection, ConnectionLike, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::thread::{self, ScopedJoinHandle};
@@ -67,6 +84,20 @@ const DEDUPE: &str = "{payments}:xprocess:billing";
 const DEAD: &str = "{payments}:dead";
 const CUSTOMERS: u64 = 16;
 const MAX_AMOUNT: u64 = 1000;
+/// Effects mode: the products (`sku`), the share of refunds among entries,
+/// and the amount from which a sale is big.
+const SKUS: u64 = 8;
+const REFUND_PCT: u64 = 20;
+const BIG_AMOUNT: i64 = 500;
+/// Effects mode: the keys the effects write, `{payments}:<kind>:<name>`.
+const BALANCE: &str = "{payments}:bal:";
+const ORDER: &str = "{payments}:order:";
+const BOARD: &str = "{payments}:board:";
+const BIG: &str = "{payments}:big:";
+const LOG: &str = "{payments}:log:";
+const SKU_COUNT: &str = "{payments}:skus:";
+/// Effects mode: a scratch key of the checker (an HLL of the expected skus).
+const SCRATCH: &str = "chaos:expected-skus";
 
 /// Largest XREADGROUP / XAUTOCLAIM batch.
 const MAX_BATCH: u64 = 5;
@@ -166,6 +197,10 @@ enum Mode {
     Read,
     /// HINCRBY + XADD per entry, then XACK: at-least-once, over-counts.
     Naive,
+    /// `XPROCESS ... IDS n id...` on the index with templated keys, WHEN
+    /// conditions and a mix of effects (see [`mix_effects`]); producers
+    /// write sales and refunds.
+    Effects,
 }
 
 /// Counters for the summary line.
@@ -352,6 +387,8 @@ struct Produced {
     customer: String,
     amount: i64,
     poison: Option<Poison>,
+    /// Effects mode: `type` (sale or refund) and `sku`.
+    extra: Vec<(String, String)>,
     id: Option<String>,
     ids: Vec<String>,
     sends: u32,
@@ -388,6 +425,7 @@ impl Produced {
             _ => self.amount.to_string(),
         };
         f.push(("amount".into(), amount));
+        f.extend(self.extra.iter().cloned());
         f
     }
 }
@@ -404,6 +442,7 @@ fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
             customer: format!("c{:02}", rng.below(CUSTOMERS)),
             amount: 1 + rng.below(MAX_AMOUNT) as i64,
             poison: None,
+            extra: Vec::new(),
             id: None,
             ids: Vec::new(),
             sends: 0,
@@ -412,6 +451,15 @@ fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
         if sh.mode == Mode::Read && rng.chance(POISON_PCT) {
             e.poison = Some(*rng.pick(&[Poison::BadAmount, Poison::NoCustomer]));
             bump(&sh.stats.poison_produced, 1);
+        }
+        if sh.mode == Mode::Effects {
+            let kind = if rng.chance(REFUND_PCT) {
+                "refund"
+            } else {
+                "sale"
+            };
+            let sku = format!("sku{}", rng.below(SKUS));
+            e.extra = vec![("type".into(), kind.into()), ("sku".into(), sku)];
         }
         let mut args = strings(&["XADD", STREAM, "*"]);
         args.extend(e.fields().into_iter().flat_map(|(f, v)| [f, v]));
@@ -526,7 +574,7 @@ impl Consumer<'_> {
             }
             match self.sh.mode {
                 Mode::XProcess(store) => self.process_xprocess(store, &batch)?,
-                Mode::Keyed => self.process_xprocess(Store::Index, &batch)?,
+                Mode::Keyed | Mode::Effects => self.process_xprocess(Store::Index, &batch)?,
                 Mode::Naive => self.process_naive(&batch)?,
                 Mode::Read => unreachable!("READ workers run run_read"),
             }
@@ -767,7 +815,12 @@ impl Consumer<'_> {
             Store::Index if self.rng.chance(50) => &["STORE", "INDEX"][..],
             _ => store.options(),
         };
-        let args = xprocess_args(fenced.then_some(self.me.as_str()), options, batch);
+        let effects = match self.sh.mode {
+            Mode::Effects => mix_effects(),
+            _ => effects(),
+        };
+        let consumer = fenced.then_some(self.me.as_str());
+        let args = xprocess_args(consumer, options, &effects, batch);
         let first = match self.maybe_lose_reply(&args)? {
             Some(v) => Some(self.record(&v, batch)?),
             None => None,
@@ -894,14 +947,35 @@ fn effects() -> Vec<String> {
     ])
 }
 
+/// Effects mode: templated keys under the stream's hash tag, conditions
+/// and a mix of effects (what the checker recomputes, `check_effects`).
+fn mix_effects() -> Vec<String> {
+    let effects = [
+        format!("WHEN $type = sale INCRBY {BALANCE}${{customer}} $amount"),
+        format!("WHEN $type = refund INCRBY {BALANCE}${{customer}} -$amount"),
+        format!("HSET {ORDER}${{@id}} ENTRY"),
+        format!("WHEN $type = sale ZINCRBY {BOARD}${{@date}} $amount $sku"),
+        format!("WHEN $type = sale WHEN $amount >= {BIG_AMOUNT} SADD {BIG}${{@date}} ${{@id}}"),
+        format!("LPUSH {LOG}${{customer}} ${{@id}}"),
+        format!("PFADD {SKU_COUNT}${{@date}} $sku"),
+    ];
+    let words = effects.iter().flat_map(|e| e.split(' '));
+    words.map(str::to_string).collect()
+}
+
 /// `XPROCESS payments billing [CONSUMER me] [STORE ...] <effects> IDS n id...`
-fn xprocess_args(consumer: Option<&str>, options: &[&str], batch: &[Entry]) -> Vec<String> {
+fn xprocess_args(
+    consumer: Option<&str>,
+    options: &[&str],
+    effects: &[String],
+    batch: &[Entry],
+) -> Vec<String> {
     let mut args = strings(&["XPROCESS", STREAM, GROUP]);
     if let Some(me) = consumer {
         args.extend(strings(&["CONSUMER", me]));
     }
     args.extend(strings(options));
-    args.extend(effects());
+    args.extend(effects.iter().cloned());
     args.push("IDS".into());
     args.push(batch.len().to_string());
     args.extend(batch.iter().map(|e| e.id.clone()));
@@ -1167,6 +1241,19 @@ struct Report {
     bad_dead_letters: Vec<String>,
     /// Poison entries with a receipt or a `1` reply.
     poison_applied: Vec<String>,
+    /// Effects mode: the sales and refunds in the stream.
+    sales: usize,
+    refunds: usize,
+    /// Effects mode: keys the effects wrote, all kinds together.
+    effect_keys: usize,
+    /// Effects mode: entry IDs beyond the first in a customer's log, and
+    /// entries missing from it.
+    log_duplicates: usize,
+    log_missing: usize,
+    /// Effects mode: keys that do not hold what the stream's entries make
+    /// them (balances, boards, orders, big sales, sku counts, log items
+    /// that are no entry's), and keys no entry makes.
+    effect_mismatches: Vec<String>,
     /// Exactly-once violations seen by the clients.
     client_violations: Vec<String>,
 }
@@ -1177,6 +1264,7 @@ impl Report {
             + usize::from(self.totals_over > 0)
             + self.dedupe_extra
             + self.dead_letters_extra
+            + self.log_duplicates
     }
 
     fn lost(&self) -> usize {
@@ -1187,6 +1275,7 @@ impl Report {
             + self.pending as usize
             + self.undelivered as usize
             + self.dead_letters_missing
+            + self.log_missing
     }
 
     fn is_clean(&self) -> bool {
@@ -1197,6 +1286,7 @@ impl Report {
             && self.dedupe_problems.is_empty()
             && self.bad_dead_letters.is_empty()
             && self.poison_applied.is_empty()
+            && self.effect_mismatches.is_empty()
             && self.client_violations.is_empty()
     }
 }
@@ -1440,12 +1530,176 @@ fn check_keys(con: &mut Connection, entries: &[Found], r: &mut Report) {
     }
 }
 
+/// `YYYY-MM-DD`, the UTC day of an entry ID's milliseconds: what `${@date}`
+/// must expand to, worked out here from the civil calendar (the inverse of
+/// days-from-civil), not by the module.
+fn utc_date(id: &str) -> String {
+    let ms: i64 = id
+        .split('-')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// What the effects of Effects mode must have made of the keyspace,
+/// recomputed from the stream's entries alone: each entry applied once.
+#[derive(Default)]
+struct Expected {
+    /// Customer: sales less refunds.
+    balances: BTreeMap<String, i64>,
+    /// Date: sku: the day's sales.
+    boards: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Date: the IDs of the day's sales of at least BIG_AMOUNT.
+    big: BTreeMap<String, BTreeSet<String>>,
+    /// Customer: the IDs of the customer's entries (each once in its log).
+    logs: BTreeMap<String, BTreeSet<String>>,
+    /// Date: the skus of the day's entries.
+    skus: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn expected_effects(entries: &[Found], r: &mut Report) -> Expected {
+    let mut x = Expected::default();
+    for e in entries {
+        let field = |name: &str| e.fields.get(name).cloned().unwrap_or_default();
+        let (sku, date) = (field("sku"), utc_date(&e.id));
+        let sale = match field("type").as_str() {
+            "sale" => true,
+            "refund" => false,
+            other => panic!("entry {} of type {other:?}", e.id),
+        };
+        r.sales += usize::from(sale);
+        r.refunds += usize::from(!sale);
+        let signed = if sale { e.amount } else { -e.amount };
+        *x.balances.entry(e.customer.clone()).or_default() += signed;
+        if sale {
+            let board = x.boards.entry(date.clone()).or_default();
+            *board.entry(sku.clone()).or_default() += e.amount;
+        }
+        if sale && e.amount >= BIG_AMOUNT {
+            x.big.entry(date.clone()).or_default().insert(e.id.clone());
+        }
+        let log = x.logs.entry(e.customer.clone()).or_default();
+        log.insert(e.id.clone());
+        x.skus.entry(date).or_default().insert(sku);
+    }
+    x
+}
+
+/// Effects mode: every key the effects write, against what the stream's
+/// entries make it; any other key under their prefixes is a mismatch.
+fn check_effects(con: &mut Connection, entries: &[Found], r: &mut Report) {
+    let x = expected_effects(entries, r);
+    let bad = &mut r.effect_mismatches;
+    let mut keys: Vec<String> = common::q(con, &["KEYS", "{payments}:*"]);
+    keys.retain(|k| k != DEDUPE);
+    r.effect_keys = keys.len();
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for (customer, sum) in &x.balances {
+        let key = format!("{BALANCE}{customer}");
+        let got: Option<i64> = common::q(con, &["GET", &key]);
+        if got != Some(*sum) {
+            bad.push(format!("{key}: {got:?}, the entries make {sum}"));
+        }
+        wanted.insert(key);
+    }
+    for (date, want) in &x.boards {
+        let key = format!("{BOARD}{date}");
+        let got: Vec<(String, f64)> = common::q(con, &["ZRANGE", &key, "0", "-1", "WITHSCORES"]);
+        let got: BTreeMap<String, i64> = got.into_iter().map(|(m, s)| (m, s as i64)).collect();
+        if got != *want {
+            bad.push(format!("{key}: {got:?}, the entries make {want:?}"));
+        }
+        wanted.insert(key);
+    }
+    for (date, want) in &x.big {
+        let key = format!("{BIG}{date}");
+        let got: BTreeSet<String> = common::q(con, &["SMEMBERS", &key]);
+        if got != *want {
+            let extra: Vec<_> = got.difference(want).collect();
+            let missing: Vec<_> = want.difference(&got).collect();
+            bad.push(format!("{key}: extra {extra:?}, missing {missing:?}"));
+        }
+        wanted.insert(key);
+    }
+    for (customer, ids) in &x.logs {
+        let key = format!("{LOG}{customer}");
+        let got: Vec<String> = common::q(con, &["LRANGE", &key, "0", "-1"]);
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for id in &got {
+            *count.entry(id.as_str()).or_default() += 1;
+        }
+        for (id, n) in &count {
+            if !ids.contains(*id) {
+                bad.push(format!("{key}: {id} is none of the customer's entries"));
+            }
+            r.log_duplicates += n - 1;
+        }
+        r.log_missing += ids
+            .iter()
+            .filter(|id| !count.contains_key(id.as_str()))
+            .count();
+        wanted.insert(key);
+    }
+    for (date, skus) in &x.skus {
+        // The same elements make the same HLL registers: the day's count
+        // must be the expected set's, and merging that set in adds nothing.
+        let key = format!("{SKU_COUNT}{date}");
+        let _: i64 = common::q(con, &["DEL", SCRATCH]);
+        let mut add = vec!["PFADD", SCRATCH];
+        add.extend(skus.iter().map(String::as_str));
+        let _: i64 = common::q(con, &add);
+        let want: i64 = common::q(con, &["PFCOUNT", SCRATCH]);
+        let got: i64 = common::q(con, &["PFCOUNT", &key]);
+        let _: String = common::q(con, &["PFMERGE", SCRATCH, &key]);
+        let merged: i64 = common::q(con, &["PFCOUNT", SCRATCH]);
+        let _: i64 = common::q(con, &["DEL", SCRATCH]);
+        if got != want || merged != want {
+            bad.push(format!(
+                "{key}: PFCOUNT {got}, {want} for the entries' skus {skus:?} ({merged} merged)"
+            ));
+        }
+        wanted.insert(key);
+    }
+    // One order per entry, its fields the entry's (HSET ENTRY), pipelined.
+    for chunk in entries.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for e in chunk {
+            pipe.cmd("HGETALL").arg(format!("{ORDER}{}", e.id));
+        }
+        let orders: Vec<HashMap<String, String>> = pipe.query(con).expect("HGETALL orders");
+        for (e, order) in chunk.iter().zip(orders) {
+            if order != e.fields {
+                bad.push(format!(
+                    "{ORDER}{}: {order:?}, the entry is {:?}",
+                    e.id, e.fields
+                ));
+            }
+            wanted.insert(format!("{ORDER}{}", e.id));
+        }
+    }
+    for key in keys.iter().filter(|k| !wanted.contains(*k)) {
+        bad.push(format!("{key}: no entry makes it"));
+    }
+}
+
 fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
     let mut r = Report::default();
     let entries = reconcile(con, sh.mode == Mode::Keyed, produced, &mut r);
     (r.pending, r.undelivered) = backlog(con).unwrap_or_else(|e| panic!("{e}"));
-    check_receipts(con, &entries, &mut r);
-    check_totals(con, &entries, &mut r);
+    if sh.mode != Mode::Effects {
+        check_receipts(con, &entries, &mut r);
+        check_totals(con, &entries, &mut r);
+    }
     match sh.mode {
         Mode::XProcess(store) => check_dedupe(con, store, &entries, &mut r),
         Mode::Keyed => {
@@ -1455,6 +1709,10 @@ fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
         Mode::Read => {
             check_dedupe(con, Store::Index, &entries, &mut r);
             check_dead_letters(con, sh, &entries, &mut r);
+        }
+        Mode::Effects => {
+            check_dedupe(con, Store::Index, &entries, &mut r);
+            check_effects(con, &entries, &mut r);
         }
         Mode::Naive => {}
     }
@@ -1489,6 +1747,16 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
         Mode::Naive => format!(
             " crashes-after-effect={}",
             get(&s.naive_crashes_after_effect)
+        ),
+        Mode::Effects => format!(
+            " sales={} refunds={} effect-keys={} log-duplicates={} log-missing={} \
+             effect-mismatches={}",
+            r.sales,
+            r.refunds,
+            r.effect_keys,
+            r.log_duplicates,
+            r.log_missing,
+            r.effect_mismatches.len(),
         ),
     };
     format!(
@@ -1614,6 +1882,19 @@ fn read_workers_are_exactly_once_and_dead_letter_poison_under_chaos() {
     );
 }
 
+/// Templated keys, WHEN conditions and a mix of effects (INCRBY of sales
+/// and refunds, HSET ENTRY, ZINCRBY of a daily board, SADD, LPUSH, PFADD):
+/// every key as the stream's entries make it, each entry's effects once.
+#[test]
+fn a_mix_of_effects_with_templated_keys_and_conditions_is_exactly_once_under_chaos() {
+    let Outcome { report, summary } = run(Mode::Effects);
+    assert!(report.is_clean(), "{summary}\n{report:#?}");
+    assert!(
+        report.entries < 100 || (report.sales > 0 && report.refunds > 0),
+        "no sale or no refund: the run proves little: {summary}"
+    );
+}
+
 /// The checker must be able to see duplicates: the naive pattern produces them.
 #[test]
 fn naive_pattern_over_counts_under_chaos() {
@@ -1625,6 +1906,104 @@ fn naive_pattern_over_counts_under_chaos() {
     // Effects before XACK: at-least-once, so nothing may be missing.
     assert_eq!(report.lost(), 0, "{summary}\n{report:#?}");
     assert!(report.unknown_entries.is_empty() && report.bad_receipts.is_empty());
+}
+
+/// The Effects checker sees what chaos could do wrong: after one clean
+/// call, one entry's effects applied a second time by hand and another's
+/// log item removed must show as a duplicate, a loss and wrong keys.
+#[test]
+fn the_effects_checker_sees_duplicates_and_losses() {
+    let server = start_server();
+    let mut con = server.conn();
+    for i in 0..8 {
+        let (kind, amount) = if i % 4 == 3 {
+            ("refund", "40")
+        } else {
+            ("sale", "700")
+        };
+        let (customer, sku, pseq) = (
+            format!("c{}", i % 2),
+            format!("sku{}", i % 3),
+            i.to_string(),
+        );
+        let fields = [
+            ("pseq", pseq.as_str()),
+            ("customer", &customer),
+            ("amount", amount),
+        ];
+        let fields = fields.into_iter().chain([("type", kind), ("sku", &sku)]);
+        let mut args = vec!["XADD", STREAM, "*"];
+        args.extend(fields.flat_map(|(f, v)| [f, v]));
+        let _: String = common::q(&mut con, &args);
+    }
+    let read = ["XREADGROUP", "GROUP", GROUP, "w", "STREAMS", STREAM, ">"];
+    let _: Value = common::q(&mut con, &read);
+    let found: Vec<Found> = xrange_all(&mut con, STREAM)
+        .into_iter()
+        .map(|(id, fields)| Found {
+            unit: id.clone(),
+            customer: fields["customer"].clone(),
+            amount: fields["amount"].parse().unwrap(),
+            poison: None,
+            id,
+            fields,
+        })
+        .collect();
+    let batch: Vec<Entry> = found
+        .iter()
+        .map(|f| Entry {
+            id: f.id.clone(),
+            pseq: f.fields["pseq"].clone(),
+            customer: f.customer.clone(),
+            amount: f.amount.to_string(),
+        })
+        .collect();
+    let args = xprocess_args(None, &[], &mix_effects(), &batch);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let reply = common::slots(&common::call(&mut con, &args));
+    assert_eq!(reply, ["1"; 8]);
+    let mut clean = Report::default();
+    check_effects(&mut con, &found, &mut clean);
+    assert!(clean.is_clean(), "{clean:#?}");
+    assert_eq!(
+        (clean.sales, clean.refunds, clean.effect_keys),
+        (6, 2, 8 + 2 + 2 + 1 + 1 + 1)
+    );
+
+    let (again, gone) = (&found[0], &found[1]);
+    let date = utc_date(&again.id);
+    let sku = &again.fields["sku"];
+    let amount = again.amount.to_string();
+    let bal = format!("{BALANCE}{}", again.customer);
+    let board = format!("{BOARD}{date}");
+    let log = format!("{LOG}{}", again.customer);
+    let _: i64 = common::q(&mut con, &["INCRBY", &bal, &amount]);
+    let _: f64 = common::q(&mut con, &["ZINCRBY", &board, &amount, sku]);
+    let _: i64 = common::q(&mut con, &["LPUSH", &log, &again.id]);
+    let gone_log = format!("{LOG}{}", gone.customer);
+    let _: i64 = common::q(&mut con, &["LREM", &gone_log, "0", &gone.id]);
+    let _: String = common::q(&mut con, &["SET", &format!("{BALANCE}nobody"), "1"]);
+    let mut r = Report::default();
+    check_effects(&mut con, &found, &mut r);
+    assert_eq!((r.log_duplicates, r.log_missing), (1, 1), "{r:#?}");
+    let nobody = format!("{BALANCE}nobody");
+    for key in [&bal, &board, &nobody] {
+        let named = |m: &String| m.starts_with(&format!("{key}: "));
+        assert!(r.effect_mismatches.iter().any(named), "{key}: {r:#?}");
+    }
+    assert!(!r.is_clean());
+    assert_eq!(r.effect_mismatches.len(), 3, "{r:#?}");
+}
+
+/// The checker's own calendar (`utc_date`) against known days.
+#[test]
+fn utc_dates_of_entry_ids() {
+    assert_eq!(utc_date("0-0"), "1970-01-01");
+    assert_eq!(utc_date("1700000000000-3"), "2023-11-14");
+    assert_eq!(utc_date("951782400000-0"), "2000-02-29");
+    assert_eq!(utc_date("951868799999-0"), "2000-02-29");
+    assert_eq!(utc_date("951868800000-0"), "2000-03-01");
+    assert_eq!(utc_date("4102444800000-0"), "2100-01-01");
 }
 
 /// Found by this harness (commit 9837592 asserted in t_stream.c): one call
