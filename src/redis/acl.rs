@@ -1,19 +1,34 @@
 //! ACL checks of the calling user.
 
 use redis_module::{raw, AclPermissions, Context, RedisString};
-use std::ptr;
+use std::os::raw::c_int;
 
-/// The calling user, looked up once: one call may check many keys. `None`
-/// without a client (replication, AOF loading), where anything goes.
-pub struct Caller(Option<RedisString>);
+/// The calling user, looked up once: one call may check many keys.
+pub enum Caller {
+    /// No client (replication, AOF loading): anything goes.
+    Anyone,
+    /// The user, ours until dropped.
+    User(*mut raw::RedisModuleUser),
+    /// A client whose user cannot be found: nothing is allowed.
+    Unknown,
+}
 
 impl Caller {
     pub fn of(ctx: &Context) -> Caller {
-        // SAFETY: a live context; the name is ours (freed by RedisString).
-        let user = unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) };
-        Caller(
-            (!user.is_null()).then(|| RedisString::from_redis_module_string(ptr::null_mut(), user)),
-        )
+        // SAFETY: a live context; the name string and the user are ours,
+        // the name freed here, the user on drop.
+        unsafe {
+            let name = raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx);
+            if name.is_null() {
+                return Caller::Anyone;
+            }
+            let user = raw::RedisModule_GetModuleUserFromUserName.unwrap()(name);
+            raw::RedisModule_FreeString.unwrap()(ctx.ctx, name);
+            match user.is_null() {
+                true => Caller::Unknown,
+                false => Caller::User(user),
+            }
+        }
     }
 
     /// Whether the caller may write `key` (read it, add to it, change it).
@@ -27,33 +42,42 @@ impl Caller {
         self.may(ctx, key, AclPermissions::ACCESS)
     }
 
-    /// Whether the caller may publish to `channel`.
-    pub fn may_publish(&self, ctx: &Context, channel: &[u8]) -> bool {
-        let Some(name) = &self.0 else {
-            return true;
+    fn may(&self, ctx: &Context, key: &[u8], perms: AclPermissions) -> bool {
+        let user = match self {
+            Caller::Anyone => return true,
+            Caller::Unknown => return false,
+            Caller::User(user) => *user,
         };
-        let channel = RedisString::create_from_slice(ctx.ctx, channel);
-        // SAFETY: the user looked up by name is ours until freed here; a
-        // user deleted since the call began is refused.
-        unsafe {
-            let user = raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner);
-            if user.is_null() {
-                return false;
-            }
-            let flags = raw::REDISMODULE_CMD_CHANNEL_PUBLISH as i32;
-            let status =
-                raw::RedisModule_ACLCheckChannelPermissions.unwrap()(user, channel.inner, flags);
-            raw::RedisModule_FreeModuleUser.unwrap()(user);
-            status == raw::REDISMODULE_OK as i32
-        }
+        let key = RedisString::create_from_slice(ctx.ctx, key);
+        let flags = perms.bits() as c_int;
+        // SAFETY: a user we hold and a key string that lives across the call.
+        let status =
+            unsafe { raw::RedisModule_ACLCheckKeyPermissions.unwrap()(user, key.inner, flags) };
+        status == raw::REDISMODULE_OK as c_int
     }
 
-    fn may(&self, ctx: &Context, key: &[u8], perms: AclPermissions) -> bool {
-        let Some(user) = &self.0 else {
-            return true;
+    /// Whether the caller may publish to `channel`.
+    pub fn may_publish(&self, ctx: &Context, channel: &[u8]) -> bool {
+        let user = match self {
+            Caller::Anyone => return true,
+            Caller::Unknown => return false,
+            Caller::User(user) => *user,
         };
-        let key_name = RedisString::create_from_slice(ptr::null_mut(), key);
-        ctx.acl_check_key_permission(user, &key_name, &perms)
-            .is_ok()
+        let channel = RedisString::create_from_slice(ctx.ctx, channel);
+        let flags = raw::REDISMODULE_CMD_CHANNEL_PUBLISH as c_int;
+        // SAFETY: a user we hold and a channel string that lives across the call.
+        let status = unsafe {
+            raw::RedisModule_ACLCheckChannelPermissions.unwrap()(user, channel.inner, flags)
+        };
+        status == raw::REDISMODULE_OK as c_int
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        if let Caller::User(user) = self {
+            // SAFETY: looked up in `of`, freed once.
+            unsafe { raw::RedisModule_FreeModuleUser.unwrap()(*user) };
+        }
     }
 }
