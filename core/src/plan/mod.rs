@@ -298,11 +298,21 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
         Ok(native(Native::Set, args))
     }
 
+    /// A string key's value (its first `limit` bytes), `None` when it is
+    /// missing, which it then claims for a string: a key that holds a
+    /// string is opened once, not once for its kind and again for its value.
+    fn string(&mut self, key: &Bytes<'r>, limit: usize) -> Result<Option<Value<'r>>, ReplyError> {
+        let value = self.overlay.string(self.state, key, limit);
+        if value.is_none() {
+            self.overlay.claim(self.state, key, KeyKind::String)?;
+        }
+        Ok(value)
+    }
+
     fn incrby(&mut self, key: Bytes<'r>, incr: &'r Arg<'r>) -> Result<Op<'r>, ReplyError> {
         let incr = self.expand(incr)?;
         let by = parse_i64(&incr).ok_or(errors::NOT_INTEGER)?;
-        self.overlay.claim(self.state, &key, KeyKind::String)?;
-        let current = match self.overlay.string(self.state, &key, NUMBER_LIMIT) {
+        let current = match self.string(&key, NUMBER_LIMIT)? {
             None => 0,
             Some(value) => value.int().ok_or(errors::NOT_INTEGER)?,
         };
@@ -314,8 +324,7 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
     fn incrbyfloat(&mut self, key: Bytes<'r>, incr: &'r Arg<'r>) -> Result<Op<'r>, ReplyError> {
         let incr = self.expand(incr)?;
         let by = parse_float(&incr).ok_or(errors::NOT_FLOAT)?;
-        self.overlay.claim(self.state, &key, KeyKind::String)?;
-        let current = match self.overlay.string(self.state, &key, NUMBER_LIMIT) {
+        let current = match self.string(&key, NUMBER_LIMIT)? {
             None => 0.0,
             Some(value) => value.float().ok_or(errors::NOT_FLOAT)?,
         };
@@ -334,7 +343,12 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
     ) -> Result<Op<'r>, ReplyError> {
         let (text, member) = (self.expand(score)?, self.expand(member)?);
         let score = parse_score(&text).ok_or(errors::NOT_FLOAT)?;
-        self.overlay.claim(self.state, &key, KeyKind::ZSet)?;
+        match exists {
+            // ZADD XX never creates the key: a missing one stays missing
+            // (so a later SET NX of the entry applies, as in Redis).
+            Some(Exists::Xx) => self.overlay.require(self.state, &key, KeyKind::ZSet)?,
+            _ => self.overlay.claim(self.state, &key, KeyKind::ZSet)?,
+        }
         let write = ZWrite::Add {
             score,
             exists,
@@ -370,8 +384,7 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
 
     fn pfadd(&mut self, key: Bytes<'r>, element: &'r Arg<'r>) -> Result<Op<'r>, ReplyError> {
         let element = self.expand(element)?;
-        self.overlay.claim(self.state, &key, KeyKind::String)?;
-        let current = self.overlay.string(self.state, &key, HLL_HEADER);
+        let current = self.string(&key, HLL_HEADER)?;
         if current.is_some_and(|value| !value.is_hll()) {
             return Err(errors::NOT_HLL.into());
         }
