@@ -8,6 +8,7 @@
 
 use redis_module::{raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
 use std::cell::Cell;
+use std::ffi::CStr;
 use xprocess_core::errors::{ErrorKind, ReplyError};
 use xprocess_core::id::{IdText, StreamId};
 
@@ -106,6 +107,38 @@ impl Redis<'_> {
         };
         // SAFETY: a reply from RedisModule_Call, read and freed here.
         unsafe { reply_status(reply) }
+    }
+
+    /// `cmd args...`, replicated, without the wrapper's per-call allocations
+    /// (a C string of the name, and a vector of module strings besides the
+    /// one of raw pointers made here): an effect's write, once per entry.
+    pub fn write_args<A: AsRef<[u8]>>(&self, cmd: &CStr, args: &[A]) -> Result<(), ReplyError> {
+        self.calls.set(self.calls.get() + 1);
+        let ctx = self.ctx.ctx;
+        // SAFETY: `v` takes an array of module strings and its length;
+        // Redis keeps its own references while the command runs, ours are
+        // freed after it.
+        unsafe {
+            let create = raw::RedisModule_CreateString.unwrap();
+            let strings: Vec<*mut raw::RedisModuleString> = args
+                .iter()
+                .map(|arg| {
+                    let arg = arg.as_ref();
+                    create(ctx, arg.as_ptr().cast(), arg.len())
+                })
+                .collect();
+            let reply = raw::RedisModule_Call.unwrap()(
+                ctx,
+                cmd.as_ptr(),
+                c"!Ev".as_ptr(),
+                strings.as_ptr(),
+                strings.len(),
+            );
+            for s in strings {
+                raw::RedisModule_FreeString.unwrap()(ctx, s);
+            }
+            reply_status(reply)
+        }
     }
 
     /// `cmd lead... id...`, the IDs as `ms-seq` text; a write (replicated)

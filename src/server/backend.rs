@@ -306,8 +306,7 @@ impl Backend for RedisBackend<'_, '_> {
             Op::XAdd { key, trim, pairs } => self.xadd(key, *trim, pairs),
             Op::Native { cmd, args } => {
                 self.before_native(*cmd, args);
-                let args: Vec<&[u8]> = args.iter().map(|a| &**a).collect();
-                self.redis.write(cmd.name(), &args).map(drop)
+                self.redis.write_args(cmd.name(), args)
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::request::Trim;
 use std::borrow::Cow;
+use std::ffi::CStr;
 
 /// Bytes of an effect: borrowed from argv or the entry, or made by a template.
 pub type Bytes<'r> = Cow<'r, [u8]>;
@@ -65,26 +66,27 @@ pub enum Touch {
 }
 
 impl Native {
-    pub fn name(self) -> &'static str {
+    /// The command's name, as RedisModule_Call takes it.
+    pub fn name(self) -> &'static CStr {
         match self {
-            Native::HIncrByFloat => "HINCRBYFLOAT",
-            Native::HSet => "HSET",
-            Native::HSetNx => "HSETNX",
-            Native::HDel => "HDEL",
-            Native::Set => "SET",
-            Native::IncrBy => "INCRBY",
-            Native::IncrByFloat => "INCRBYFLOAT",
-            Native::Del => "DEL",
-            Native::SAdd => "SADD",
-            Native::SRem => "SREM",
-            Native::ZAdd => "ZADD",
-            Native::ZIncrBy => "ZINCRBY",
-            Native::ZRem => "ZREM",
-            Native::PfAdd => "PFADD",
-            Native::LPush => "LPUSH",
-            Native::RPush => "RPUSH",
-            Native::PExpire => "PEXPIRE",
-            Native::Publish => "PUBLISH",
+            Native::HIncrByFloat => c"HINCRBYFLOAT",
+            Native::HSet => c"HSET",
+            Native::HSetNx => c"HSETNX",
+            Native::HDel => c"HDEL",
+            Native::Set => c"SET",
+            Native::IncrBy => c"INCRBY",
+            Native::IncrByFloat => c"INCRBYFLOAT",
+            Native::Del => c"DEL",
+            Native::SAdd => c"SADD",
+            Native::SRem => c"SREM",
+            Native::ZAdd => c"ZADD",
+            Native::ZIncrBy => c"ZINCRBY",
+            Native::ZRem => c"ZREM",
+            Native::PfAdd => c"PFADD",
+            Native::LPush => c"LPUSH",
+            Native::RPush => c"RPUSH",
+            Native::PExpire => c"PEXPIRE",
+            Native::Publish => c"PUBLISH",
         }
     }
 
