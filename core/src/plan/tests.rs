@@ -315,3 +315,18 @@ fn expiry_times_must_stay_within_redis_range() {
     );
     assert!(plan("SET k v PX 1 NX", &state).is_ok());
 }
+
+/// Found by fuzz/parse_plan: ZADD XX of a missing key creates nothing, so
+/// a later `SET NX` of the entry applies and the key holds a string.
+#[test]
+fn zadd_xx_leaves_a_missing_key_missing() {
+    let state = Mem::default();
+    assert_eq!(
+        plan("ZADD w XX 1 m SET w v NX ZADD w 1 m", &state).unwrap_err(),
+        errors::WRONGTYPE
+    );
+    assert!(plan("ZADD w XX 1 m SET w 5 NX INCRBY w 1", &state).is_ok());
+    // With the key there, XX updates it and SET NX does nothing.
+    let zset = Mem::default().score("w", "m", 1.0);
+    assert!(plan("ZADD w XX 2 m SET w v NX ZADD w 1 m", &zset).is_ok());
+}
