@@ -2,7 +2,7 @@
 //! each one sends per entry (or per batch of entries).
 
 use crate::wire::encode;
-use crate::workload::{self, Entry, DEDUPE, GROUP, STREAM, TOTALS};
+use crate::workload::{self, Effect, Entry, BOARD, DEDUPE, GROUP, STREAM, TOTALS};
 use redis::Connection;
 
 /// The script from docs/performance.md ("The Lua script it replaces"), without
@@ -42,21 +42,6 @@ fn load(con: &mut redis::Connection, script: &str) -> String {
         .expect("SCRIPT LOAD")
 }
 
-/// The effects added after HINCRBY, each measured three ways (`make bench`'s
-/// callgrind section, scripts/bench-callgrind.sh): XPROCESS with 100 IDs per
-/// call, the Lua script with this effect instead of HINCRBY, and the bare
-/// command per entry.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Effect {
-    /// `HSET order:${@id} FIELDS 2 amount $amount customer $customer`: a new
-    /// hash per entry.
-    HSet,
-    /// `INCRBY balance:${customer} $amount`: one string per customer.
-    IncrBy,
-    /// `ZINCRBY board $amount $customer`: one sorted set of 100 members.
-    ZIncrBy,
-}
-
 /// How an [`Effect`] is run.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Way {
@@ -70,9 +55,6 @@ pub enum Way {
 
 /// IDs per XPROCESS call of the effect contenders.
 pub const EFFECT_IDS: usize = 100;
-
-/// The sorted set of [`Effect::ZIncrBy`].
-pub const BOARD: &str = "board";
 
 impl Effect {
     pub fn tag(self) -> &'static str {
