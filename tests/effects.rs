@@ -320,7 +320,7 @@ fn effects_may_not_remove_the_calls_own_keys() {
         args.push("READ");
         assert_eq!(
             err(&xprocess(&mut con, &args)),
-            "ERR SET, DEL, PEXPIRE and SREM may not target the stream, the dedupe key or the dead-letter key",
+            "ERR SET, DEL, PEXPIRE, SREM and FCALL may not target the stream, the dedupe key or the dead-letter key",
             "{effect}"
         );
     }

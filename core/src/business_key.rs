@@ -69,7 +69,7 @@ fn read_by<'a>(effects: &[Effect<'a>], when: &[Vec<Condition<'a>>]) -> Fingerpri
     let mut fields: Vec<&[u8]> = when.iter().flatten().flat_map(Condition::fields).collect();
     let mut add = |arg: &Arg<'a>| fields.extend(arg.fields());
     for effect in effects {
-        effect.key().into_iter().for_each(&mut add);
+        effect.keys().iter().for_each(&mut add);
         match effect.args() {
             Some(args) => args.into_iter().for_each(&mut add),
             None => return Fingerprinter::Entry,

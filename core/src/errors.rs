@@ -77,6 +77,14 @@ pub const DEAD_LETTER_KEY: Fixed =
     Fixed::err("ERR the dead-letter key must not be the stream or the dedupe key");
 pub const BAD_NUMIDS: Fixed = Fixed::err("ERR numids must be a positive integer");
 pub const NUMIDS_MISMATCH: Fixed = Fixed::err("ERR numids does not match the number of IDs given");
+pub const BAD_NUMKEYS: Fixed = Fixed::err(
+    "ERR FCALL numkeys must be a non-negative integer no greater than the arguments given",
+);
+pub const BAD_NUMARGS: Fixed = Fixed::err(
+    "ERR FCALL numargs must be a non-negative integer no greater than the arguments given",
+);
+pub const FCALL_NOT_ALONE: Fixed =
+    Fixed::err("ERR syntax error, FCALL must be the call's only effect");
 pub const BAD_NUMPAIRS: Fixed = Fixed::err("ERR numpairs must be a positive integer");
 pub const NUMPAIRS_MISMATCH: Fixed =
     Fixed::err("ERR numpairs does not match the field/value pairs given");
@@ -106,7 +114,7 @@ pub const ZADD_NX_XX: Fixed =
     Fixed::err("ERR XX and NX options at the same time are not compatible");
 pub const ZADD_GT_LT_NX: Fixed =
     Fixed::err("ERR GT, LT, and/or NX options at the same time are not compatible");
-pub const REMOVES_OWN_KEY: Fixed = Fixed::err("ERR SET, DEL, PEXPIRE and SREM may not target the stream, the dedupe key or the dead-letter key");
+pub const REMOVES_OWN_KEY: Fixed = Fixed::err("ERR SET, DEL, PEXPIRE, SREM and FCALL may not target the stream, the dedupe key or the dead-letter key");
 pub const NOPERM_CHANNEL: Fixed = Fixed::new(
     ErrorKind::NoPerm,
     "NOPERM this user has no permissions to access one of the channels used as arguments",

@@ -19,8 +19,8 @@ use crate::errors::{self, Fixed, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::parse_i64;
 use crate::request::{
-    Beats, BusinessKey, DeadLetter, Delete, Effect, End, Exists, FingerprintOf, Pairs, Read,
-    Request, StoreKind, Trim, MAX_TTL, MAX_WINDOW,
+    Beats, BusinessKey, DeadLetter, Delete, Effect, End, Exists, FcallArg, FingerprintOf, Pairs,
+    Read, Request, StoreKind, Trim, MAX_TTL, MAX_WINDOW,
 };
 use crate::template::Arg;
 
@@ -51,6 +51,14 @@ impl<'a> Args<'a, '_> {
 
     fn next_number(&mut self) -> Result<Arg<'a>, ReplyError> {
         Arg::parse_number(self.next()?)
+    }
+
+    /// A count that may be 0 (numkeys, numargs).
+    fn next_size(&mut self, err: Fixed) -> Result<usize, ReplyError> {
+        match parse_i64(self.next()?) {
+            Some(n) if n >= 0 => Ok(n as usize),
+            _ => Err(err.into()),
+        }
     }
 
     /// A positive count (numids, numpairs).
@@ -89,6 +97,10 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
     };
     parse_options(&mut args, &mut req)?;
     parse_effects(&mut args, &mut req)?;
+    let fcall = |e: &Effect| matches!(e, Effect::FCall { .. });
+    if req.effects.len() > 1 && req.effects.iter().any(fcall) {
+        return Err(errors::FCALL_NOT_ALONE.into());
+    }
     if is(args.next()?, "IDS") {
         parse_ids(&mut args, &mut req)?;
     } else {
@@ -212,8 +224,15 @@ fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(
         let effect = parse_effect(token, args)?;
         // A templated key is known per entry only: like a Lua script's
         // undeclared keys, it is checked then (slot, ACL), not reported.
-        if effect.key().and_then(Arg::literal).is_some() {
-            req.key_positions.push(key_pos);
+        // FCALL's keys follow its function name and numkeys.
+        let first = match effect {
+            Effect::FCall { .. } => key_pos + 2,
+            _ => key_pos,
+        };
+        for (n, key) in effect.keys().iter().enumerate() {
+            if key.literal().is_some() {
+                req.key_positions.push(first + n);
+            }
         }
         req.effects.push(effect);
         if !when.is_empty() {
@@ -303,7 +322,35 @@ fn parse_effect<'a>(name: &[u8], args: &mut Args<'a, '_>) -> Result<Effect<'a>, 
             message: args.next_template()?,
         },
         b"XADD" => parse_xadd(args)?,
+        b"FCALL" => parse_fcall(args)?,
         _ => return Err(errors::SYNTAX.into()),
+    })
+}
+
+/// `FCALL function numkeys key [key ...] numargs arg [arg ...]`.
+fn parse_fcall<'a>(args: &mut Args<'a, '_>) -> Result<Effect<'a>, ReplyError> {
+    let function = args.next()?;
+    let numkeys = args.next_size(errors::BAD_NUMKEYS)?;
+    if numkeys > args.remaining() {
+        return Err(errors::BAD_NUMKEYS.into());
+    }
+    let keys = (0..numkeys)
+        .map(|_| args.next_template())
+        .collect::<Result<_, _>>()?;
+    let numargs = args.next_size(errors::BAD_NUMARGS)?;
+    if numargs > args.remaining() {
+        return Err(errors::BAD_NUMARGS.into());
+    }
+    let fargs = (0..numargs)
+        .map(|_| match args.next()? {
+            b"$@entry" => Ok(FcallArg::Entry),
+            arg => Arg::parse(arg).map(FcallArg::Arg),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Effect::FCall {
+        function,
+        keys,
+        args: fargs,
     })
 }
 

@@ -16,7 +16,6 @@ use crate::plan::{plan_entry, KeyRules, Op};
 use crate::request::{BusinessKey, DeadLetter, Request};
 use crate::state::{KeyKind, State};
 use crate::store::DedupeStore;
-use crate::template::Arg;
 
 /// What the command needs from the server, beyond the planning view.
 pub trait Backend: State {
@@ -78,7 +77,7 @@ pub fn process<B: Backend, D: DedupeStore>(
     let writes_dedupe = req.effects.iter().any(|e| {
         reserved
             .iter()
-            .any(|(key, _)| Some(*key) == e.key().and_then(Arg::literal))
+            .any(|(key, _)| e.keys().iter().any(|k| k.literal() == Some(*key)))
     });
     if !writes_dedupe {
         store.prefetch(ids);
@@ -92,7 +91,7 @@ pub fn process<B: Backend, D: DedupeStore>(
     if req
         .effects
         .iter()
-        .any(|e| e.key().is_some_and(|k| k.literal().is_none()))
+        .any(|e| e.keys().iter().any(|k| k.literal().is_none()))
     {
         forbidden.push(req.stream);
         forbidden.extend(reserved.iter().map(|(key, _)| *key));
@@ -207,6 +206,9 @@ fn apply_entry<B: Backend, D: DedupeStore>(
     let ops = plan_entry(&req.effects, &req.when, entry, backend, rules)?;
     for (n, op) in ops.iter().enumerate() {
         if let Err(e) = backend.apply(op) {
+            if !op.validated() {
+                return Err(e); // a function's own error: the entry's
+            }
             // Validation should make this unreachable: say so loudly.
             backend.warn(&format!(
                 "entry {}: effect {} failed after validation, {n} applied: {e}",

@@ -28,6 +28,14 @@ pub enum Pairs<'a> {
     Entry,
 }
 
+/// An argument of FCALL: a template, or `$@entry`, every field/value
+/// pair of the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FcallArg<'a> {
+    Arg(Arg<'a>),
+    Entry,
+}
+
 /// `NX` or `XX`: only when the key (or member) is missing, or exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exists {
@@ -144,10 +152,26 @@ pub enum Effect<'a> {
         channel: Arg<'a>,
         message: Arg<'a>,
     },
+    /// `FCALL function numkeys key ... numargs arg ...`: a Redis Function,
+    /// the call's only effect.
+    FCall {
+        function: &'a [u8],
+        keys: Vec<Arg<'a>>,
+        args: Vec<FcallArg<'a>>,
+    },
 }
 
 impl<'a> Effect<'a> {
-    /// The key the effect writes; `None` for PUBLISH.
+    /// The keys the effect writes: one, none for PUBLISH, FCALL's.
+    pub fn keys(&self) -> &[Arg<'a>] {
+        match self {
+            Effect::Publish { .. } => &[],
+            Effect::FCall { keys, .. } => keys,
+            _ => self.key().map(std::slice::from_ref).unwrap_or_default(),
+        }
+    }
+
+    /// The key of a one-key effect.
     pub fn key(&self) -> Option<&Arg<'a>> {
         match self {
             Effect::HIncrBy { key, .. }
@@ -168,17 +192,22 @@ impl<'a> Effect<'a> {
             | Effect::Push { key, .. }
             | Effect::PExpire { key, .. }
             | Effect::XAdd { key, .. } => Some(key),
-            Effect::Publish { .. } => None,
+            Effect::Publish { .. } | Effect::FCall { .. } => None,
         }
     }
 
     /// Whether the effect may remove a key whatever it holds, or a member
-    /// of a set, so that it may never target the stream, the dedupe key or
-    /// the dead-letter key (that would undo what makes processing exact).
+    /// of a set (or, a function, do anything), so that it may never target
+    /// the stream, the dedupe key or the dead-letter key (that would undo
+    /// what makes processing exact).
     pub fn removes(&self) -> bool {
         matches!(
             self,
-            Effect::Set { .. } | Effect::Del { .. } | Effect::PExpire { .. } | Effect::SRem { .. }
+            Effect::Set { .. }
+                | Effect::Del { .. }
+                | Effect::PExpire { .. }
+                | Effect::SRem { .. }
+                | Effect::FCall { .. }
         )
     }
 
@@ -204,6 +233,13 @@ impl<'a> Effect<'a> {
             Effect::ZAdd { score, member, .. } => vec![score, member],
             Effect::ZIncrBy { incr, member, .. } => vec![incr, member],
             Effect::Publish { channel, message } => vec![channel, message],
+            Effect::FCall { args, .. } => args
+                .iter()
+                .map(|arg| match arg {
+                    FcallArg::Arg(arg) => Some(arg),
+                    FcallArg::Entry => None,
+                })
+                .collect::<Option<_>>()?,
             Effect::HSet { pairs, .. } | Effect::XAdd { pairs, .. } => match pairs {
                 Pairs::Entry => return None,
                 Pairs::Fields(pairs) => pairs.iter().flat_map(|(f, v)| [f, v]).collect(),

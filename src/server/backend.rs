@@ -306,7 +306,11 @@ impl Backend for RedisBackend<'_, '_> {
             Op::XAdd { key, trim, pairs } => self.xadd(key, *trim, pairs),
             Op::Native { cmd, args } => {
                 self.before_native(*cmd, args);
-                self.redis.write_args(cmd.name(), args)
+                let written = self.redis.write_args(cmd.name(), args);
+                if written.is_err() && *cmd == Native::FCall {
+                    stats::update(|s| s.fcall_errors += 1);
+                }
+                written
             }
         }
     }
@@ -401,6 +405,7 @@ fn count_effect(op: &Op) {
                 Native::RPush => &mut s.effects_rpush,
                 Native::PExpire => &mut s.effects_pexpire,
                 Native::Publish => &mut s.effects_publish,
+                Native::FCall => &mut s.effects_fcall,
             },
         };
         *counter += 1;

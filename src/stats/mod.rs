@@ -63,6 +63,9 @@ pub struct Stats {
     pub effects_pexpire: u64,
     pub effects_publish: u64,
     pub effects_xadd: u64,
+    /// Function calls made (FCALL), and those that raised an error.
+    pub effects_fcall: u64,
+    pub fcall_errors: u64,
 }
 
 thread_local! {

@@ -18,7 +18,7 @@ use crate::entry::Entry;
 use crate::errors::{self, ReplyError};
 use crate::id::StreamId;
 use crate::numbers::{parse_float, parse_i64, parse_score, MAX_FLOAT_CHARS};
-use crate::request::{Beats, Effect, End, Exists, Pairs};
+use crate::request::{Beats, Effect, End, Exists, FcallArg, Pairs};
 use crate::state::{KeyKind, State};
 use crate::template::Arg;
 use overlay::{Overlay, Value, ZWrite, HLL_HEADER};
@@ -108,7 +108,7 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
     fn effect(&mut self, effect: &'r Effect<'r>) -> Result<Op<'r>, ReplyError> {
         let key = match effect.key() {
             Some(key) => self.key(key)?,
-            None => Cow::Borrowed(&b""[..]),
+            None => Cow::Borrowed(&b""[..]), // PUBLISH, FCALL
         };
         match effect {
             Effect::HIncrBy { field, incr, .. } => self.hincrby(key, field, incr),
@@ -167,6 +167,11 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
                 })
             }
             Effect::Publish { channel, message } => self.publish(channel, message),
+            Effect::FCall {
+                function,
+                keys,
+                args,
+            } => self.fcall(function, keys, args),
         }
     }
 
@@ -414,6 +419,34 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
             Native::Publish,
             vec![expanded, self.expand(message)?],
         ))
+    }
+
+    /// `FCALL function numkeys key ... arg ...`: the keys checked as any
+    /// effect's, `$@entry` made into the entry's field/value pairs.
+    fn fcall(
+        &self,
+        function: &'r [u8],
+        keys: &'r [Arg<'r>],
+        args: &'r [FcallArg<'r>],
+    ) -> Result<Op<'r>, ReplyError> {
+        let mut argv = Vec::with_capacity(2 + keys.len() + args.len());
+        argv.push(Cow::Borrowed(function));
+        argv.push(Cow::Owned(keys.len().to_string().into_bytes()));
+        for key in keys {
+            argv.push(self.key(key)?);
+        }
+        for arg in args {
+            match arg {
+                FcallArg::Arg(arg) => argv.push(self.expand(arg)?),
+                FcallArg::Entry => argv.extend(
+                    self.entry
+                        .fields
+                        .iter()
+                        .flat_map(|(f, v)| [Cow::Borrowed(*f), Cow::Borrowed(*v)]),
+                ),
+            }
+        }
+        Ok(native(Native::FCall, argv))
     }
 
     /// An auto-generated ID must still exist after every XADD of this entry.

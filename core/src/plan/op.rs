@@ -50,6 +50,8 @@ pub enum Native {
     RPush,
     PExpire,
     Publish,
+    /// A Redis Function: the one write whose errors planning cannot foresee.
+    FCall,
 }
 
 /// What a native write does to a key's hash fields, for a server that
@@ -87,6 +89,7 @@ impl Native {
             Native::RPush => c"RPUSH",
             Native::PExpire => c"PEXPIRE",
             Native::Publish => c"PUBLISH",
+            Native::FCall => c"FCALL",
         }
     }
 
@@ -100,6 +103,18 @@ impl Native {
 }
 
 impl Op<'_> {
+    /// Whether planning checked everything that could make the write fail
+    /// (all but a function's own errors).
+    pub fn validated(&self) -> bool {
+        !matches!(
+            self,
+            Op::Native {
+                cmd: Native::FCall,
+                ..
+            }
+        )
+    }
+
     /// The key the op writes; `None` for PUBLISH.
     pub fn key(&self) -> Option<&[u8]> {
         match self {

@@ -118,7 +118,7 @@ const fn effect(name: &'static std::ffi::CStr, args: &'static [Arg]) -> Arg {
     Arg::new(name, ArgKind::Block).token(name).sub(args)
 }
 
-const EFFECTS: [Arg; 20] = [
+const EFFECTS: [Arg; 21] = [
     effect(c"HINCRBY", &INCR_ARGS),
     effect(c"HINCRBYFLOAT", &INCR_ARGS),
     effect(c"HSET", &[effect_key(), PAIRS]),
@@ -169,6 +169,16 @@ const EFFECTS: [Arg; 20] = [
     effect(c"PEXPIRE", &[effect_key(), integer(c"milliseconds")]),
     effect(c"XADD", &XADD_ARGS),
     effect(c"PUBLISH", &[string(c"channel"), string(c"message")]),
+    effect(
+        c"FCALL",
+        &[
+            string(c"function"),
+            integer(c"numkeys"),
+            effect_key().optional().multiple(),
+            integer(c"numargs"),
+            string(c"arg").optional().multiple(),
+        ],
+    ),
 ];
 
 /// `WHEN` conditions: a field compared, a field or a key present or not.

@@ -170,8 +170,8 @@ fn check_effect_targets(ctx: &Context, req: &Request, dedupe_key: &[u8]) -> Resu
         req.dead_letter.map(|dl| dl.key),
     ];
     for effect in &req.effects {
-        let literal = effect.key().and_then(Arg::literal);
-        if effect.removes() && literal.is_some() && own.contains(&literal) {
+        let literals = effect.keys().iter().filter_map(Arg::literal);
+        if effect.removes() && literals.map(Some).any(|key| own.contains(&key)) {
             return Err(errors::REMOVES_OWN_KEY.into());
         }
         if let Effect::Publish { channel, .. } = effect {
