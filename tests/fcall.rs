@@ -270,3 +270,32 @@ fn a_functions_writes_replicate_and_persist() {
     let mut con = primary.conn();
     assert_eq!(digest(&mut con), expected);
 }
+
+/// The worker loop with a function: READ takes the entries for the
+/// consumer, CONSUMER fencing refuses another consumer's entries before the
+/// function runs.
+#[test]
+fn read_and_fencing_with_a_function() {
+    let server = Server::start();
+    let mut con = server.conn();
+    load(&mut con);
+    let ids = entries(&mut con, &[&[("c", "a"), ("amount", "2")]]);
+    xadd_id(&mut con, STREAM, "*", &[("c", "a"), ("amount", "8")]);
+    // c1 owns the first entry: c2 may not process it.
+    let mut fenced = vec![STREAM, "g", "CONSUMER", "c2", "DEDUPE", "{o}dd"];
+    fenced.extend(MAXCOUNT.split(' '));
+    fenced.extend(["IDS", "1", &ids[0]]);
+    assert!(slots(&xprocess(&mut con, &fenced))[0].starts_with("NOTOWNER"));
+    assert!(!exists(&mut con, "{o}m:a"));
+    // READ takes the new entry for c2 and applies it.
+    let mut read = vec![STREAM, "g", "CONSUMER", "c2", "DEDUPE", "{o}dd"];
+    read.extend(MAXCOUNT.split(' '));
+    read.extend(["READ", "COUNT", "10"]);
+    let reply = xprocess(&mut con, &read);
+    let redis::Value::Array(rows) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(rows.len(), 1);
+    assert_eq!(hget(&mut con, "{o}m:a", "max").as_deref(), Some("8"));
+    assert_eq!(pel(&mut con, STREAM, "g").len(), 1, "c1's entry stays");
+}
