@@ -299,3 +299,110 @@ fn read_and_fencing_with_a_function() {
     assert_eq!(hget(&mut con, "{o}m:a", "max").as_deref(), Some("8"));
     assert_eq!(pel(&mut con, STREAM, "g").len(), 1, "c1's entry stays");
 }
+
+/// Redis runs one script at a time: XPROCESS with FCALL called from a
+/// script or a function is refused whole (Redis would abort on a script
+/// started inside a script), and the server stays up.
+#[test]
+fn fcall_inside_a_script_is_refused() {
+    let server = Server::start();
+    let mut con = server.conn();
+    load(&mut con);
+    let ids = entries(&mut con, &[&[("c", "a"), ("amount", "1")]]);
+    let script = format!(
+        "return redis.call('XPROCESS', KEYS[1], 'g', 'DEDUPE', '{{o}}dd', 'FCALL', 'maxcount', \
+         '1', '{{o}}m', '1', '$amount', 'IDS', '1', '{}')",
+        ids[0]
+    );
+    let reply = call(&mut con, &["EVAL", &script, "1", STREAM]);
+    let text = err(&reply);
+    assert!(
+        text.contains("cannot run inside a script or a function"),
+        "{text}"
+    );
+    q::<String>(
+        &mut con,
+        &[
+            "FUNCTION",
+            "LOAD",
+            &format!(
+                "#!lua name=outer\nredis.register_function('outer', function(keys, args) \
+                 return redis.call('XPROCESS', keys[1], 'g', 'DEDUPE', '{{o}}dd', 'FCALL', \
+                 'maxcount', '1', '{{o}}m', '1', '$amount', 'IDS', '1', args[1]) end)"
+            ),
+        ],
+    );
+    let reply = call(&mut con, &["FCALL", "outer", "1", STREAM, &ids[0]]);
+    assert!(
+        err(&reply).contains("cannot run inside a script"),
+        "{reply:?}"
+    );
+    assert_eq!(q::<String>(&mut con, &["PING"]), "PONG");
+    assert_eq!(run(&mut con, MAXCOUNT, &ids), ["1"]);
+}
+
+/// The function runs as the caller: what it does is checked against the
+/// caller's ACL (commands and keys), like an FCALL the caller sent.
+#[test]
+fn the_function_runs_with_the_callers_acl() {
+    let server = Server::start();
+    let mut con = server.conn();
+    load(&mut con);
+    q::<String>(
+        &mut con,
+        &["FUNCTION", "LOAD", "#!lua name=w\nredis.register_function('w', function(keys, args) return redis.call('SET', 'secret', 'pwned') end)"],
+    );
+    let ids = entries(&mut con, &[&[("c", "a"), ("amount", "1")]]);
+    for rules in ["~{o}* +@all -fcall", "~{o}* +@all"] {
+        let mut setuser = vec!["ACL", "SETUSER", "u", "reset", "on", ">pw"];
+        setuser.extend(rules.split(' '));
+        q::<String>(&mut con, &setuser);
+        let mut u = server.conn_as("u", "pw");
+        let slot = run(&mut u, "FCALL w 1 {o}k 0", &ids).remove(0);
+        assert!(
+            slot.starts_with("NOPERM")
+                || slot.contains("permission")
+                || slot.contains("can't access"),
+            "{rules}: {slot}"
+        );
+        assert!(!exists(&mut con, "secret"), "{rules}");
+        assert_eq!(pel(&mut con, STREAM, "g").len(), 1);
+    }
+    // With the permissions, the same call applies.
+    q::<String>(&mut con, &["ACL", "SETUSER", "u", "~*", "+@all"]);
+    let mut u = server.conn_as("u", "pw");
+    assert_eq!(run(&mut u, "FCALL w 1 {o}k 0", &ids), ["1"]);
+    assert!(exists(&mut con, "secret"));
+}
+
+/// READ BLOCK: the call waits, and the entry that wakes it is applied
+/// through the function.
+#[test]
+fn read_block_with_a_function() {
+    let server = Server::start();
+    let mut con = server.conn();
+    load(&mut con);
+    q::<String>(
+        &mut con,
+        &["XGROUP", "CREATE", STREAM, "g", "$", "MKSTREAM"],
+    );
+    let port = server.port();
+    let waiter = std::thread::spawn(move || {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let mut args = vec![STREAM, "g", "CONSUMER", "c2", "DEDUPE", "{o}dd"];
+        args.extend(MAXCOUNT.split(' '));
+        args.extend(["READ", "BLOCK", "5000"]);
+        xprocess(&mut con, &args)
+    });
+    wait_until("the call blocks", || {
+        info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref() == Some("1")
+    });
+    xadd_id(&mut con, STREAM, "*", &[("c", "a"), ("amount", "6")]);
+    let reply = waiter.join().unwrap();
+    assert!(
+        matches!(reply, redis::Value::Array(ref rows) if rows.len() == 1),
+        "{reply:?}"
+    );
+    assert_eq!(hget(&mut con, "{o}m:a", "max").as_deref(), Some("6"));
+}

@@ -85,6 +85,8 @@ pub const BAD_NUMARGS: Fixed = Fixed::err(
 );
 pub const FCALL_NOT_ALONE: Fixed =
     Fixed::err("ERR syntax error, FCALL must be the call's only effect");
+pub const FCALL_IN_SCRIPT: Fixed =
+    Fixed::err("ERR XPROCESS with an FCALL effect cannot run inside a script or a function");
 pub const BAD_NUMPAIRS: Fixed = Fixed::err("ERR numpairs must be a positive integer");
 pub const NUMPAIRS_MISMATCH: Fixed =
     Fixed::err("ERR numpairs does not match the field/value pairs given");

@@ -112,7 +112,14 @@ impl Redis<'_> {
     /// `cmd args...`, replicated, without the wrapper's per-call allocations
     /// (a C string of the name, and a vector of module strings besides the
     /// one of raw pointers made here): an effect's write, once per entry.
-    pub fn write_args<A: AsRef<[u8]>>(&self, cmd: &CStr, args: &[A]) -> Result<(), ReplyError> {
+    /// `as_caller`: Redis checks the command, its keys and whatever it runs
+    /// (a function's commands) against the caller's ACL (`C`).
+    pub fn write_args<A: AsRef<[u8]>>(
+        &self,
+        cmd: &CStr,
+        args: &[A],
+        as_caller: bool,
+    ) -> Result<(), ReplyError> {
         self.calls.set(self.calls.get() + 1);
         let ctx = self.ctx.ctx;
         // SAFETY: `v` takes an array of module strings and its length;
@@ -130,7 +137,7 @@ impl Redis<'_> {
             let reply = raw::RedisModule_Call.unwrap()(
                 ctx,
                 cmd.as_ptr(),
-                c"!Ev".as_ptr(),
+                if as_caller { c"!ECv" } else { c"!Ev" }.as_ptr(),
                 strings.as_ptr(),
                 strings.len(),
             );
@@ -190,6 +197,11 @@ fn to_reply_error(e: redis_module::ErrorReply<'_>) -> ReplyError {
 /// An error reply of RedisModule_Call as ours: RM_Call's own errors may lack
 /// a code, Redis replies need one.
 fn with_code(text: String) -> ReplyError {
+    // RM_Call's own ACL refusal (with `C`) says what Redis says as NOPERM.
+    const ACL: &str = "acl verification failed";
+    if let Some(rest) = text.strip_prefix("ERR ").filter(|t| t.starts_with(ACL)) {
+        return ReplyError::new(ErrorKind::NoPerm, format!("NOPERM {rest}"));
+    }
     match text.split(' ').next() {
         Some(code) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) => {
             ReplyError::new(ErrorKind::of_line(&text), text)

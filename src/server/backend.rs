@@ -306,7 +306,10 @@ impl Backend for RedisBackend<'_, '_> {
             Op::XAdd { key, trim, pairs } => self.xadd(key, *trim, pairs),
             Op::Native { cmd, args } => {
                 self.before_native(*cmd, args);
-                let written = self.redis.write_args(cmd.name(), args);
+                // A function may run anything: Redis checks it against the
+                // caller's ACL; the other effects' keys were checked here.
+                let as_caller = *cmd == Native::FCall;
+                let written = self.redis.write_args(cmd.name(), args, as_caller);
                 if written.is_err() && *cmd == Native::FCall {
                     stats::update(|s| s.fcall_errors += 1);
                 }

@@ -140,6 +140,12 @@ fn check_keys(
         }
     }
     check_effect_targets(ctx, req, dedupe_key)?;
+    let fcall = |e: &Effect| matches!(e, Effect::FCall { .. });
+    if req.effects.iter().any(fcall) && ctx.get_flags().contains(ContextFlags::LUA) {
+        // Redis runs one script at a time: a function inside a script or
+        // function would be a script started from within one.
+        return Err(errors::FCALL_IN_SCRIPT.into());
+    }
     let key = DedupeKey::open(ctx, dedupe_key, false);
     let holds = key.holds();
     let store = choose_store(req, holds)?;
