@@ -325,11 +325,9 @@ fn fcall_inside_a_script_is_refused() {
         &[
             "FUNCTION",
             "LOAD",
-            &format!(
-                "#!lua name=outer\nredis.register_function('outer', function(keys, args) \
-                 return redis.call('XPROCESS', keys[1], 'g', 'DEDUPE', '{{o}}dd', 'FCALL', \
-                 'maxcount', '1', '{{o}}m', '1', '$amount', 'IDS', '1', args[1]) end)"
-            ),
+            "#!lua name=outer\nredis.register_function('outer', function(keys, args) \
+             return redis.call('XPROCESS', keys[1], 'g', 'DEDUPE', '{o}dd', 'FCALL', \
+             'maxcount', '1', '{o}m', '1', '$amount', 'IDS', '1', args[1]) end)",
         ],
     );
     let reply = call(&mut con, &["FCALL", "outer", "1", STREAM, &ids[0]]);
