@@ -164,13 +164,15 @@ clean: ## Remove build artifacts and the `make run` data (target/)
 
 # `make chaos` sizes; CHAOS_SEED=n repeats a run's random choices.
 # CHAOS_ONLY=word runs only the chaos tests whose name has it (e.g. `effects`:
-# the mode with templated keys, WHEN conditions and a mix of effects).
+# the mode with templated keys, WHEN conditions and a mix of effects;
+# `fcall`: the mode whose one effect is a Redis Function, with DEADLETTER
+# for the entries it refuses).
 CHAOS_ENTRIES ?= 10000
 CHAOS_KILLS ?= 30
 CHAOS_SEED ?=
 CHAOS_ONLY ?=
 
-chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers, per mode: XPROCESS (IDS on the index and on a Set, KEY, READ with poison entries, templated keys + WHEN + a mix of effects) vs the naive pattern (CHAOS_ONLY=effects: that mode alone)
+chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers, per mode: XPROCESS (IDS on the index and on a Set, KEY, READ with poison entries, templated keys + WHEN + a mix of effects, an FCALL effect with DEADLETTER) vs the naive pattern (CHAOS_ONLY=effects or fcall: that mode alone)
 	$(CARGO) build
 	CHAOS_ENTRIES=$(CHAOS_ENTRIES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) $(CARGO) test --test chaos -- --nocapture $(CHAOS_ONLY)
 
@@ -216,14 +218,19 @@ failover: deps ## Failover runs: kill -9 the primary under load, promote the rep
 # are measured: without BENCH_ONLY, or when BENCH_ONLY names `effects`;
 # BENCH_ONLY naming some of its tags (hset100, hset-lua, hset-native, the
 # same for incrby and zincrby, noeffect100) only prints them; naming none
-# skips it.
+# skips it. Then, the same way, the FCALL table: a Redis Function (running
+# maximum and count per customer) as XPROCESS' FCALL effect at 1 and 100
+# IDs per call against the same logic inline in the Lua script and the bare
+# FCALL (scripts/bench-callgrind.sh fcall; BENCH_ONLY `fcall` writes it,
+# fcall1, fcall100, fcall-lua, fcall-native only print).
 BENCH_ONLY ?=
 BENCH_CALLGRIND_N ?= 5000
 EFFECT_TAGS := $(foreach e,hset incrby zincrby,$(e)100 $(e)-lua $(e)-native) noeffect100
+FCALL_TAGS := fcall1 fcall100 fcall-lua fcall-native
 
 # valgrind joins the packages `make deps` installs, for this target only.
 bench: DEB_PACKAGES += valgrind
-bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, the whole consumer loop four ways (READ, IDS, Lua, XACK floor), and instructions per entry of HSET, INCRBY and ZINCRBY vs Lua (callgrind); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_ROUNDS, BENCH_ONLY, BENCH_CALLGRIND_N)
+bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, the whole consumer loop four ways (READ, IDS, Lua, XACK floor), and instructions per entry of HSET, INCRBY and ZINCRBY vs Lua and of an FCALL effect vs the same logic in Lua (callgrind); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_ROUNDS, BENCH_ONLY, BENCH_CALLGRIND_N)
 	$(if $(BENCH_ONLY),BENCH_ONLY='$(BENCH_ONLY)') $(CARGO) bench --bench xprocess
 	@only=",$$(echo '$(BENCH_ONLY)' | tr -d ' '),"; tags=""; \
 	for t in $(EFFECT_TAGS); do [[ "$$only" == *",$$t,"* ]] && tags="$$tags,$$t"; done; \
@@ -231,6 +238,16 @@ bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bar
 		out="$${BENCH_OUT:-$(CURDIR)/BENCHMARKS.md}"; \
 		echo "+ EFFECTS_OUT=$$out REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh effects"; \
 		EFFECTS_OUT="$$out" REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh effects; \
+	elif [ -n "$$tags" ]; then \
+		echo "+ REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh $${tags#,}"; \
+		REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh "$${tags#,}"; \
+	fi
+	@only=",$$(echo '$(BENCH_ONLY)' | tr -d ' '),"; tags=""; \
+	for t in $(FCALL_TAGS); do [[ "$$only" == *",$$t,"* ]] && tags="$$tags,$$t"; done; \
+	if [ -z "$(BENCH_ONLY)" ] || [[ "$$only" == *,fcall,* ]]; then \
+		out="$${BENCH_OUT:-$(CURDIR)/BENCHMARKS.md}"; \
+		echo "+ FCALL_OUT=$$out REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh fcall"; \
+		FCALL_OUT="$$out" REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh fcall; \
 	elif [ -n "$$tags" ]; then \
 		echo "+ REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh $${tags#,}"; \
 		REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh "$${tags#,}"; \

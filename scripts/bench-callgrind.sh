@@ -15,12 +15,18 @@
 #   e.g. scripts/bench-callgrind.sh loop-read,loop-ids
 #        scripts/bench-callgrind.sh xprocess1,xprocess100,lua
 #        scripts/bench-callgrind.sh effects
+#        scripts/bench-callgrind.sh fcall
 # `effects` measures the effect contenders (benches/xprocess/contenders.rs,
 # EFFECTS): HSET, INCRBY and ZINCRBY each as XPROCESS with 100 IDs per call,
 # as the Lua script and as the bare command, and XPROCESS whose effect never
 # applies. With EFFECTS_OUT=<file> (`make bench` sets BENCHMARKS.md) it
 # writes their table into that file, in a section of its own below the line
 # under which `cargo bench` keeps everything, replaced when measured again.
+# `fcall` measures the FCALL contenders (FCALLS): a Redis Function (a
+# running maximum and a count per customer) as XPROCESS' FCALL effect at 1
+# and 100 IDs per call, the same logic inline in the Lua script, and the
+# bare FCALL. With FCALL_OUT=<file> it writes their table into that file,
+# in a section of its own (before `make tax`'s, or at the end).
 # Entries per phase: N (default 5000; callgrind runs about 50x slower).
 # REDIS_SERVER: the server binary itself (default redis-server on PATH);
 # valgrind does not follow the exec of target/servers' wrappers.
@@ -30,13 +36,18 @@ set -euo pipefail
 
 only=${1:-loop}
 n=${N:-5000}
-out=${EFFECTS_OUT:-}
+effects_out=${EFFECTS_OUT:-}
+fcall_out=${FCALL_OUT:-}
 server=$(command -v "${REDIS_SERVER:-redis-server}")
 for tool in callgrind_control callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "$tool not found: install valgrind" >&2; exit 1; }
 done
-if [ -n "$out" ] && [ "$only" != effects ]; then
+if [ -n "$effects_out" ] && [ "$only" != effects ]; then
     echo "EFFECTS_OUT is for the effects table: run with the tag 'effects' alone" >&2
+    exit 1
+fi
+if [ -n "$fcall_out" ] && [ "$only" != fcall ]; then
+    echo "FCALL_OUT is for the FCALL table: run with the tag 'fcall' alone" >&2
     exit 1
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/xprocess-callgrind.XXXXXX")
@@ -82,9 +93,10 @@ while IFS=$'\t' read -r tag whole nocron; do
 done <"$dir/per-entry.tsv"
 echo "profiles: $dir/cg.<pid>.out.1 (callgrind_annotate --inclusive=yes <file>); pids: $dir/dumps"
 
-[ "$only" = effects ] || exit 0
-
-# ---- the effects table --------------------------------------------------------
+case $only in
+effects | fcall) ;;
+*) exit 0 ;;
+esac
 
 # field <tag> <column>: 2 = whole dump, 3 = without serverCron.
 field() {
@@ -92,6 +104,142 @@ field() {
 }
 comma() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+# The machine and software, as `cargo bench` describes them in its Setup.
+machine() {
+    sed -n '/^## Setup/,/^- Load average/p' "$dir/bench.out" | grep -E '^- (Date|CPU|Cores|RAM|OS|Kernel|redis-server|rustc|Module|Load average)' |
+        sed -e "s|^- redis-server: .*|- redis-server: $("$server" --version) (\`$server\`, under callgrind)|"
+}
+
+bench_marker='<!-- Generated above this line by `cargo bench --bench xprocess`; everything below it is kept. -->'
+
+# write_section <begin prefix> <end line> <where> <file>: put
+# $dir/section.md into <file>, in place of its section if it has one;
+# otherwise <where> says: `after-marker` (right below the line under which
+# `cargo bench` keeps everything) or `before-tax` (above `make tax`'s
+# section, or at the end).
+write_section() {
+    local begin_prefix=$1 end_line=$2 where=$3 out=$4 old=""
+    [ -f "$out" ] && old=$(cat "$out")
+    if grep -qF "$begin_prefix" <<<"$old"; then
+        awk -v b="$begin_prefix" -v e="$end_line" -v f="$dir/section.md" '
+            index($0, b) == 1 && !done {done=1; while ((getline l < f) > 0) print l; skip=1; next}
+            skip && $0 == e {skip=0; next}
+            !skip' <<<"$old" >"$out.section-tmp"
+    elif [ "$where" = after-marker ] && grep -qxF "$bench_marker" <<<"$old"; then
+        # Right after the marker: `cargo bench` keeps everything below it.
+        awk -v m="$bench_marker" -v f="$dir/section.md" '
+            {print}
+            $0 == m && !done {print ""; while ((getline l < f) > 0) print l; done=1}' \
+            <<<"$old" >"$out.section-tmp"
+    elif [ "$where" = before-tax ] && grep -qxF "$bench_marker" <<<"$old" &&
+        grep -q '^<!-- make tax: begin' <<<"$old"; then
+        awk -v f="$dir/section.md" '
+            /^<!-- make tax: begin/ && !done {while ((getline l < f) > 0) print l; print ""; done=1}
+            {print}' <<<"$old" >"$out.section-tmp"
+    elif [ "$where" = before-tax ] && grep -qxF "$bench_marker" <<<"$old"; then
+        { printf '%s\n\n' "$old"; cat "$dir/section.md"; } >"$out.section-tmp"
+    else
+        {
+            [ -n "$old" ] && printf '%s\n\n' "$old"
+            printf '%s\n\n' "$bench_marker"
+            cat "$dir/section.md"
+        } >"$out.section-tmp"
+    fi
+    mv "$out.section-tmp" "$out"
+}
+
+# ---- the FCALL table ----------------------------------------------------------
+
+# The rows of the FCALL table: tag, then what it is.
+fcall_rows() {
+    printf '%s\t%s\n' \
+        fcall1 'XPROCESS `FCALL maxcount 1 {payments}:m:${customer} 1 $amount`, 1 ID per call' \
+        fcall100 'XPROCESS, the same, 100 IDs per call' \
+        fcall-lua 'Lua script (EVALSHA), the logic inline, 1 entry per call' \
+        fcall-native 'bare `FCALL maxcount 1 {payments}:m:<c> <a>`, pipelined (no dedupe, no XACK)'
+}
+
+fcall_table() {
+    local col=$1 tag what v lua nat r above
+    lua=$(field fcall-lua "$col") nat=$(field fcall-native "$col")
+    echo "| Contender | instructions per entry | Lua ÷ this | above the bare FCALL |"
+    echo "|---|---:|---:|---:|"
+    while IFS=$'\t' read -r tag what; do
+        v=$(field "$tag" "$col") r="" above=""
+        if [ "$tag" != fcall-native ]; then
+            r="$(ratio "$lua" "$v")x" above=$(comma $((v - nat)))
+        fi
+        printf '| %s | %s | %s | %s |\n' "$what" "$(comma "$v")" "$r" "$above"
+    done < <(fcall_rows)
+}
+
+fcall_section() {
+    cat <<EOF
+<!-- make bench fcall: begin. Generated by \`make bench\` (scripts/bench-callgrind.sh fcall); replaced when measured again. -->
+
+## FCALL: a Redis Function per entry against the Lua boundary (callgrind)
+
+A read-modify-write no native effect expresses, a running maximum and a
+count per customer, as a Redis Function FUNCTION LOADed at setup
+(benches/xprocess/workload.rs, \`LIBRARY\`):
+
+\`\`\`lua
+redis.register_function('maxcount', function(keys, args)
+  local v = tonumber(args[1])
+  local cur = tonumber(redis.call('HGET', keys[1], 'max') or '-inf')
+  if v > cur then redis.call('HSET', keys[1], 'max', args[1]) end
+  return redis.call('HINCRBY', keys[1], 'count', 1)
+end)
+\`\`\`
+
+- XPROCESS (index store) with the effect
+  \`FCALL maxcount 1 {payments}:m:\${customer} 1 \$amount\`, 1 and 100 IDs
+  per call: the dedupe check, the function, the record and the XACK in one
+  step per entry;
+- the classic Lua boundary: EVALSHA of the script of the tables above, one
+  entry per call, its \`HINCRBY\` line replaced by the same logic inline,
+  nothing else (SISMEMBER of the dedupe Set, XRANGE of the entry,
+  \`local key, v = '{payments}:m:' .. entry['customer'], tonumber(entry['amount'])\`,
+  the HGET, HSET and HINCRBY above, SADD, XACK);
+- the bare \`FCALL\` per entry, pipelined: what the function alone costs the
+  server, protocol included (no dedupe, no XACK).
+
+Entries as above (\`customer\` one of 100, \`amount\` 1 to 1000).
+\`scripts/bench-callgrind.sh fcall\`: each contender once on a fresh server
+under \`valgrind --tool=callgrind\`, N = $n pending entries, counters zeroed
+at the first request and dumped after the last reply (everything the server
+ran for the phase: reading the socket, parsing, the commands, the replies),
+/ N; then the end state is checked (every customer's max and count
+recomputed from the entries, no other such hash, the PEL empty, the dedupe
+store complete). *Above the bare FCALL*: what each way adds per entry to
+the function as a client runs it. Without serverCron (its inclusive cost
+taken out: it runs ten times a second of wall time whatever the load).
+
+$(machine)
+
+$(fcall_table 3)
+
+The whole dumps, serverCron included:
+
+$(fcall_table 2)
+<!-- make bench fcall: end -->
+EOF
+}
+
+fcall_tables() {
+    [ -n "$fcall_out" ] || return 0
+    fcall_section >"$dir/section.md"
+    write_section '<!-- make bench fcall: begin' '<!-- make bench fcall: end -->' before-tax "$fcall_out"
+    echo "wrote the FCALL table into $fcall_out"
+}
+
+[ "$only" = effects ] || {
+    fcall_tables
+    exit 0
+}
+
+# ---- the effects table --------------------------------------------------------
 
 effect_args() {
     case $1 in
@@ -106,12 +254,6 @@ lua_line() {
     incrby) echo "redis.call('INCRBY', 'balance:' .. entry['customer'], entry['amount'])" ;;
     zincrby) echo "redis.call('ZINCRBY', charged, entry['amount'], entry['customer'])" ;;
     esac
-}
-
-# The machine and software, as `cargo bench` describes them in its Setup.
-machine() {
-    sed -n '/^## Setup/,/^- Load average/p' "$dir/bench.out" | grep -E '^- (Date|CPU|Cores|RAM|OS|Kernel|redis-server|rustc|Module|Load average)' |
-        sed -e "s|^- redis-server: .*|- redis-server: $("$server" --version) (\`$server\`, under callgrind)|"
 }
 
 table() {
@@ -178,30 +320,7 @@ $(table 2)
 EOF
 }
 
-[ -n "$out" ] || exit 0
-begin_prefix='<!-- make bench effects: begin'
-end_line='<!-- make bench effects: end -->'
-bench_marker='<!-- Generated above this line by `cargo bench --bench xprocess`; everything below it is kept. -->'
+[ -n "$effects_out" ] || exit 0
 section >"$dir/section.md"
-old=""
-[ -f "$out" ] && old=$(cat "$out")
-if grep -qF "$begin_prefix" <<<"$old"; then
-    awk -v b="$begin_prefix" -v e="$end_line" -v f="$dir/section.md" '
-        index($0, b) == 1 && !done {done=1; while ((getline l < f) > 0) print l; skip=1; next}
-        skip && $0 == e {skip=0; next}
-        !skip' <<<"$old" >"$out.effects-tmp"
-elif grep -qxF "$bench_marker" <<<"$old"; then
-    # Right after the marker: `cargo bench` keeps everything below it.
-    awk -v m="$bench_marker" -v f="$dir/section.md" '
-        {print}
-        $0 == m && !done {print ""; while ((getline l < f) > 0) print l; done=1}' \
-        <<<"$old" >"$out.effects-tmp"
-else
-    {
-        [ -n "$old" ] && printf '%s\n\n' "$old"
-        printf '%s\n\n' "$bench_marker"
-        cat "$dir/section.md"
-    } >"$out.effects-tmp"
-fi
-mv "$out.effects-tmp" "$out"
-echo "wrote the effects table into $out"
+write_section '<!-- make bench effects: begin' '<!-- make bench effects: end -->' after-marker "$effects_out"
+echo "wrote the effects table into $effects_out"

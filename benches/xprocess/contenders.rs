@@ -2,7 +2,9 @@
 //! each one sends per entry (or per batch of entries).
 
 use crate::wire::encode;
-use crate::workload::{self, Effect, Entry, BOARD, DEDUPE, GROUP, STREAM, TOTALS};
+use crate::workload::{
+    self, Effect, Entry, BOARD, DEDUPE, FUNCTION, GROUP, MAXCOUNT, STREAM, TOTALS,
+};
 use redis::Connection;
 
 /// The script from docs/performance.md ("The Lua script it replaces"), without
@@ -131,6 +133,53 @@ impl Effect {
     }
 }
 
+/// How the FCALL contenders run [`workload::LIBRARY`]'s logic: a running
+/// maximum and a count per customer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Call {
+    /// XPROCESS (index) with the function as its effect
+    /// ([`FCALL_EFFECT`]), this many IDs per call.
+    XProcess(usize),
+    /// EVALSHA of [`LUA_SCRIPT`] with the function's lines inline instead of
+    /// HINCRBY's ([`fcall_lua_script`]), 1 entry per call.
+    Lua,
+    /// The bare FCALL per entry, pipelined: no dedupe, no XACK.
+    Native,
+}
+
+/// The FCALL effect of [`Call::XProcess`].
+pub const FCALL_EFFECT: [&str; 6] = [
+    "FCALL",
+    FUNCTION,
+    "1",
+    "{payments}:m:${customer}",
+    "1",
+    "$amount",
+];
+
+/// [`LUA_SCRIPT`] with the lines of [`workload::LIBRARY`]'s function inline
+/// instead of HINCRBY's: SISMEMBER, XRANGE, the logic, SADD, XACK.
+pub fn fcall_lua_script() -> String {
+    let lines = format!(
+        "local key, v = '{MAXCOUNT}' .. entry['customer'], tonumber(entry['amount'])
+local cur = tonumber(redis.call('HGET', key, 'max') or '-inf')
+if v > cur then redis.call('HSET', key, 'max', entry['amount']) end
+redis.call('HINCRBY', key, 'count', 1)"
+    );
+    assert_eq!(LUA_SCRIPT.matches(LUA_EFFECT_LINE).count(), 1);
+    LUA_SCRIPT.replace(LUA_EFFECT_LINE, &lines)
+}
+
+impl Call {
+    fn tag(self) -> String {
+        match self {
+            Call::XProcess(k) => format!("fcall{k}"),
+            Call::Lua => "fcall-lua".into(),
+            Call::Native => "fcall-native".into(),
+        }
+    }
+}
+
 /// XPROCESS's dedupe store (`STORE INDEX | SET`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Store {
@@ -155,6 +204,9 @@ pub enum Contender {
     /// applies (`WHEN $amount MISSING`): the call without an effect's work,
     /// to tell what an effect adds.
     NoEffect,
+    /// The function of [`workload::LIBRARY`], one way (not in [`ALL`]:
+    /// BENCH_ONLY names them, see [`FCALLS`]).
+    Fcall(Call),
 }
 
 pub const ALL: [Contender; 9] = [
@@ -184,6 +236,16 @@ pub const EFFECTS: [Contender; 10] = [
     Contender::Effect(Effect::ZIncrBy, Way::Lua),
     Contender::Effect(Effect::ZIncrBy, Way::Native),
     Contender::NoEffect,
+];
+
+/// The FCALL contenders, run when BENCH_ONLY names them (or `fcall`, all of
+/// them): `make bench` counts their instructions under callgrind
+/// (scripts/bench-callgrind.sh fcall).
+pub const FCALLS: [Contender; 4] = [
+    Contender::Fcall(Call::XProcess(1)),
+    Contender::Fcall(Call::XProcess(EFFECT_IDS)),
+    Contender::Fcall(Call::Lua),
+    Contender::Fcall(Call::Native),
 ];
 
 /// The never-applied effect of [`Contender::NoEffect`].
@@ -217,6 +279,15 @@ impl Contender {
                 "XPROCESS (index) `{}`, {EFFECT_IDS} IDs per call",
                 NO_EFFECT.join(" ")
             ),
+            Contender::Fcall(Call::XProcess(k)) => format!(
+                "XPROCESS (index) `{}`, {k} ID{} per call",
+                FCALL_EFFECT.join(" "),
+                plural(k)
+            ),
+            Contender::Fcall(Call::Lua) => {
+                "Lua script with the function's logic inline, 1 entry per call".into()
+            }
+            Contender::Fcall(Call::Native) => format!("bare FCALL {FUNCTION} per entry, pipelined"),
         }
     }
 
@@ -232,6 +303,7 @@ impl Contender {
             Contender::Effect(e, Way::Lua) => format!("{}-lua", e.tag()),
             Contender::Effect(e, Way::Native) => format!("{}-native", e.tag()),
             Contender::NoEffect => format!("noeffect{EFFECT_IDS}"),
+            Contender::Fcall(call) => call.tag(),
         }
     }
 
@@ -240,6 +312,7 @@ impl Contender {
         match self {
             Contender::XProcess(k, _) => k,
             Contender::Effect(_, Way::XProcess) | Contender::NoEffect => EFFECT_IDS,
+            Contender::Fcall(Call::XProcess(k)) => k,
             _ => 1,
         }
     }
@@ -248,12 +321,17 @@ impl Contender {
     pub fn script(self) -> String {
         match self {
             Contender::Effect(e, _) => e.lua_script(),
+            Contender::Fcall(_) => fcall_lua_script(),
             _ => LUA_SCRIPT.to_string(),
         }
     }
 
-    /// Load [`Contender::script`]; its SHA1.
+    /// Load [`Contender::script`] (and, for the FCALL contenders, FUNCTION
+    /// LOAD [`workload::LIBRARY`]); the script's SHA1.
     pub fn load_script(self, con: &mut Connection) -> String {
+        if let Contender::Fcall(_) = self {
+            workload::load_library(con);
+        }
         load(con, &self.script())
     }
 
@@ -270,6 +348,9 @@ impl Contender {
             Contender::Effect(Effect::HSet, Way::Native) => &["hset"],
             Contender::Effect(Effect::IncrBy, Way::Native) => &["incrby"],
             Contender::Effect(Effect::ZIncrBy, Way::Native) => &["zincrby"],
+            Contender::Fcall(Call::XProcess(_)) => &["xprocess"],
+            Contender::Fcall(Call::Lua) => &["evalsha"],
+            Contender::Fcall(Call::Native) => &["fcall"],
         }
     }
 
@@ -278,7 +359,10 @@ impl Contender {
     }
 
     pub fn has_dedupe(self) -> bool {
-        !matches!(self, Contender::Xack | Contender::Effect(_, Way::Native))
+        !matches!(
+            self,
+            Contender::Xack | Contender::Effect(_, Way::Native) | Contender::Fcall(Call::Native)
+        )
     }
 
     /// Check the server's state after `done` were processed.
@@ -286,6 +370,9 @@ impl Contender {
         match self {
             Contender::Effect(e, way) => {
                 workload::verify_effect(con, done, e, way != Way::Native, self.has_dedupe(), who)
+            }
+            Contender::Fcall(call) => {
+                workload::verify_maxcount(con, done, call != Call::Native, self.has_dedupe(), who)
             }
             Contender::NoEffect => {
                 workload::verify(con, done, false, true, who);
@@ -308,8 +395,10 @@ impl Contender {
     /// meaningful (each entry replies 1); the naive HINCRBY returns totals.
     pub fn expected_int_sum(self, n: usize) -> Option<i64> {
         match self {
-            // HSET replies 2 (new fields), INCRBY the balance, ZINCRBY a score.
+            // HSET replies 2 (new fields), INCRBY the balance, ZINCRBY a
+            // score, the function the customer's count.
             Contender::Naive | Contender::Effect(_, Way::Native) => None,
+            Contender::Fcall(Call::Native) => None,
             _ => Some(n as i64),
         }
     }
@@ -325,6 +414,22 @@ impl Contender {
                 encode_xprocess(out, entries, &[], e.xprocess_args())
             }
             Contender::NoEffect => encode_xprocess(out, entries, &[], &NO_EFFECT),
+            Contender::Fcall(Call::XProcess(_)) => {
+                debug_assert!(FCALL_EFFECT[3].starts_with(MAXCOUNT));
+                encode_xprocess(out, entries, &[], &FCALL_EFFECT)
+            }
+            Contender::Fcall(Call::Lua) => {
+                let id = &entries[0].id;
+                let args = ["EVALSHA", sha, "3", STREAM, DEDUPE, TOTALS, GROUP, id];
+                encode(out, &args.map(str::as_bytes));
+            }
+            Contender::Fcall(Call::Native) => {
+                let e = &entries[0];
+                let key = format!("{MAXCOUNT}{}", e.customer);
+                // Redis' FCALL has no numargs: the arguments follow the keys.
+                let args = ["FCALL", FUNCTION, "1", &key, &e.amount];
+                encode(out, &args.map(str::as_bytes));
+            }
             Contender::Effect(e, Way::Lua) => {
                 let id = &entries[0].id;
                 let args = ["EVALSHA", sha, "3", STREAM, DEDUPE, e.lua_key(), GROUP, id];

@@ -16,8 +16,9 @@
 //! `xprocess1,lua`; then BENCHMARKS.md is only written if BENCH_OUT is set;
 //! the effect contenders, `hset100`, `hset-lua`, `hset-native`, the same for
 //! `incrby` and `zincrby`, and `noeffect100`, run only when named, or all
-//! of them with `effects`: `make bench` counts their instructions with
-//! scripts/bench-callgrind.sh),
+//! of them with `effects`, and the FCALL contenders, `fcall1`, `fcall100`,
+//! `fcall-lua`, `fcall-native`, or all of them with `fcall`: `make bench`
+//! counts their instructions with scripts/bench-callgrind.sh),
 //! BENCH_OUT (default BENCHMARKS.md in the repo), XPROCESS_MODULE (default
 //! target/release/libxprocess.so), REDIS_SERVER (default redis-server),
 //! BENCH_PROFILE (a profiler command run during each timed phase, see
@@ -139,7 +140,8 @@ impl Drop for ModuleCopy {
 }
 
 /// The contenders of ALL that BENCH_ONLY names (all without it), then the
-/// effect contenders it names (`effects`: all of them; none without it).
+/// effect contenders it names (`effects`: all of them; none without it),
+/// then the FCALL contenders it names (`fcall`: all of them).
 fn contenders(cfg: &Config) -> Vec<Contender> {
     let named = |c: &Contender, all: &str| {
         let o = cfg.only.as_deref().unwrap_or_default();
@@ -153,6 +155,7 @@ fn contenders(cfg: &Config) -> Vec<Contender> {
                 .into_iter()
                 .filter(|c| named(c, "effects")),
         )
+        .chain(contenders::FCALLS.into_iter().filter(|c| named(c, "fcall")))
         .collect();
     assert!(
         !chosen.is_empty() || cfg.memory_n > 0 || !cfg.loops.is_empty(),

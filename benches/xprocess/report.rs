@@ -1,7 +1,7 @@
 //! Medians, spreads and ratios over rounds, as Markdown; BENCHMARKS.md.
 
 use crate::consumer_loop::{Loop, LoopSample};
-use crate::contenders::{Contender, Store, Way};
+use crate::contenders::{Call, Contender, Store, Way};
 use crate::run::Sample;
 use std::fmt::Write;
 use std::path::Path;
@@ -169,6 +169,7 @@ pub fn inner_table(all: &[Results]) -> String {
                 | Contender::Lua
                 | Contender::NoEffect
                 | Contender::Effect(_, Way::XProcess | Way::Lua)
+                | Contender::Fcall(Call::XProcess(_) | Call::Lua)
         )
     });
     for r in with_inner {

@@ -23,6 +23,23 @@ pub enum Effect {
 /// The sorted set of [`Effect::ZIncrBy`].
 pub const BOARD: &str = "board";
 
+/// The Redis Function of the FCALL contenders (`make bench`'s fcall
+/// section, scripts/bench-callgrind.sh fcall), FUNCTION LOADed at setup: a
+/// running maximum and a count per customer, a read-modify-write no native
+/// effect expresses. The Lua contender runs the same lines inline.
+pub const LIBRARY: &str = "#!lua name=bench
+redis.register_function('maxcount', function(keys, args)
+  local v = tonumber(args[1])
+  local cur = tonumber(redis.call('HGET', keys[1], 'max') or '-inf')
+  if v > cur then redis.call('HSET', keys[1], 'max', args[1]) end
+  return redis.call('HINCRBY', keys[1], 'count', 1)
+end)
+";
+/// The function of [`LIBRARY`].
+pub const FUNCTION: &str = "maxcount";
+/// The hash [`FUNCTION`] keeps per customer: this prefix, then the customer.
+pub const MAXCOUNT: &str = "{payments}:m:";
+
 pub const STREAM: &str = "payments";
 pub const GROUP: &str = "billing";
 pub const CONSUMER: &str = "worker-1";
@@ -182,6 +199,49 @@ pub fn verify_effect(
                 board.into_iter().map(|(m, s)| (m, s as i64)).collect();
             assert!(board == sums, "{who}: wrong board");
         }
+    }
+    let want = if dedupe { done.len() as u64 } else { 0 };
+    assert_eq!(recorded(con), want, "{who}: IDs in the dedupe store");
+}
+
+/// FUNCTION LOAD [`LIBRARY`] (REPLACE: loaded by every contender).
+pub fn load_library(con: &mut Connection) {
+    let name: String = redis::cmd("FUNCTION")
+        .arg(&["LOAD", "REPLACE", LIBRARY])
+        .query(con)
+        .expect("FUNCTION LOAD");
+    assert_eq!(name, "bench");
+}
+
+/// The state after `done` were processed by [`FUNCTION`] (or its logic
+/// inline): every customer's hash holds the largest of its amounts and the
+/// number of its entries, and no other such hash exists; the PEL empty (or
+/// all of `done` still pending for the bare FCALL), the dedupe store one
+/// member per entry (or none).
+pub fn verify_maxcount(con: &mut Connection, done: &[Entry], acked: bool, dedupe: bool, who: &str) {
+    let pending = pending_count(con);
+    let want = if acked { 0 } else { done.len() as u64 };
+    assert_eq!(pending, want, "{who}: entries pending");
+    let mut expected: HashMap<String, (i64, i64)> = HashMap::new();
+    for e in done {
+        let amount: i64 = e.amount.parse().unwrap();
+        let (max, count) = expected.entry(e.customer.clone()).or_insert((i64::MIN, 0));
+        *max = (*max).max(amount);
+        *count += 1;
+    }
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{MAXCOUNT}*"))
+        .query(con)
+        .expect("KEYS");
+    assert_eq!(keys.len(), expected.len(), "{who}: hashes of the function");
+    let mut pipe = redis::pipe();
+    for customer in expected.keys() {
+        pipe.cmd("HGETALL").arg(format!("{MAXCOUNT}{customer}"));
+    }
+    let hashes: Vec<HashMap<String, i64>> = pipe.query(con).expect("HGETALL");
+    for ((customer, (max, count)), got) in expected.iter().zip(hashes) {
+        let want = HashMap::from([("max".to_string(), *max), ("count".to_string(), *count)]);
+        assert_eq!(got, want, "{who}: {MAXCOUNT}{customer}");
     }
     let want = if dedupe { done.len() as u64 } else { 0 };
     assert_eq!(recorded(con), want, "{who}: IDs in the dedupe store");
