@@ -50,6 +50,21 @@
 //! exactly once, the daily sku counts; `@date` worked out here from the ID)
 //! and compares it with the keyspace, key by key, with no key left over.
 //!
+//! With a Redis Function (`Mode::Fcall`), every call's one effect is
+//! `FCALL apply 2 {payments}:m:${customer} {payments}:log:${customer} 2
+//! $@id $@entry` with `DEADLETTER {payments}:dead AFTER 3`; the function
+//! ([`LIBRARY`], FUNCTION LOADed once, kept by the AOF) raises before it
+//! writes anything when the entry's `amount` is not an integer (a poison
+//! entry, 4%; another kind of poison has no `customer`, so its keys cannot
+//! be made and the function is never called), and otherwise keeps the
+//! customer's running maximum, count and sum and RPUSHes the entry's ID to
+//! the customer's log. Consumers mix the IDS worker (XREADGROUP /
+//! XAUTOCLAIM, then XPROCESS ... IDS) and the READ worker. The checker
+//! recomputes every customer's max, count and sum from the stream's good
+//! entries, wants each good ID exactly once in its customer's log and no
+//! poison ID anywhere, every poison entry dead-lettered exactly once, and
+//! no key left over.
+//!
 //! The same run with the naive client-side pattern (HINCRBY + XADD, then XACK,
 //! no dedupe) must over-count: that proves the checker sees duplicates.
 //!
@@ -59,7 +74,8 @@
 //! (whole run; 60 + entries / 20), `CHAOS_DRAIN_SECS` (60).
 //! The seed fixes every random choice; thread timing still varies. Every
 //! mode runs at the same size (`make chaos`: 10,000 entries, 30 kills each;
-//! `make chaos CHAOS_ONLY=effects` runs the tests whose name has `effects`).
+//! `make chaos CHAOS_ONLY=effects` runs the tests whose name has `effects`,
+//! `CHAOS_ONLY=fcall` those of the function).
 
 mod common;
 
@@ -98,6 +114,36 @@ const LOG: &str = "{payments}:log:";
 const SKU_COUNT: &str = "{payments}:skus:";
 /// Effects mode: a scratch key of the checker (an HLL of the expected skus).
 const SCRATCH: &str = "chaos:expected-skus";
+/// Fcall mode: the function's library, FUNCTION LOADed when the server
+/// starts (the AOF keeps it). `apply` takes the customer's hash and log as
+/// keys and the entry's ID and field/value pairs as arguments; it raises
+/// before any write when `amount` is not a non-negative integer.
+const LIBRARY: &str = "#!lua name=chaos
+redis.register_function('apply', function(keys, args)
+  local amount
+  for i = 2, #args - 1, 2 do
+    if args[i] == 'amount' then amount = args[i + 1] end
+  end
+  if not amount or not string.match(amount, '^%d+$') then
+    return redis.error_reply('ERR bad amount')
+  end
+  local v = tonumber(amount)
+  local cur = tonumber(redis.call('HGET', keys[1], 'max') or '-inf')
+  if v > cur then redis.call('HSET', keys[1], 'max', amount) end
+  redis.call('HINCRBY', keys[1], 'count', 1)
+  redis.call('HINCRBY', keys[1], 'sum', v)
+  redis.call('RPUSH', keys[2], args[1])
+  return 1
+end)
+";
+/// Fcall mode: the customer's hash of the function (`max`, `count`, `sum`;
+/// its log is under [`LOG`]), and the error the function raises.
+const MAXCOUNT: &str = "{payments}:m:";
+const FCALL_BAD_AMOUNT_ERROR: &str = "ERR bad amount";
+/// Fcall mode, per produced entry: a poison entry.
+const FCALL_POISON_PCT: u64 = 4;
+/// Fcall mode, per loop of a consumer: a READ call instead of the IDS worker.
+const FCALL_READ_PCT: u64 = 30;
 
 /// Largest XREADGROUP / XAUTOCLAIM batch.
 const MAX_BATCH: u64 = 5;
@@ -201,6 +247,20 @@ enum Mode {
     /// conditions and a mix of effects (see [`mix_effects`]); producers
     /// write sales and refunds.
     Effects,
+    /// One FCALL effect ([`fcall_effects`]) with DEADLETTER, by IDS and
+    /// READ workers; producers also write poison entries.
+    Fcall,
+}
+
+impl Mode {
+    /// Per produced entry: the chance of a poison entry.
+    fn poison_pct(self) -> u64 {
+        match self {
+            Mode::Read => POISON_PCT,
+            Mode::Fcall => FCALL_POISON_PCT,
+            _ => 0,
+        }
+    }
 }
 
 /// Counters for the summary line.
@@ -223,6 +283,8 @@ struct Stats {
     dead_letter_replies: AtomicU64,
     poison_failures: AtomicU64,
     held_batches: AtomicU64,
+    /// READ calls sent (Fcall mode mixes them with the IDS worker).
+    read_calls: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -397,18 +459,28 @@ struct Produced {
 /// How a poison entry can never be applied.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Poison {
-    /// `amount` is `<n>.50`: HINCRBY refuses it.
+    /// `amount` is `<n>.50`: HINCRBY refuses it (the function too).
     BadAmount,
     /// No `customer` field: the `$customer` template cannot be expanded.
     NoCustomer,
 }
 
 impl Poison {
-    /// The per-entry error XPROCESS gives entry `id`.
-    fn error(self, id: &str) -> String {
+    /// The per-entry error XPROCESS gives entry `id` in `mode`.
+    fn error(self, id: &str, mode: Mode) -> String {
         match self {
+            Poison::BadAmount if mode == Mode::Fcall => FCALL_BAD_AMOUNT_ERROR.to_string(),
             Poison::BadAmount => BAD_AMOUNT_ERROR.to_string(),
             Poison::NoCustomer => format!("ERR entry {id} has no field 'customer'"),
+        }
+    }
+
+    /// The poison an entry's fields make it, if any.
+    fn of(customer: Option<&str>, amount: &str) -> Option<Poison> {
+        match (customer, amount.parse::<i64>()) {
+            (None, _) => Some(Poison::NoCustomer),
+            (_, Err(_)) => Some(Poison::BadAmount),
+            _ => None,
         }
     }
 }
@@ -447,8 +519,10 @@ fn producer(sh: &Shared, idx: usize, quota: usize) -> Res<Vec<Produced>> {
             ids: Vec::new(),
             sends: 0,
         };
-        // Only READ mode draws here: other modes' seeds repeat as before.
-        if sh.mode == Mode::Read && rng.chance(POISON_PCT) {
+        // Only READ and Fcall modes draw here: other modes' seeds repeat
+        // as before.
+        let pct = sh.mode.poison_pct();
+        if pct > 0 && rng.chance(pct) {
             e.poison = Some(*rng.pick(&[Poison::BadAmount, Poison::NoCustomer]));
             bump(&sh.stats.poison_produced, 1);
         }
@@ -499,10 +573,14 @@ struct Entry {
     pseq: String,
     customer: String,
     amount: String,
+    /// A poison entry (Fcall mode), as its fields tell.
+    poison: Option<Poison>,
 }
 
 /// Entries of an XREADGROUP / XAUTOCLAIM reply: `[[id, [field, value, ...]]]`.
-fn parse_entries(rows: Vec<(String, Vec<String>)>) -> Res<Vec<Entry>> {
+/// With `poison` (Fcall mode) an entry may be a poison one: no `customer`,
+/// or an `amount` that is not an integer.
+fn parse_entries(rows: Vec<(String, Vec<String>)>, poison: bool) -> Res<Vec<Entry>> {
     rows.into_iter()
         .map(|(id, flat)| {
             let field = |name: &str| {
@@ -510,11 +588,13 @@ fn parse_entries(rows: Vec<(String, Vec<String>)>) -> Res<Vec<Entry>> {
                     .find(|kv| kv[0] == name && kv.len() == 2)
                     .map(|kv| kv[1].clone())
             };
-            match (field("pseq"), field("customer"), field("amount")) {
-                (Some(pseq), Some(customer), Some(amount)) => Ok(Entry {
+            let (pseq, customer, amount) = (field("pseq"), field("customer"), field("amount"));
+            match (pseq, amount) {
+                (Some(pseq), Some(amount)) if poison || customer.is_some() => Ok(Entry {
                     id,
                     pseq,
-                    customer,
+                    poison: Poison::of(customer.as_deref(), &amount).filter(|_| poison),
+                    customer: customer.unwrap_or_default(),
                     amount,
                 }),
                 _ => fatal(format!("entry {id} lacks customer/amount: {flat:?}")),
@@ -529,6 +609,10 @@ enum Slot {
     Applied,
     Duplicate,
     NotOwner,
+    /// Fcall mode: `2`, a poison entry dead-lettered.
+    DeadLettered,
+    /// Fcall mode: a poison entry's error (it stays pending).
+    Failed,
 }
 
 struct Consumer<'a> {
@@ -564,6 +648,11 @@ impl Consumer<'_> {
         }
         loop {
             self.sh.check()?;
+            // Fcall mode mixes the two workers: now and then a READ call.
+            if self.sh.mode == Mode::Fcall && self.rng.chance(FCALL_READ_PCT) {
+                self.read_once()?;
+                continue;
+            }
             let batch = self.fetch()?;
             if batch.is_empty() {
                 continue;
@@ -574,7 +663,9 @@ impl Consumer<'_> {
             }
             match self.sh.mode {
                 Mode::XProcess(store) => self.process_xprocess(store, &batch)?,
-                Mode::Keyed | Mode::Effects => self.process_xprocess(Store::Index, &batch)?,
+                Mode::Keyed | Mode::Effects | Mode::Fcall => {
+                    self.process_xprocess(Store::Index, &batch)?
+                }
                 Mode::Naive => self.process_naive(&batch)?,
                 Mode::Read => unreachable!("READ workers run run_read"),
             }
@@ -587,26 +678,33 @@ impl Consumer<'_> {
     fn run_read(&mut self) -> Res<()> {
         loop {
             self.sh.check()?;
-            if self.rng.chance(HOLD_PCT) {
-                self.hold_and_crash()?;
-                continue;
-            }
-            let count = 1 + self.rng.below(MAX_BATCH);
-            let args = read_args(&self.me, self.rng.chance(50), count);
-            if self.rng.chance(CRASH_PCT) {
-                // Crash mid-loop: the READ runs, its reply is never read.
-                bump(&self.sh.stats.consumer_crashes, 1);
-                self.cl.send_and_hang_up(&args)?;
-                continue;
-            }
-            if let Some(v) = self.maybe_lose_reply(&args)? {
-                self.record_read(&v, count)?;
-            }
-            match self.cl.call(&args)? {
-                Some(v) => self.record_read(&v, count)?,
-                None => bump(&self.sh.stats.resent_after_disconnect, 1),
-            }
+            self.read_once()?;
         }
+    }
+
+    /// One turn of the READ worker: now and then a crash holding a batch
+    /// taken with XREADGROUP, else one READ call (which may crash, or lose
+    /// its reply and be sent again).
+    fn read_once(&mut self) -> Res<()> {
+        if self.rng.chance(HOLD_PCT) {
+            return self.hold_and_crash();
+        }
+        let count = 1 + self.rng.below(MAX_BATCH);
+        let args = read_args(&self.me, self.rng.chance(50), count, self.sh.mode);
+        bump(&self.sh.stats.read_calls, 1);
+        if self.rng.chance(CRASH_PCT) {
+            // Crash mid-loop: the READ runs, its reply is never read.
+            bump(&self.sh.stats.consumer_crashes, 1);
+            return self.cl.send_and_hang_up(&args);
+        }
+        if let Some(v) = self.maybe_lose_reply(&args)? {
+            self.record_read(&v, count)?;
+        }
+        match self.cl.call(&args)? {
+            Some(v) => self.record_read(&v, count)?,
+            None => bump(&self.sh.stats.resent_after_disconnect, 1),
+        }
+        Ok(())
     }
 
     /// Crash holding entries taken with a plain XREADGROUP (a worker of the
@@ -674,7 +772,7 @@ impl Consumer<'_> {
                 Value::ServerError(_) => {
                     let text = common::error_text(outcome).unwrap_or_default();
                     let poison = [Poison::BadAmount, Poison::NoCustomer];
-                    if !poison.iter().any(|p| p.error(&id) == text) {
+                    if !poison.iter().any(|p| p.error(&id, self.sh.mode) == text) {
                         return fatal(format!("READ slot for {id}: {text}"));
                     }
                     bump(&stats.poison_failures, 1);
@@ -693,11 +791,11 @@ impl Consumer<'_> {
         let n = *n;
         drop(dead);
         if n > 1 {
-            let msg = format!("{}: READ replied 2 for {id} {n} times", self.me);
+            let msg = format!("{}: XPROCESS replied 2 for {id} {n} times", self.me);
             self.sh.violation(msg);
         }
         if self.sh.applied.lock().unwrap().contains_key(id) {
-            let msg = format!("{}: READ replied 2 for {id}, applied before", self.me);
+            let msg = format!("{}: XPROCESS replied 2 for {id}, applied before", self.me);
             self.sh.violation(msg);
         }
     }
@@ -738,7 +836,7 @@ impl Consumer<'_> {
         let read: Read = redis::from_redis_value(&reply)
             .or_else(|e| fatal(format!("XREADGROUP reply {reply:?}: {e}")))?;
         let rows = read.into_iter().flatten().flat_map(|(_, rows)| rows);
-        let entries = parse_entries(rows.collect())?;
+        let entries = parse_entries(rows.collect(), self.sh.mode == Mode::Fcall)?;
         self.idle = entries.is_empty();
         Ok(entries)
     }
@@ -771,7 +869,7 @@ impl Consumer<'_> {
         self.cursor = cursor;
         bump(&self.sh.stats.xautoclaims, 1);
         bump(&self.sh.stats.claimed_entries, rows.len() as u64);
-        parse_entries(rows)
+        parse_entries(rows, self.sh.mode == Mode::Fcall)
     }
 
     /// Maybe lose the reply of `args`: either read it and ignore it, or send
@@ -810,17 +908,23 @@ impl Consumer<'_> {
         let fenced = self.rng.chance(50);
         // The index is the default: half the calls name it anyway, so both
         // spellings must find the same records.
-        let options = match store {
+        let mut options = match store {
             _ if self.sh.mode == Mode::Keyed => &["KEY", "$pseq"][..],
             Store::Index if self.rng.chance(50) => &["STORE", "INDEX"][..],
             _ => store.options(),
-        };
+        }
+        .to_vec();
+        let after = DEAD_AFTER.to_string();
+        if self.sh.mode == Mode::Fcall {
+            options.extend(["DEADLETTER", DEAD, "AFTER", &after]);
+        }
         let effects = match self.sh.mode {
             Mode::Effects => mix_effects(),
+            Mode::Fcall => fcall_effects(),
             _ => effects(),
         };
         let consumer = fenced.then_some(self.me.as_str());
-        let args = xprocess_args(consumer, options, &effects, batch);
+        let args = xprocess_args(consumer, &options, &effects, batch);
         let first = match self.maybe_lose_reply(&args)? {
             Some(v) => Some(self.record(&v, batch)?),
             None => None,
@@ -835,11 +939,12 @@ impl Consumer<'_> {
         Ok(())
     }
 
-    /// The same call sent again: whatever the first one applied (or found
-    /// done) must now be reported as a duplicate.
+    /// The same call sent again: whatever the first one applied,
+    /// dead-lettered or found done must now be reported as a duplicate.
     fn check_resend(&self, batch: &[Entry], first: &[Slot], again: &[Slot]) {
         for ((e, a), b) in batch.iter().zip(first).zip(again) {
-            if matches!(a, Slot::Applied | Slot::Duplicate) && *b != Slot::Duplicate {
+            let done = matches!(a, Slot::Applied | Slot::Duplicate | Slot::DeadLettered);
+            if done && *b != Slot::Duplicate {
                 self.sh.violation(format!(
                     "{}: resent call for {} replied {b:?} after {a:?}",
                     self.me, e.id
@@ -849,7 +954,8 @@ impl Consumer<'_> {
     }
 
     /// Check and count one XPROCESS reply. Only `1`, `0` and NOTOWNER are
-    /// expected: every entry exists and its fields are valid.
+    /// expected (every entry exists and its fields are valid), and in Fcall
+    /// mode, for a poison entry only, `2` or its error.
     fn record(&self, reply: &Value, batch: &[Entry]) -> Res<Vec<Slot>> {
         let Value::Array(items) = reply else {
             return fatal(format!("XPROCESS whole-call reply {reply:?}"));
@@ -860,11 +966,14 @@ impl Consumer<'_> {
         let stats = &self.sh.stats;
         let mut slots = Vec::with_capacity(items.len());
         for (item, e) in items.iter().zip(batch) {
+            let error = e.poison.map(|p| p.error(&e.id, self.sh.mode));
             let slot = match item {
                 Value::Int(1) => Slot::Applied,
                 Value::Int(0) => Slot::Duplicate,
+                Value::Int(2) if e.poison.is_some() => Slot::DeadLettered,
                 Value::ServerError(err) if err.code() == "NOTOWNER" => Slot::NotOwner,
-                other => return fatal(format!("XPROCESS slot for {}: {other:?}", e.id)),
+                Value::ServerError(_) if common::error_text(item) == error => Slot::Failed,
+                other => return fatal(format!("XPROCESS slot for {e:?}: {other:?}")),
             };
             match slot {
                 Slot::Applied => {
@@ -876,6 +985,11 @@ impl Consumer<'_> {
                 }
                 Slot::Duplicate => bump(&stats.duplicate_replies, 1),
                 Slot::NotOwner => bump(&stats.notowner_replies, 1),
+                Slot::DeadLettered => {
+                    bump(&stats.dead_letter_replies, 1);
+                    self.note_dead(&e.id);
+                }
+                Slot::Failed => bump(&stats.poison_failures, 1),
             }
             slots.push(slot);
         }
@@ -963,6 +1077,19 @@ fn mix_effects() -> Vec<String> {
     words.map(str::to_string).collect()
 }
 
+/// Fcall mode: the call's one effect, `FCALL apply 2
+/// {payments}:m:${customer} {payments}:log:${customer} 2 $@id $@entry`.
+fn fcall_effects() -> Vec<String> {
+    let effect = format!("FCALL apply 2 {MAXCOUNT}${{customer}} {LOG}${{customer}} 2 $@id $@entry");
+    effect.split(' ').map(str::to_string).collect()
+}
+
+/// Fcall mode: FUNCTION LOAD [`LIBRARY`].
+fn load_library(con: &mut Connection) {
+    let name: String = common::q(con, &["FUNCTION", "LOAD", "REPLACE", LIBRARY]);
+    assert_eq!(name, "chaos");
+}
+
 /// `XPROCESS payments billing [CONSUMER me] [STORE ...] <effects> IDS n id...`
 fn xprocess_args(
     consumer: Option<&str>,
@@ -983,15 +1110,19 @@ fn xprocess_args(
 }
 
 /// `XPROCESS payments billing CONSUMER me [STORE INDEX] DEADLETTER
-/// {payments}:dead AFTER 3 <effects> READ COUNT count CLAIM 20 BLOCK 20`.
-fn read_args(me: &str, name_store: bool, count: u64) -> Vec<String> {
+/// {payments}:dead AFTER 3 <effects> READ COUNT count CLAIM 20 BLOCK 20`;
+/// the effects of [`effects`], or in Fcall mode [`fcall_effects`].
+fn read_args(me: &str, name_store: bool, count: u64, mode: Mode) -> Vec<String> {
     let mut args = strings(&["XPROCESS", STREAM, GROUP, "CONSUMER", me]);
     if name_store {
         args.extend(strings(&["STORE", "INDEX"]));
     }
     let after = DEAD_AFTER.to_string();
     args.extend(strings(&["DEADLETTER", DEAD, "AFTER", &after]));
-    args.extend(effects());
+    args.extend(match mode {
+        Mode::Fcall => fcall_effects(),
+        _ => effects(),
+    });
     let (count, claim, block) = (
         count.to_string(),
         READ_CLAIM_MS.to_string(),
@@ -1241,18 +1372,19 @@ struct Report {
     bad_dead_letters: Vec<String>,
     /// Poison entries with a receipt or a `1` reply.
     poison_applied: Vec<String>,
-    /// Effects mode: the sales and refunds in the stream.
+    /// Effects and Fcall modes: the sales and refunds in the stream.
     sales: usize,
     refunds: usize,
-    /// Effects mode: keys the effects wrote, all kinds together.
+    /// Effects and Fcall modes: keys the effects wrote, all kinds together.
     effect_keys: usize,
-    /// Effects mode: entry IDs beyond the first in a customer's log, and
-    /// entries missing from it.
+    /// Effects and Fcall modes: entry IDs beyond the first in a customer's
+    /// log, and entries missing from it.
     log_duplicates: usize,
     log_missing: usize,
-    /// Effects mode: keys that do not hold what the stream's entries make
-    /// them (balances, boards, orders, big sales, sku counts, log items
-    /// that are no entry's), and keys no entry makes.
+    /// Effects and Fcall modes: keys that do not hold what the stream's
+    /// entries make them (balances, boards, orders, big sales, sku counts,
+    /// the function's hashes, log items that are no entry's), and keys no
+    /// entry makes.
     effect_mismatches: Vec<String>,
     /// Exactly-once violations seen by the clients.
     client_violations: Vec<String>,
@@ -1483,10 +1615,15 @@ fn dead_letter_as_documented(
     if field("@stream") != STREAM || field("@group") != GROUP {
         return Err("wrong @stream or @group".into());
     }
-    if !consumers.iter().any(|c| c == field("@consumer")) {
+    // Fcall mode's IDS calls without CONSUMER dead-letter without one.
+    let unnamed = sh.mode == Mode::Fcall && !f.contains_key("@consumer");
+    if !unnamed && !consumers.iter().any(|c| c == field("@consumer")) {
         return Err("@consumer is none of the consumers".into());
     }
-    let expected = e.poison.map(|p| p.error(&e.id)).unwrap_or_default();
+    let expected = e
+        .poison
+        .map(|p| p.error(&e.id, sh.mode))
+        .unwrap_or_default();
     if field("@error") != expected {
         return Err(format!("@error is not {expected:?}"));
     }
@@ -1692,11 +1829,71 @@ fn check_effects(con: &mut Connection, entries: &[Found], r: &mut Report) {
     }
 }
 
+/// Fcall mode: every customer's hash (`max`, `count`, `sum`) and log as
+/// the stream's good entries make them, each good entry's ID once in its
+/// customer's log, no poison entry's anywhere, and no key under
+/// `{payments}:` but these, the dedupe key and the dead letters.
+fn check_fcall(con: &mut Connection, entries: &[Found], r: &mut Report) {
+    let mut hashes: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut logs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.poison.is_none()) {
+        let (max, count, sum) = hashes.entry(&e.customer).or_insert((i64::MIN, 0, 0));
+        (*max, *count, *sum) = ((*max).max(e.amount), *count + 1, *sum + e.amount);
+        logs.entry(&e.customer).or_default().insert(&e.id);
+    }
+    let poison: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.poison.is_some())
+        .map(|e| e.id.as_str())
+        .collect();
+    let mut keys: Vec<String> = common::q(con, &["KEYS", "{payments}:*"]);
+    keys.retain(|k| k != DEDUPE && k != DEAD);
+    r.effect_keys = keys.len();
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for (customer, (max, count, sum)) in &hashes {
+        let key = format!("{MAXCOUNT}{customer}");
+        let got: BTreeMap<String, String> = common::q(con, &["HGETALL", &key]);
+        let want: BTreeMap<String, String> = [("max", max), ("count", count), ("sum", sum)]
+            .into_iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect();
+        if got != want {
+            r.effect_mismatches
+                .push(format!("{key}: {got:?}, the entries make {want:?}"));
+        }
+        wanted.insert(key);
+    }
+    for (customer, ids) in &logs {
+        let key = format!("{LOG}{customer}");
+        let got: Vec<String> = common::q(con, &["LRANGE", &key, "0", "-1"]);
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in &got {
+            *count.entry(id.as_str()).or_default() += 1;
+        }
+        for (id, n) in &count {
+            if poison.contains(id) {
+                r.poison_applied
+                    .push(format!("{key} holds poison entry {id}"));
+            } else if !ids.contains(id) {
+                let msg = format!("{key}: {id} is none of the customer's entries");
+                r.effect_mismatches.push(msg);
+            }
+            r.log_duplicates += n - 1;
+        }
+        r.log_missing += ids.iter().filter(|id| !count.contains_key(*id)).count();
+        wanted.insert(key);
+    }
+    for key in keys.iter().filter(|k| !wanted.contains(*k)) {
+        r.effect_mismatches
+            .push(format!("{key}: no entry makes it"));
+    }
+}
+
 fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
     let mut r = Report::default();
     let entries = reconcile(con, sh.mode == Mode::Keyed, produced, &mut r);
     (r.pending, r.undelivered) = backlog(con).unwrap_or_else(|e| panic!("{e}"));
-    if sh.mode != Mode::Effects {
+    if !matches!(sh.mode, Mode::Effects | Mode::Fcall) {
         check_receipts(con, &entries, &mut r);
         check_totals(con, &entries, &mut r);
     }
@@ -1713,6 +1910,11 @@ fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
         Mode::Effects => {
             check_dedupe(con, Store::Index, &entries, &mut r);
             check_effects(con, &entries, &mut r);
+        }
+        Mode::Fcall => {
+            check_dedupe(con, Store::Index, &entries, &mut r);
+            check_dead_letters(con, sh, &entries, &mut r);
+            check_fcall(con, &entries, &mut r);
         }
         Mode::Naive => {}
     }
@@ -1747,6 +1949,26 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
         Mode::Naive => format!(
             " crashes-after-effect={}",
             get(&s.naive_crashes_after_effect)
+        ),
+        Mode::Fcall => format!(
+            " poison={} (sent {}) dead-lettered={} (extra {}, missing {}) \
+             dead-letter-replies(2)={} poison-failures={} crashes-holding-batch={} \
+             read-calls={} effect-keys={} log-duplicates={} log-missing={} \
+             effect-mismatches={} poison-applied={}",
+            r.poison_entries,
+            get(&s.poison_produced),
+            r.dead_lettered,
+            r.dead_letters_extra,
+            r.dead_letters_missing,
+            get(&s.dead_letter_replies),
+            get(&s.poison_failures),
+            get(&s.held_batches),
+            get(&s.read_calls),
+            r.effect_keys,
+            r.log_duplicates,
+            r.log_missing,
+            r.effect_mismatches.len(),
+            r.poison_applied.len(),
         ),
         Mode::Effects => format!(
             " sales={} refunds={} effect-keys={} log-duplicates={} log-missing={} \
@@ -1808,6 +2030,9 @@ fn run(mode: Mode) -> Outcome {
         p.seed
     );
     let server = start_server();
+    if mode == Mode::Fcall {
+        load_library(&mut server.conn());
+    }
     let started = Instant::now();
     let sh = Shared {
         mode,
@@ -1895,6 +2120,20 @@ fn a_mix_of_effects_with_templated_keys_and_conditions_is_exactly_once_under_cha
     );
 }
 
+/// A Redis Function as the one effect (FCALL, with DEADLETTER), IDS and
+/// READ workers, poison entries the function refuses before it writes:
+/// every good entry's writes once (max, count, sum, its ID once in its
+/// customer's log), every poison entry dead-lettered once, never applied.
+#[test]
+fn an_fcall_effect_is_exactly_once_and_dead_letters_what_it_refuses_under_chaos() {
+    let Outcome { report, summary } = run(Mode::Fcall);
+    assert!(report.is_clean(), "{summary}\n{report:#?}");
+    assert!(
+        report.entries < 500 || report.poison_entries > 0,
+        "no poison entry: the run proves nothing: {summary}"
+    );
+}
+
 /// The checker must be able to see duplicates: the naive pattern produces them.
 #[test]
 fn naive_pattern_over_counts_under_chaos() {
@@ -1956,6 +2195,7 @@ fn the_effects_checker_sees_duplicates_and_losses() {
             pseq: f.fields["pseq"].clone(),
             customer: f.customer.clone(),
             amount: f.amount.to_string(),
+            poison: None,
         })
         .collect();
     let args = xprocess_args(None, &[], &mix_effects(), &batch);
@@ -1993,6 +2233,99 @@ fn the_effects_checker_sees_duplicates_and_losses() {
     }
     assert!(!r.is_clean());
     assert_eq!(r.effect_mismatches.len(), 3, "{r:#?}");
+}
+
+/// The Fcall checker sees what chaos could do wrong: after one clean call
+/// (good entries applied, two poison entries dead-lettered, the function
+/// called for none of them), one entry's function call made a second time
+/// by hand, another's log item removed, a poison entry's ID pushed to a
+/// log and a stray key must show as a duplicate, a loss, an applied poison
+/// entry and wrong keys.
+#[test]
+fn the_fcall_checker_sees_duplicates_losses_and_applied_poison() {
+    let server = start_server();
+    let mut con = server.conn();
+    load_library(&mut con);
+    let rows: [(Option<&str>, &str); 8] = [
+        (Some("c0"), "700"),
+        (Some("c1"), "40"),
+        (Some("c0"), "12"),
+        (Some("c1"), "7.50"),
+        (None, "9"),
+        (Some("c0"), "900"),
+        (Some("c1"), "41"),
+        (Some("c2"), "5"),
+    ];
+    let mut found = Vec::new();
+    for (i, (customer, amount)) in rows.into_iter().enumerate() {
+        let pseq = i.to_string();
+        let mut args = vec!["XADD", STREAM, "*", "pseq", &pseq];
+        args.extend(customer.iter().flat_map(|c| ["customer", *c]));
+        args.extend(["amount", amount]);
+        let id: String = common::q(&mut con, &args);
+        let fields: HashMap<String, String> = args[3..]
+            .chunks(2)
+            .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+            .collect();
+        found.push(Found {
+            unit: id.clone(),
+            customer: customer.unwrap_or("c9").to_string(),
+            amount: amount.parse().unwrap_or(7),
+            poison: Poison::of(customer, amount),
+            id,
+            fields,
+        });
+    }
+    let read = ["XREADGROUP", "GROUP", GROUP, "w", "STREAMS", STREAM, ">"];
+    let _: Value = common::q(&mut con, &read);
+    let batch: Vec<Entry> = found
+        .iter()
+        .map(|f| Entry {
+            id: f.id.clone(),
+            pseq: f.fields["pseq"].clone(),
+            customer: f.customer.clone(),
+            amount: f.amount.to_string(),
+            poison: f.poison,
+        })
+        .collect();
+    let options = ["DEADLETTER", DEAD, "AFTER", "1"];
+    let args = xprocess_args(None, &options, &fcall_effects(), &batch);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let reply = common::slots(&common::call(&mut con, &args));
+    assert_eq!(reply, ["1", "1", "1", "2", "2", "1", "1", "1"]);
+    let dead: Vec<(String, Vec<String>)> = common::q(&mut con, &["XRANGE", DEAD, "-", "+"]);
+    assert_eq!(dead.len(), 2);
+    let mut clean = Report::default();
+    check_fcall(&mut con, &found, &mut clean);
+    assert!(clean.is_clean(), "{clean:#?}");
+    assert_eq!(clean.effect_keys, 3 + 3);
+    let c0: HashMap<String, String> = common::q(&mut con, &["HGETALL", "{payments}:m:c0"]);
+    let want = [("max", "900"), ("count", "3"), ("sum", "1612")];
+    let want = want.map(|(f, v)| (f.to_string(), v.to_string()));
+    assert_eq!(c0, HashMap::from(want));
+
+    let (again, gone, poison) = (&found[0], &found[1], &found[3]);
+    let (m, log) = (format!("{MAXCOUNT}c0"), format!("{LOG}c0"));
+    let amount = again.amount.to_string();
+    let call = [
+        "FCALL", "apply", "2", &m, &log, &again.id, "amount", &amount,
+    ];
+    let _: i64 = common::q(&mut con, &call);
+    let gone_log = format!("{LOG}{}", gone.customer);
+    let _: i64 = common::q(&mut con, &["LREM", &gone_log, "0", &gone.id]);
+    let _: i64 = common::q(&mut con, &["RPUSH", &gone_log, &poison.id]);
+    let _: String = common::q(&mut con, &["SET", &format!("{MAXCOUNT}nobody"), "1"]);
+    let mut r = Report::default();
+    check_fcall(&mut con, &found, &mut r);
+    assert_eq!((r.log_duplicates, r.log_missing), (1, 1), "{r:#?}");
+    assert_eq!(r.poison_applied.len(), 1, "{r:#?}");
+    let nobody = format!("{MAXCOUNT}nobody");
+    for key in [&m, &nobody] {
+        let named = |msg: &String| msg.starts_with(&format!("{key}: "));
+        assert!(r.effect_mismatches.iter().any(named), "{key}: {r:#?}");
+    }
+    assert_eq!(r.effect_mismatches.len(), 2, "{r:#?}");
+    assert!(!r.is_clean());
 }
 
 /// The checker's own calendar (`utc_date`) against known days.
