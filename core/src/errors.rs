@@ -147,6 +147,7 @@ pub const NOT_HLL: Fixed = Fixed::new(
     ErrorKind::WrongType,
     "WRONGTYPE Key is not a valid HyperLogLog string value.",
 );
+pub const HLL_CORRUPT: Fixed = Fixed::err("INVALIDOBJ Corrupted HLL object detected");
 pub const SET_BAD_EXPIRE: Fixed = Fixed::err("ERR invalid expire time in 'set' command");
 pub const PEXPIRE_BAD_EXPIRE: Fixed = Fixed::err("ERR invalid expire time in 'pexpire' command");
 pub const STREAM_EXHAUSTED: Fixed =

@@ -34,8 +34,10 @@ pub fn parse_u64_digits(s: &[u8]) -> Option<u64> {
     })
 }
 
-/// Redis caps long double strings at this many bytes (MAX_LONG_DOUBLE_CHARS).
-pub const MAX_FLOAT_CHARS: usize = 5 * 1024;
+/// Redis reads long doubles into a buffer of this many bytes
+/// (MAX_LONG_DOUBLE_CHARS), its terminator included: the longest float text
+/// it takes is one byte shorter.
+pub const MAX_FLOAT_CHARS: usize = 5 * 1024 - 1;
 
 /// A float as Redis' `string2ld` reads it, through an `f64`.
 ///
@@ -149,5 +151,14 @@ mod tests {
             assert_eq!(parse_float(bad.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(parse_float(&vec![b'1'; 6000]), None);
+    }
+
+    #[test]
+    fn float_text_is_as_long_as_redis_takes() {
+        let mut text = vec![b'0'; MAX_FLOAT_CHARS - 1];
+        text.push(b'1');
+        assert_eq!(parse_float(&text), Some(1.0));
+        text.insert(0, b'0'); // 5120 bytes: string2ld refuses it
+        assert_eq!(parse_float(&text), None);
     }
 }

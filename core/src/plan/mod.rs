@@ -21,7 +21,7 @@ use crate::numbers::{parse_float, parse_i64, parse_score, MAX_FLOAT_CHARS};
 use crate::request::{Beats, Effect, End, Exists, FcallArg, Pairs};
 use crate::state::{KeyKind, State};
 use crate::template::Arg;
-use overlay::{Overlay, Value, ZWrite, HLL_HEADER};
+use overlay::{Overlay, Value, ZWrite, HLL_HEADER, HLL_SPARSE_READ};
 use std::borrow::Cow;
 
 /// The longest string value read to check a number (longer ones are not).
@@ -389,9 +389,14 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
 
     fn pfadd(&mut self, key: Bytes<'r>, element: &'r Arg<'r>) -> Result<Op<'r>, ReplyError> {
         let element = self.expand(element)?;
-        let current = self.string(&key, HLL_HEADER)?;
-        if current.is_some_and(|value| !value.is_hll()) {
-            return Err(errors::NOT_HLL.into());
+        let mut current = self.string(&key, HLL_HEADER)?;
+        if current.as_ref().is_some_and(Value::sparse_head) {
+            current = self.overlay.string(self.state, &key, HLL_SPARSE_READ);
+        }
+        match current {
+            Some(value) if !value.is_hll() => return Err(errors::NOT_HLL.into()),
+            Some(value) if !value.hll_registers_ok() => return Err(errors::HLL_CORRUPT.into()),
+            _ => {}
         }
         self.overlay.set_string(&key, Value::Hll);
         Ok(native(Native::PfAdd, vec![key, element]))

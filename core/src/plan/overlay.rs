@@ -206,6 +206,31 @@ impl Value<'_> {
         }
     }
 
+    /// A sparse HyperLogLog known only by its header: read it whole to
+    /// check its registers.
+    pub fn sparse_head(&self) -> bool {
+        match self {
+            Value::Head(head) => head.whole().is_none() && head.head.get(4) == Some(&1),
+            _ => false,
+        }
+    }
+
+    /// Whether a HyperLogLog's registers are sound, as PFADD needs them:
+    /// a sparse one's opcodes must cover exactly its 16384 registers (Redis
+    /// answers INVALIDOBJ otherwise). A dense one always is; a sparse one
+    /// longer than [`HLL_SPARSE_READ`] is not read.
+    pub fn hll_registers_ok(&self) -> bool {
+        let bytes: &[u8] = match self {
+            Value::Text(text) => text,
+            Value::Head(head) => match head.whole() {
+                Some(bytes) => bytes,
+                None => return true,
+            },
+            _ => return true,
+        };
+        bytes.get(4) != Some(&1) || sparse_covers_registers(&bytes[HLL_HEADER..])
+    }
+
     /// Whether PFADD takes the value as a HyperLogLog (Redis checks the
     /// header, and the length of a dense one).
     pub fn is_hll(&self) -> bool {
@@ -218,10 +243,36 @@ impl Value<'_> {
     }
 }
 
+/// How much of a sparse HyperLogLog planning reads to check its registers
+/// (Redis promotes one to dense at `hll-sparse-max-bytes`, 3000 by default).
+pub const HLL_SPARSE_READ: usize = 1 << 16;
+
 /// The bytes of a HyperLogLog header that PFADD checks.
 pub const HLL_HEADER: usize = 16;
 /// A dense HyperLogLog's length: the header and 16384 6-bit registers.
 const HLL_DENSE: usize = HLL_HEADER + 16384 * 6 / 8;
+
+/// A sparse HyperLogLog's opcodes (ZERO `00xxxxxx`, XZERO `01xxxxxx
+/// xxxxxxxx`, VAL `1vvvvvxx`) cover exactly 16384 registers.
+fn sparse_covers_registers(mut ops: &[u8]) -> bool {
+    let mut registers = 0usize;
+    while let Some(&op) = ops.first() {
+        let (run, used) = match op >> 6 {
+            0 => (usize::from(op & 0x3f) + 1, 1),
+            1 => match ops.get(1) {
+                Some(&low) => ((usize::from(op & 0x3f) << 8 | usize::from(low)) + 1, 2),
+                None => return false,
+            },
+            _ => (usize::from(op & 0x3) + 1, 1),
+        };
+        registers += run;
+        if registers > 16384 {
+            return false;
+        }
+        ops = &ops[used..];
+    }
+    registers == 16384
+}
 
 fn hll_header(head: &[u8], len: usize) -> bool {
     len >= HLL_HEADER

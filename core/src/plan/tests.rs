@@ -252,10 +252,15 @@ fn hyperloglogs_are_recognised_by_their_header() {
     dense.resize(16 + 12288, 0);
     let state = Mem::default()
         .string("d", &dense)
-        .string("s", b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0")
+        .string("s", b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f\xff")
+        .string("e", b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0")
+        .string("o", b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f\xff\x80")
         .string("x", b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0");
     assert!(plan("PFADD d e", &state).is_ok());
     assert!(plan("PFADD s e", &state).is_ok());
+    // Sparse opcodes covering no registers, or more than 16384.
+    assert_eq!(plan("PFADD e x", &state).unwrap_err(), errors::HLL_CORRUPT);
+    assert_eq!(plan("PFADD o x", &state).unwrap_err(), errors::HLL_CORRUPT);
     assert_eq!(plan("PFADD x e", &state).unwrap_err(), errors::NOT_HLL);
     assert!(plan("PFADD new e PFADD new f", &state).is_ok());
     assert_eq!(
