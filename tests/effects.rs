@@ -193,6 +193,8 @@ const CASES: &[(&str, &str)] = &[
     ("SET K s", "PEXPIRE K abc"),
     ("", "HINCRBY K f $amt"),
     ("HSET K f 1.5", "HINCRBYFLOAT K f $amt"),
+    // A sparse HyperLogLog whose opcodes cover no registers.
+    ("SET K HYLL\x01\0\0\0\0\0\0\0\0\0\0\0", "PFADD K $m"),
 ];
 
 #[test]
@@ -255,6 +257,20 @@ const SEQUENCES: &[(&str, &str)] = &[
     ("", "SET K 1 SET K 2 NX"),
     ("", "SET K 9223372036854775806 INCRBY K 1 INCRBY K 1"),
     ("", "RPUSH K a SADD K b"),
+    // A key HDEL, SREM or ZREM empties is removed: SET NX then applies.
+    (
+        "HSET K only 1",
+        "HDEL K only SET K v NX HSET K FIELDS 1 a b",
+    ),
+    ("HSET K only 1", "HDEL K only SET K v NX INCRBY K 1"),
+    ("HSET K a 1 b 2", "HDEL K a SET K v NX HSET K FIELDS 1 c d"),
+    ("HSET K a 1", "HSET K FIELDS 1 b 2 HDEL K a SET K v NX"),
+    ("SADD K only", "SREM K only SET K v NX SADD K m"),
+    ("SADD K only", "SADD K m SREM K only SET K v NX"),
+    ("SADD K only", "SREM K only SADD K m SET K v XX"),
+    ("ZADD K 1 alice", "ZREM K $m SET K v NX ZADD K 1 $m"),
+    ("ZADD K 1 alice", "ZREM K $m ZADD K XX 2 $m SET K v NX"),
+    ("HSET K only 1", "HDEL K only SADD K m SADD K n"),
 ];
 
 #[test]
@@ -501,4 +517,27 @@ fn publish_checks_the_channel_acl() {
     };
     let payload: String = redis::from_redis_value(&parts[2]).unwrap();
     assert_eq!(payload, ids[0]);
+}
+
+/// A field a deferred HINCRBY of an earlier entry makes counts when a later
+/// entry's HDEL asks whether the hash is left empty.
+#[test]
+fn deferred_fields_keep_a_hash_from_being_emptied() {
+    let server = Server::start();
+    let mut con = server.conn();
+    native(&mut con, "HSET x:h old 1 ; HSET n:h old 1");
+    let ids = pending(&mut con, STREAM, "g", "c1", &[&[("t", "a")], &[("t", "b")]]);
+    let effects = "WHEN $t = a HINCRBY x:h new 1 \
+                   WHEN $t = b HDEL x:h old \
+                   WHEN $t = b SET x:h v NX \
+                   WHEN $t = b HSET x:h FIELDS 1 c d";
+    let mut args = vec![STREAM, "g", "DEDUPE", "{o}dd"];
+    args.extend(effects.split(' '));
+    args.extend(["IDS", "2", &ids[0], &ids[1]]);
+    assert_eq!(slots(&xprocess(&mut con, &args)), ["1", "1"]);
+    native(
+        &mut con,
+        "HINCRBY n:h new 1 ; HDEL n:h old ; SET n:h v NX ; HSET n:h c d",
+    );
+    assert_eq!(picture(&mut con, "x:h"), picture(&mut con, "n:h"));
 }

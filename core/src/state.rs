@@ -50,6 +50,16 @@ pub trait State {
     fn zscore(&self, _key: &[u8], _member: &[u8]) -> Option<f64> {
         None
     }
+    /// How many fields, members or elements a key holds (`None`: not known,
+    /// and planning then takes a key HDEL, SREM or ZREM shrank for still
+    /// there).
+    fn len(&self, _key: &[u8]) -> Option<usize> {
+        None
+    }
+    /// Whether a set holds `member`.
+    fn is_member(&self, _key: &[u8], _member: &[u8]) -> bool {
+        false
+    }
     /// The server's clock in Unix ms, as the call's commands see it.
     fn now_ms(&self) -> i64 {
         0

@@ -112,6 +112,15 @@ impl Key {
         }
     }
 
+    /// How many fields, members or elements the key holds (0 when missing).
+    pub fn value_length(&self) -> usize {
+        if self.handle.is_null() {
+            return 0;
+        }
+        // SAFETY: an open key.
+        unsafe { raw::RedisModule_ValueLength.unwrap()(self.handle) }
+    }
+
     /// A sorted-set member's score; `None` when the key is not a sorted set
     /// or has no such member.
     pub fn zscore(&self, ctx: &Context, member: &[u8]) -> Option<f64> {

@@ -7,7 +7,7 @@
 use crate::redis::acl::Caller;
 use crate::redis::call::Redis;
 use crate::redis::clock;
-use crate::redis::hash;
+use crate::redis::hash::{self, Hash};
 use crate::redis::key::{selected_db, Key, KeyType};
 use crate::server::cluster;
 use crate::server::group::Taken;
@@ -216,6 +216,23 @@ impl State for RedisBackend<'_, '_> {
 
     fn zscore(&self, key: &[u8], member: &[u8]) -> Option<f64> {
         Key::open(self.redis.ctx, key, false).zscore(self.redis.ctx, member)
+    }
+
+    fn len(&self, key: &[u8]) -> Option<usize> {
+        let written = Key::open(self.redis.ctx, key, false).value_length();
+        // Fields whose deferred HINCRBY makes them will be there too.
+        let hash = Hash::open(self.redis.ctx, key);
+        let ctx = self.redis.ctx;
+        let deferred = self.hash_writes.fields(key);
+        let new = deferred
+            .filter(|f| hash.as_ref().is_none_or(|h| h.get(ctx, f).is_none()))
+            .count();
+        Some(written + new)
+    }
+
+    fn is_member(&self, key: &[u8], member: &[u8]) -> bool {
+        let reply = self.redis.read("SISMEMBER", &[key, member]);
+        matches!(reply, Ok(CallReply::I64(n)) if n.to_i64() == 1)
     }
 
     fn now_ms(&self) -> i64 {

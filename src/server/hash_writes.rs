@@ -24,6 +24,14 @@ impl HashWrites {
         Some(self.keys.get(key)?.get(field)?.0)
     }
 
+    /// The fields of `key` with pending writes.
+    pub fn fields(&self, key: &[u8]) -> impl Iterator<Item = &[u8]> {
+        self.keys
+            .get(key)
+            .into_iter()
+            .flat_map(|f| f.keys().map(Vec::as_slice))
+    }
+
     /// Whether `key` has pending writes (so it is, or will be, a hash).
     pub fn touches(&self, key: &[u8]) -> bool {
         self.keys.contains_key(key)

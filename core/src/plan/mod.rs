@@ -126,12 +126,17 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
                 Ok(native(Native::Del, vec![key]))
             }
             Effect::SAdd { member, .. } => {
+                let member = self.expand(member)?;
                 self.overlay.claim(self.state, &key, KeyKind::Set)?;
-                Ok(native(Native::SAdd, vec![key, self.expand(member)?]))
+                self.overlay.set_member(&key, &member, true);
+                Ok(native(Native::SAdd, vec![key, member]))
             }
             Effect::SRem { member, .. } => {
+                let member = self.expand(member)?;
                 self.overlay.require(self.state, &key, KeyKind::Set)?;
-                Ok(native(Native::SRem, vec![key, self.expand(member)?]))
+                self.overlay.set_member(&key, &member, false);
+                self.overlay.shrink(&key);
+                Ok(native(Native::SRem, vec![key, member]))
             }
             Effect::ZAdd {
                 exists,
@@ -145,6 +150,7 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
                 let member = self.expand(member)?;
                 self.overlay.require(self.state, &key, KeyKind::ZSet)?;
                 self.overlay.zwrite(&key, &member, ZWrite::Remove);
+                self.overlay.shrink(&key);
                 Ok(native(Native::ZRem, vec![key, member]))
             }
             Effect::PfAdd { element, .. } => self.pfadd(key, element),
@@ -264,10 +270,10 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
 
     fn hdel(&mut self, key: Bytes<'r>, field: &'r Arg<'r>) -> Result<Op<'r>, ReplyError> {
         let field = self.expand(field)?;
-        // A hash HDEL empties is removed; it is still taken for a hash here,
-        // so a later effect of the entry that needs another kind is refused.
+        // A hash HDEL empties is removed, as the overlay then says.
         self.overlay.require(self.state, &key, KeyKind::Hash)?;
         self.overlay.set_field(&key, &field, Value::Gone);
+        self.overlay.shrink(&key);
         Ok(native(Native::HDel, vec![key, field]))
     }
 

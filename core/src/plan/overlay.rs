@@ -49,6 +49,10 @@ pub struct Overlay<'r, 'k> {
     fields: Vec<(Bytes<'r>, Bytes<'r>, Value<'r>)>,
     strings: Vec<(Bytes<'r>, Value<'r>)>,
     zwrites: Vec<(Bytes<'r>, Bytes<'r>, ZWrite)>,
+    /// Set members added (true) or removed, the last word on each.
+    members: Vec<(Bytes<'r>, Bytes<'r>, bool)>,
+    /// Keys HDEL, SREM or ZREM shrank: Redis removes a key they empty.
+    shrunk: Vec<Bytes<'r>>,
     last_ids: Vec<(Bytes<'r>, StreamId)>,
 }
 
@@ -61,6 +65,8 @@ impl<'r, 'k> Overlay<'r, 'k> {
             fields: Vec::new(),
             strings: Vec::new(),
             zwrites: Vec::new(),
+            members: Vec::new(),
+            shrunk: Vec::new(),
             last_ids: Vec::new(),
         }
     }
@@ -68,9 +74,80 @@ impl<'r, 'k> Overlay<'r, 'k> {
     pub fn kind(&self, state: &impl State, key: &[u8]) -> KeyKind {
         let reserved = self.reserved.iter().map(|(k, kind)| (*k, *kind));
         let planned = self.kinds.iter().rev().map(|(k, kind)| (&**k, *kind));
-        match reserved.chain(planned).find(|(k, _)| *k == key) {
+        let kind = match reserved.chain(planned).find(|(k, _)| *k == key) {
             Some((_, kind)) => kind,
             None => state.kind(key),
+        };
+        match self.shrunk.iter().any(|k| **k == *key) && self.emptied(state, key, kind) {
+            true => KeyKind::Missing,
+            false => kind,
+        }
+    }
+
+    /// `key`'s fields or members were removed by this entry: whether none
+    /// is left (Redis then removes the key), counted from the key's length
+    /// and what the entry did to each field or member it touched.
+    fn emptied(&self, state: &impl State, key: &[u8], kind: KeyKind) -> bool {
+        let stale = self.stale(key);
+        let len = match stale {
+            true => 0,
+            false => match state.len(key) {
+                Some(len) => len as i64,
+                None => return false,
+            },
+        };
+        let change = |existed: bool, present: bool| i64::from(present) - i64::from(existed);
+        let mine = |k: &Bytes| **k == *key;
+        let delta: i64 = match kind {
+            KeyKind::Hash => self
+                .fields
+                .iter()
+                .filter(|(k, _, _)| mine(k))
+                .map(|(_, f, v)| {
+                    let existed = !stale && state.hash_field(key, f).is_some();
+                    change(existed, !matches!(v, Value::Gone))
+                })
+                .sum(),
+            KeyKind::Set => self
+                .members
+                .iter()
+                .filter(|(k, _, _)| mine(k))
+                .map(|(_, m, present)| change(!stale && state.is_member(key, m), *present))
+                .sum(),
+            KeyKind::ZSet => {
+                let mut seen: Vec<&[u8]> = Vec::new();
+                let mut delta = 0;
+                for (_, m, _) in self.zwrites.iter().filter(|(k, _, _)| mine(k)) {
+                    if seen.contains(&&**m) {
+                        continue;
+                    }
+                    seen.push(m);
+                    let existed = !stale && state.zscore(key, m).is_some();
+                    delta += change(existed, self.zscore(state, key, m).is_some());
+                }
+                delta
+            }
+            _ => return false,
+        };
+        len + delta <= 0
+    }
+
+    /// HDEL, SREM or ZREM removed something of `key`.
+    pub fn shrink(&mut self, key: &Bytes<'r>) {
+        if !self.shrunk.contains(key) {
+            self.shrunk.push(key.clone());
+        }
+    }
+
+    /// SADD (`present`) or SREM of `member`.
+    pub fn set_member(&mut self, key: &Bytes<'r>, member: &Bytes<'r>, present: bool) {
+        let slot = self
+            .members
+            .iter_mut()
+            .find(|(k, m, _)| k == key && m == member);
+        match slot {
+            Some(slot) => slot.2 = present,
+            None => self.members.push((key.clone(), member.clone(), present)),
         }
     }
 
@@ -86,6 +163,11 @@ impl<'r, 'k> Overlay<'r, 'k> {
         want: KeyKind,
     ) -> Result<(), ReplyError> {
         match self.kind(state, key) {
+            // A key the entry emptied starts anew, nothing of before in it.
+            KeyKind::Missing if self.shrunk.contains(key) => {
+                self.replace(key, want);
+                Ok(())
+            }
             KeyKind::Missing => {
                 self.kinds.push((key.clone(), want));
                 Ok(())
@@ -111,6 +193,8 @@ impl<'r, 'k> Overlay<'r, 'k> {
         self.fields.retain(|(k, _, _)| gone(k));
         self.strings.retain(|(k, _)| gone(k));
         self.zwrites.retain(|(k, _, _)| gone(k));
+        self.members.retain(|(k, _, _)| gone(k));
+        self.shrunk.retain(|k| gone(k));
         self.last_ids.retain(|(k, _)| gone(k));
         self.kinds.push((key.clone(), kind));
         if !self.stale(key) {

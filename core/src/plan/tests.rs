@@ -36,6 +36,11 @@ impl State for Mem {
     fn now_ms(&self) -> i64 {
         1_000_000
     }
+    fn len(&self, key: &[u8]) -> Option<usize> {
+        let fields = self.fields.keys().filter(|(k, _)| k == key).count();
+        let scores = self.scores.keys().filter(|(k, _)| k == key).count();
+        Some(fields + scores)
+    }
 }
 
 impl Mem {
@@ -334,4 +339,27 @@ fn zadd_xx_leaves_a_missing_key_missing() {
     // With the key there, XX updates it and SET NX does nothing.
     let zset = Mem::default().score("w", "m", 1.0);
     assert!(plan("ZADD w XX 2 m SET w v NX ZADD w 1 m", &zset).is_ok());
+}
+
+#[test]
+fn a_key_its_last_field_or_member_left_is_gone() {
+    let state = Mem::default()
+        .hash("h", "only", "1")
+        .hash("g", "a", "1")
+        .hash("g", "b", "2")
+        .score("z", "m", 1.0);
+    // HDEL empties h: SET NX writes a string, a hash effect is then refused.
+    assert_eq!(
+        plan("HDEL h only SET h v NX HSET h FIELDS 1 a b", &state).unwrap_err(),
+        errors::WRONGTYPE
+    );
+    assert!(plan("HDEL h only SADD h m", &state).is_ok());
+    assert!(plan(
+        "HSET h FIELDS 1 x y HDEL h only SET h v NX HSET h FIELDS 1 a b",
+        &state
+    )
+    .is_ok());
+    assert!(plan("HDEL g a SET g v NX HSET g FIELDS 1 c d", &state).is_ok());
+    assert!(plan("ZREM z m SET z v NX INCRBY z 1", &state).is_err());
+    assert!(plan("ZREM z m ZADD z XX 1 m SET z 5 NX INCRBY z 1", &state).is_ok());
 }
