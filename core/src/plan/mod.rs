@@ -289,7 +289,7 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
         if let Some(px) = px {
             let ms = self.expand(px)?;
             let n = parse_i64(&ms).ok_or(errors::NOT_INTEGER)?;
-            if n <= 0 || n > i64::MAX - self.state.now_ms() {
+            if n <= 0 || n > self.latest_expiry() {
                 return Err(errors::SET_BAD_EXPIRE.into());
             }
             args.extend([Cow::Borrowed(&b"PX"[..]), ms]);
@@ -307,6 +307,15 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
         }
         args.extend(exists.map(|e| flag(e == Exists::Nx, b"NX", b"XX")));
         Ok(native(Native::Set, args))
+    }
+
+    /// The largest relative expiry Redis takes: its clock when the write
+    /// runs plus the time must fit 64 bits. The write runs a little after
+    /// planning reads the clock, so an hour is kept in hand (a time some
+    /// 292 million years away is refused an hour early).
+    fn latest_expiry(&self) -> i64 {
+        const IN_HAND_MS: i64 = 3_600_000;
+        i64::MAX - self.state.now_ms() - IN_HAND_MS
     }
 
     /// A string key's value (its first `limit` bytes), `None` when it is
@@ -411,7 +420,7 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
     fn pexpire(&mut self, key: Bytes<'r>, ms: &'r Arg<'r>) -> Result<Op<'r>, ReplyError> {
         let ms = self.expand(ms)?;
         let n = parse_i64(&ms).ok_or(errors::NOT_INTEGER)?;
-        if n > i64::MAX - self.state.now_ms() {
+        if n > self.latest_expiry() {
             return Err(errors::PEXPIRE_BAD_EXPIRE.into());
         }
         // A time already past removes the key at once.
