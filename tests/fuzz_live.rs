@@ -7,8 +7,8 @@
 //! and fail the parse). Checks per case:
 //! - the reply is either one error (a whole-call error) or an array with one
 //!   element per ID, each `0`, `1` or an error;
-//! - error codes are Redis' own (`ERR`, `WRONGTYPE`, `NOGROUP`) or `NOTOWNER`
-//!   for a slot;
+//! - error codes are Redis' own (`ERR`, `WRONGTYPE`, `NOGROUP`, and
+//!   `INVALIDOBJ` for a slot) or `NOTOWNER` and `CONFLICT` for a slot;
 //! - a whole-call error changed nothing, nor did a reply of errors only
 //!   (`DEBUG DIGEST` unchanged); a `1` changed something;
 //! - the server answers within the socket timeout (no hang).
@@ -165,6 +165,18 @@ const KEYS: &[&str] = &[
     "{s}:xprocess:g",
     "{t}s:xprocess:g", // the tagged stream's index, once a call made it
     "idx",             // an explicit dedupe index, once a call made it
+    "n",               // string: 10
+    "nbig",            // string: i64::MAX
+    "sfl",             // string: 1.5e308
+    "hll",             // a sparse HyperLogLog
+    "dense",           // a dense HyperLogLog (all registers 0)
+    "nothll",          // a string with a HyperLogLog's magic, but too short
+    "zinf",            // sorted set with scores inf, -inf and 1
+    "h1",              // hash with one field
+    "set1",            // set with one member
+    "z1",              // sorted set with one member
+    "badhll",          // a sparse HyperLogLog whose opcodes cover no register
+    "longfl",          // a float of 5120 bytes, too long for Redis
 ];
 
 fn setup(w: &mut Wire) {
@@ -241,6 +253,25 @@ fn setup(w: &mut Wire) {
     add(&[b"SET", b"str", b"v"]);
     add(&[b"RPUSH", b"list", b"x"]);
     add(&[b"ZADD", b"zset", b"1", b"x"]);
+    // Numbers, HyperLogLogs and sorted sets for the string and score effects.
+    add(&[b"SET", b"n", b"10"]);
+    add(&[b"SET", b"nbig", b"9223372036854775807"]);
+    add(&[b"SET", b"sfl", b"1.5e308"]);
+    add(&[b"PFADD", b"hll", b"a", b"b"]);
+    let mut dense = b"HYLL\0\0\0\0".to_vec();
+    dense.resize(16 + 12288, 0);
+    add(&[b"SET", b"dense", &dense]);
+    add(&[b"SET", b"nothll", b"HYLL\x00 too short for a dense one"]);
+    add(&[
+        b"ZADD", b"zinf", b"inf", b"up", b"-inf", b"down", b"1", b"one",
+    ]);
+    add(&[b"HSET", b"h1", b"only", b"1"]);
+    add(&[b"SADD", b"set1", b"only"]);
+    add(&[b"ZADD", b"z1", b"1", b"only"]);
+    add(&[b"SET", b"badhll", b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0"]);
+    let mut long = vec![b'0'; 5119];
+    long.push(b'1');
+    add(&[b"SET", b"longfl", &long]);
     add(&[b"XADD", b"o", b"1-0", b"a", b"b"]);
     add(&[
         b"XADD",
@@ -400,6 +431,28 @@ const TOKENS: &[&str] = &[
     ">=",
     "DELETE",
     "ACKED",
+    "HSET",
+    "HSETNX",
+    "HDEL",
+    "INCRBY",
+    "INCRBYFLOAT",
+    "DEL",
+    "SREM",
+    "ZADD",
+    "ZINCRBY",
+    "ZREM",
+    "PFADD",
+    "LPUSH",
+    "RPUSH",
+    "PEXPIRE",
+    "PUBLISH",
+    "NX",
+    "XX",
+    "GT",
+    "LT",
+    "PX",
+    "CH",
+    "INCR",
 ];
 
 const BINARY: &[&[u8]] = &[
@@ -456,6 +509,15 @@ fn key(rng: &mut Rng) -> Vec<u8> {
             "o:${amount}",
             "$customer",
             "$$h",
+            "z:${customer}",
+            "n:${amount}",
+            "l:${@date}",
+            "k:${@id}",
+            // The call's own keys, made by a template: refused per entry.
+            "s${empty}",
+            "dd${empty}",
+            "{s}:xprocess:g${empty}",
+            "{s}dl${empty}",
         ]));
     }
     if rng.chance(80) {
@@ -468,10 +530,152 @@ fn key(rng: &mut Rng) -> Vec<u8> {
             "fresh-h",
             "fresh-set",
             "fresh-o",
+            "str",
+            "n",
+            "nbig",
+            "sfl",
+            "hll",
+            "dense",
+            "list",
+            "zset",
+            "zinf",
+            "h1",
+            "set1",
+            "z1",
+            "fresh-str",
+            "fresh-z",
+            "fresh-l",
         ]))
     } else {
         bytes(rng.pick(KEYS))
     }
+}
+
+/// An integer argument: mostly valid, sometimes not, sometimes a template.
+fn integer(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(4) {
+        0 => bytes(rng.pick(&["1", "-1", "5", "0", "100"])),
+        1 => bytes(rng.pick(NUMBERS)),
+        2 => bytes(rng.pick(&["$amount", "-$amount", "${amount}", "$f", "$customer"])),
+        _ => template(rng),
+    }
+}
+
+/// A float argument (an increment or a score), valid or not.
+fn float(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(4) {
+        0 => bytes(rng.pick(&["1", "-1", "1.5", "0", "-0", "2.5e3"])),
+        1 => bytes(rng.pick(&[
+            "inf", "-inf", "+inf", "nan", "1e308", "-1e308", "1e400", "1e-400", "x", "", " 1",
+            "0x10",
+        ])),
+        2 => bytes(rng.pick(&["$amount", "-$amount", "$f", "-$f", "$customer"])),
+        _ => template(rng),
+    }
+}
+
+/// A millisecond count for SET PX and PEXPIRE, valid or not.
+fn millis(rng: &mut Rng) -> Vec<u8> {
+    bytes(rng.pick(&[
+        "1",
+        "100",
+        "600000",
+        "86400000",
+        "0",
+        "-1",
+        "-600000",
+        "x",
+        "",
+        "1.5",
+        "9223372036854775807",
+        "9223372036854775806",
+        "-9223372036854775808",
+        "$amount",
+        "-$amount",
+        "$f",
+    ]))
+}
+
+/// A field or member: mostly names the dataset has.
+fn member(rng: &mut Rng) -> Vec<u8> {
+    if rng.chance(60) {
+        bytes(rng.pick(&[
+            "$customer",
+            "n",
+            "big",
+            "only",
+            "m",
+            "x",
+            "up",
+            "down",
+            "one",
+            "alice",
+            "new",
+        ]))
+    } else {
+        template(rng)
+    }
+}
+
+/// `HSET key FIELDS numpairs ...`, `HSET key ENTRY`, or a malformed count.
+fn hset_pairs(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
+    if rng.chance(25) {
+        out.push(bytes("ENTRY"));
+        return;
+    }
+    let n = 1 + rng.below(3);
+    out.push(bytes("FIELDS"));
+    out.push(match rng.below(10) {
+        0 => bytes(rng.pick(&["0", "-1", "x", "", "4"])),
+        _ => n.to_string().into_bytes(),
+    });
+    for _ in 0..n {
+        out.push(member(rng));
+        out.push(template(rng));
+    }
+}
+
+/// `[NX | XX] [PX ms]` in either order, sometimes both of NX and XX, PX
+/// twice or without its value.
+fn set_options(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
+    let mut options: Vec<Vec<Vec<u8>>> = Vec::new();
+    if rng.chance(40) {
+        let flag = if rng.chance(50) { "NX" } else { "XX" };
+        options.push(vec![bytes(flag)]);
+    }
+    if rng.chance(40) {
+        options.push(vec![bytes("PX"), millis(rng)]);
+    }
+    if rng.chance(5) {
+        options.push(vec![bytes(
+            rng.pick(&["NX", "XX", "nx", "GET", "KEEPTTL", "EX"]),
+        )]);
+    }
+    if rng.chance(3) {
+        options.push(vec![bytes("PX")]); // no value (or the next effect's name)
+    }
+    if options.len() > 1 && rng.chance(50) {
+        options.swap(0, 1);
+    }
+    out.extend(options.into_iter().flatten());
+}
+
+/// ZADD's `[NX | XX] [GT | LT]`, in any order, invalid combinations too.
+fn zadd_flags(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
+    let mut flags: Vec<&str> = Vec::new();
+    if rng.chance(40) {
+        flags.push(*rng.pick(&["NX", "XX", "nx", "xx"]));
+    }
+    if rng.chance(40) {
+        flags.push(*rng.pick(&["GT", "LT", "gt", "lt"]));
+    }
+    if rng.chance(10) {
+        flags.push(*rng.pick(&["NX", "XX", "GT", "LT", "CH", "INCR"])); // repeated or not ours
+    }
+    for i in (1..flags.len()).rev() {
+        flags.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    out.extend(flags.iter().map(bytes));
 }
 
 fn template(rng: &mut Rng) -> Vec<u8> {
@@ -513,6 +717,9 @@ fn condition(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
 fn effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
     while rng.chance(20) {
         condition(rng, out);
+    }
+    if rng.chance(60) {
+        return new_effect(rng, out, &[]);
     }
     match rng.below(4) {
         0 | 1 => {
@@ -560,6 +767,95 @@ fn effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>) {
             }
         }
     }
+}
+
+/// One of the effects that run as their native command, on a key of
+/// `pool` most of the time (so that the effects of a call meet on the same
+/// keys), else on any.
+fn new_effect(rng: &mut Rng, out: &mut Vec<Vec<u8>>, pool: &[Vec<u8>]) {
+    let key = |rng: &mut Rng| match pool.is_empty() || rng.chance(15) {
+        true => key(rng),
+        false => rng.pick(pool).clone(),
+    };
+    match rng.below(17) {
+        0 => {
+            out.extend([bytes("HSET"), key(rng)]);
+            hset_pairs(rng, out);
+        }
+        1 => out.extend([bytes("HSETNX"), key(rng), member(rng), template(rng)]),
+        2 => out.extend([bytes("HDEL"), key(rng), member(rng)]),
+        3 | 4 => {
+            out.extend([bytes("SET"), key(rng), template(rng)]);
+            set_options(rng, out);
+        }
+        5 => out.extend([bytes("INCRBY"), key(rng), integer(rng)]),
+        6 => out.extend([bytes("INCRBYFLOAT"), key(rng), float(rng)]),
+        7 => out.extend([bytes("DEL"), key(rng)]),
+        8 => out.extend([bytes("SREM"), key(rng), member(rng)]),
+        9 | 10 => {
+            out.extend([bytes("ZADD"), key(rng)]);
+            zadd_flags(rng, out);
+            out.extend([float(rng), member(rng)]);
+        }
+        11 => out.extend([bytes("ZINCRBY"), key(rng), float(rng), member(rng)]),
+        12 => out.extend([bytes("ZREM"), key(rng), member(rng)]),
+        13 => out.extend([bytes("PFADD"), key(rng), template(rng)]),
+        14 => out.extend([
+            bytes(rng.pick(&["LPUSH", "RPUSH", "lpush"])),
+            key(rng),
+            template(rng),
+        ]),
+        15 => out.extend([bytes("PEXPIRE"), key(rng), millis(rng)]),
+        _ => {
+            let channel = if rng.chance(70) {
+                bytes(rng.pick(&["ch", "ch:${customer}", "$customer", "${nope}", ""]))
+            } else {
+                template(rng)
+            };
+            out.extend([bytes("PUBLISH"), channel, template(rng)]);
+        }
+    }
+}
+
+/// A well-formed call of one to four native effects on one or two keys, for
+/// the entries of the dataset: mostly applied or refused per entry, which
+/// is where planning must hold (an entry is applied whole or not at all).
+fn effects_call(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut a = vec![bytes("XPROCESS"), bytes("s"), bytes("g")];
+    if rng.chance(15) {
+        a.extend([bytes("CONSUMER"), bytes("c1")]);
+    }
+    // A dedupe key of its own, most of the time: the entries are new to it.
+    match rng.below(10) {
+        0 => a.extend([bytes("DEDUPE"), bytes("dd")]),
+        1 | 2 => {}
+        _ => a.extend([
+            bytes("DEDUPE"),
+            format!("{{s}}d{}", rng.below(1000)).into_bytes(),
+        ]),
+    }
+    if rng.chance(10) {
+        a.extend([
+            bytes("DEADLETTER"),
+            bytes("{s}dl"),
+            bytes("AFTER"),
+            bytes("1"),
+        ]);
+    }
+    let pool: Vec<Vec<u8>> = (0..1 + rng.below(2)).map(|_| key(rng)).collect();
+    for _ in 0..1 + rng.below(4) {
+        while rng.chance(10) {
+            condition(rng, &mut a);
+        }
+        new_effect(rng, &mut a, &pool);
+    }
+    let n = 1 + rng.below(3);
+    a.push(bytes("IDS"));
+    a.push(n.to_string().into_bytes());
+    for _ in 0..n {
+        a.push(bytes(IDS[..8][rng.below(8) as usize]));
+    }
+    a
 }
 
 /// A call that is valid more often than not.
@@ -813,9 +1109,14 @@ fn store_call(rng: &mut Rng) -> Vec<Vec<u8>> {
 
 fn generate(rng: &mut Rng) -> Vec<Vec<u8>> {
     short_blocks(match rng.below(20) {
-        0..=7 => valid_call(rng),
-        8..=14 => {
+        0..=5 => valid_call(rng),
+        6..=8 => effects_call(rng),
+        9..=13 => {
             let v = valid_call(rng);
+            mutate(rng, v)
+        }
+        14 => {
+            let v = effects_call(rng);
             mutate(rng, v)
         }
         15..=16 => store_call(rng),
@@ -836,6 +1137,10 @@ fn possible_numids(argv: &[Vec<u8>]) -> Vec<usize> {
         })
         .collect()
 }
+
+/// The error codes of one entry's slot: Redis' own (INVALIDOBJ for PFADD of
+/// a corrupt HyperLogLog), NOTOWNER and CONFLICT.
+const SLOT_CODES: [&str; 5] = ["ERR", "WRONGTYPE", "INVALIDOBJ", "NOTOWNER", "CONFLICT"];
 
 fn code(e: &str) -> &str {
     e.split(' ').next().unwrap_or("")
@@ -908,7 +1213,8 @@ fn check_read(
             }
             Resp::Int(0) => stats.duplicates += 1,
             Resp::Error(e)
-                if ["ERR", "WRONGTYPE", "CONFLICT"].contains(&code(e))
+                if SLOT_CODES.contains(&code(e))
+                    && code(e) != "NOTOWNER"
                     && !e.contains("internal error") =>
             {
                 stats.slot_errors += 1
@@ -1042,9 +1348,7 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
                         all_errors = false;
                         stats.dead_lettered += 1;
                     }
-                    Resp::Error(e)
-                        if ["ERR", "WRONGTYPE", "NOTOWNER", "CONFLICT"].contains(&code(e)) =>
-                    {
+                    Resp::Error(e) if SLOT_CODES.contains(&code(e)) => {
                         stats.slot_errors += 1;
                         if e.contains("internal error") {
                             return Err(format!("internal error in a slot: {e}"));
@@ -1145,7 +1449,11 @@ fn hostile_argument_vectors() {
                 server.log_tail(40)
             );
         }
-        if argv.iter().any(|a| a.eq_ignore_ascii_case(b"TTL")) {
+        let expires = [&b"TTL"[..], b"PX", b"PEXPIRE"];
+        if argv
+            .iter()
+            .any(|a| expires.iter().any(|e| a.eq_ignore_ascii_case(e)))
+        {
             persist_short_ttls(&mut w);
         }
         if (case + 1) % BATCH == 0 || case + 1 == cases {
@@ -1224,4 +1532,96 @@ fn ttl_overflowing_the_clock_is_refused_or_applied() {
         setup(&mut w);
     }
     assert_log_clean(&server);
+}
+
+/// Findings of the fuzzers on the native effects, each a call that
+/// planned (every effect validated) but whose later effect failed when it
+/// ran, leaving the entry half-applied ("failed after validation" in the
+/// log); refusing the entry (an error, nothing changed) or applying it whole
+/// is right:
+/// - PFADD of a sparse HyperLogLog whose header is valid but whose opcodes
+///   cover no register: Redis replies INVALIDOBJ (fixed in 25ea836);
+/// - INCRBYFLOAT of a float of exactly 5120 bytes: Redis' string2ld refuses
+///   MAX_LONG_DOUBLE_CHARS bytes or more (fixed in 25ea836);
+/// - HDEL of a hash's last field removes the hash: SET NX then writes a
+///   string, which the HSET after it cannot write (SREM and ZREM of a last
+///   member alike; fixed in f18ce25);
+/// - ZADD XX of a missing key creates nothing, so SET NX writes a string
+///   the ZADD after it cannot write (fixed in a95996d).
+#[test]
+fn native_effects_never_leave_an_entry_half_applied() {
+    let server = Server::start();
+    let mut w = Wire::connect(server.port());
+    let mut long_float = vec![b'0'; 5119];
+    long_float.push(b'1');
+    // (What prepares the dataset, the effects of the call.)
+    type Case<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
+    let cases: [Case; 6] = [
+        (
+            &[b"SET", b"badhll", b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0"],
+            &[b"SET", b"k", b"v", b"PFADD", b"badhll", b"x"],
+        ),
+        (
+            &[b"SET", b"longfl", &long_float],
+            &[b"SET", b"k", b"v", b"INCRBYFLOAT", b"longfl", b"1"],
+        ),
+        (
+            &[b"HSET", b"h1", b"only", b"1"],
+            &[
+                b"HDEL", b"h1", b"only", b"SET", b"h1", b"v", b"NX", b"HSET", b"h1", b"FIELDS",
+                b"1", b"a", b"b",
+            ],
+        ),
+        (
+            &[b"SADD", b"set1", b"only"],
+            &[
+                b"SREM", b"set1", b"only", b"SET", b"set1", b"v", b"NX", b"SADD", b"set1", b"m",
+            ],
+        ),
+        (
+            &[b"ZADD", b"z1", b"1", b"only"],
+            &[
+                b"ZREM", b"z1", b"only", b"SET", b"z1", b"v", b"NX", b"ZADD", b"z1", b"1", b"m",
+            ],
+        ),
+        (
+            &[b"DEL", b"fresh-z"],
+            &[
+                b"ZADD", b"fresh-z", b"XX", b"1", b"m", b"SET", b"fresh-z", b"v", b"NX", b"ZADD",
+                b"fresh-z", b"1", b"m",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (prepare, effects) in cases {
+        setup(&mut w);
+        assert!(
+            !matches!(w.call(prepare), Ok(Resp::Error(_))),
+            "{prepare:?}"
+        );
+        let mut argv: Vec<&[u8]> = vec![b"XPROCESS", b"s", b"g"];
+        argv.extend(effects);
+        argv.extend([&b"IDS"[..], b"1", b"3-0"]);
+        let before = w.call(&[b"DEBUG", b"DIGEST"]).unwrap();
+        let reply = w.call(&argv).unwrap();
+        let after = w.call(&[b"DEBUG", b"DIGEST"]).unwrap();
+        let argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+        match &reply {
+            Resp::Array(Some(slots)) if slots == &[Resp::Int(1)] => {}
+            Resp::Array(Some(slots)) if matches!(slots[..], [Resp::Error(_)]) => {
+                if before != after {
+                    failures.push(format!("{}: {slots:?}, but changed", show(&argv)));
+                }
+            }
+            other => failures.push(format!("{}: {other:?}", show(&argv))),
+        }
+    }
+    let log = std::fs::read_to_string(server.dir().join("redis.log")).unwrap_or_default();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("failed after validation"))
+    {
+        failures.push(line.to_string());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
