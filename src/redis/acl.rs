@@ -43,33 +43,30 @@ impl Caller {
     }
 
     fn may(&self, ctx: &Context, key: &[u8], perms: AclPermissions) -> bool {
-        let user = match self {
-            Caller::Anyone => return true,
-            Caller::Unknown => return false,
-            Caller::User(user) => *user,
-        };
         let key = RedisString::create_from_slice(ctx.ctx, key);
-        let flags = perms.bits() as c_int;
         // SAFETY: a user we hold and a key string that lives across the call.
-        let status =
-            unsafe { raw::RedisModule_ACLCheckKeyPermissions.unwrap()(user, key.inner, flags) };
-        status == raw::REDISMODULE_OK as c_int
+        self.allows(|user| unsafe {
+            raw::RedisModule_ACLCheckKeyPermissions.unwrap()(user, key.inner, perms.bits() as c_int)
+        })
     }
 
     /// Whether the caller may publish to `channel`.
     pub fn may_publish(&self, ctx: &Context, channel: &[u8]) -> bool {
-        let user = match self {
-            Caller::Anyone => return true,
-            Caller::Unknown => return false,
-            Caller::User(user) => *user,
-        };
         let channel = RedisString::create_from_slice(ctx.ctx, channel);
         let flags = raw::REDISMODULE_CMD_CHANNEL_PUBLISH as c_int;
         // SAFETY: a user we hold and a channel string that lives across the call.
-        let status = unsafe {
+        self.allows(|user| unsafe {
             raw::RedisModule_ACLCheckChannelPermissions.unwrap()(user, channel.inner, flags)
-        };
-        status == raw::REDISMODULE_OK as c_int
+        })
+    }
+
+    /// What `check` says of the user, as anyone or nobody would be answered.
+    fn allows(&self, check: impl FnOnce(*mut raw::RedisModuleUser) -> c_int) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Unknown => false,
+            Caller::User(user) => check(*user) == raw::REDISMODULE_OK as c_int,
+        }
     }
 }
 

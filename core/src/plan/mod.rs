@@ -294,10 +294,11 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
             }
             args.extend([Cow::Borrowed(&b"PX"[..]), ms]);
         }
-        let missing = self.overlay.kind(self.state, &args[0]) == KeyKind::Missing;
+        // Only NX and XX need the key's kind: a plain SET writes whatever.
+        let missing = || self.overlay.kind(self.state, &args[0]) == KeyKind::Missing;
         let applies = match exists {
-            Some(Exists::Nx) => missing,
-            Some(Exists::Xx) => !missing,
+            Some(Exists::Nx) => missing(),
+            Some(Exists::Xx) => !missing(),
             None => true,
         };
         if applies {
