@@ -173,19 +173,7 @@ fn id_and_key_dedupe_mix_in_one_batch() {
 
 #[test]
 fn replicas_failover_aof_reload_and_restart_keep_the_keys() {
-    let primary = Server::with(
-        &[],
-        &[
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
-    let port = primary.port().to_string();
-    let replica = Server::with(&[], &["--replicaof", "127.0.0.1", &port]);
+    let (primary, replica) = primary_with_aof_and_replica();
     let (mut p, mut r) = (primary.conn(), replica.conn());
     wait_replica_synced(&mut p, &mut r);
     let ids = payments(

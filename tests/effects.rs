@@ -361,19 +361,7 @@ fn effects_may_not_remove_the_calls_own_keys() {
 /// deterministic form: absolute expiry times, no relative ones.
 #[test]
 fn replicas_and_the_aof_get_absolute_times() {
-    let mut primary = Server::with(
-        &[],
-        &[
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
-    let port = primary.port().to_string();
-    let replica = Server::with(&[], &["--replicaof", "127.0.0.1", &port]);
+    let (mut primary, replica) = primary_with_aof_and_replica();
     let mut con = primary.conn();
     let mut rcon = replica.conn();
     wait_replica_synced(&mut con, &mut rcon);

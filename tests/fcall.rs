@@ -233,19 +233,7 @@ fn business_keys_with_a_function() {
 /// the call's one MULTI/EXEC: equal digests, and the same after kill -9.
 #[test]
 fn a_functions_writes_replicate_and_persist() {
-    let mut primary = Server::with(
-        &[],
-        &[
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
-    let port = primary.port().to_string();
-    let replica = Server::with(&[], &["--replicaof", "127.0.0.1", &port]);
+    let (mut primary, replica) = primary_with_aof_and_replica();
     let mut con = primary.conn();
     let mut rcon = replica.conn();
     load(&mut con);

@@ -600,6 +600,26 @@ pub fn rewrite_aof(con: &mut Connection) {
     });
 }
 
+/// A primary writing an AOF (fsync always) and its replica, synced: for
+/// tests that check a replica and an AOF replay against the primary.
+pub fn primary_with_aof_and_replica() -> (Server, Server) {
+    let primary = Server::with(
+        &[],
+        &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let port = primary.port().to_string();
+    let replica = Server::with(&[], &["--replicaof", "127.0.0.1", &port]);
+    wait_replica_synced(&mut primary.conn(), &mut replica.conn());
+    (primary, replica)
+}
+
 pub fn wait_replica_synced(primary: &mut Connection, replica: &mut Connection) {
     wait_until("master_link_status:up", || {
         info_field(replica, "replication", "master_link_status").as_deref() == Some("up")
