@@ -64,6 +64,14 @@ pub const NO_EFFECT: Fixed =
     Fixed::err("ERR syntax error, XPROCESS needs at least one effect before IDS");
 pub const NO_IDS: Fixed =
     Fixed::err("ERR syntax error, XPROCESS needs IDS numids id [id ...] or READ after the effects");
+pub const DEFINITION_NO_EFFECT: Fixed =
+    Fixed::err("ERR syntax error, a definition needs at least one effect");
+pub const NOT_IN_DEFINITION: Fixed = Fixed::err("ERR syntax error, CONSUMER, STORE and TTL are not part of a definition (give CONSUMER when calling or starting it)");
+pub const IDS_IN_DEFINITION: Fixed = Fixed::err(
+    "ERR syntax error, IDS and READ are not part of a definition (give them when calling it)",
+);
+pub const NO_DEFINITION: Fixed = Fixed::err("ERR no effect given and the group has no definition, give effects or define them with XPROCESS.DEFINE");
+pub const DEFINED: Fixed = Fixed::err("ERR the group has a definition, call XPROCESS key group [CONSUMER consumer] IDS|READ without effects, or XPROCESS.UNDEFINE it first");
 pub const READ_NEEDS_CONSUMER: Fixed =
     Fixed::err("ERR syntax error, READ needs CONSUMER consumer (the entries are read for it)");
 pub const BAD_COUNT: Fixed = Fixed::err("ERR COUNT must be a positive integer");

@@ -13,6 +13,7 @@
 
 pub mod business_key;
 pub mod condition;
+pub mod definition;
 pub mod entry;
 pub mod errors;
 pub mod fast_map;

@@ -77,9 +77,48 @@ fn is(arg: &[u8], token: &str) -> bool {
 /// Parse a whole XPROCESS argv (argv[0] is the command name).
 pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
     let mut args = Args { argv, pos: 1 };
-    let stream = args.next()?;
-    let group = args.next()?;
-    let mut req = Request {
+    let mut req = shell(args.next()?, args.next()?);
+    parse_options(&mut args, &mut req)?;
+    parse_effects(&mut args, &mut req, Until::IdsOrRead)?;
+    check_fcall_alone(&req)?;
+    parse_tail(&mut args, &mut req)?;
+    Ok(req)
+}
+
+/// Parse `key group options effects` (XPROCESS.DEFINE's argv, or a stored
+/// definition's): a call without CONSUMER, STORE, TTL, IDS or READ, which
+/// those of each call complete.
+pub fn parse_definition<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
+    let mut args = Args { argv, pos: 1 };
+    let mut req = shell(args.next()?, args.next()?);
+    parse_options(&mut args, &mut req)?;
+    if req.consumer.is_some() || req.store.is_some() || req.ttl.is_some() {
+        return Err(errors::NOT_IN_DEFINITION.into());
+    }
+    parse_effects(&mut args, &mut req, Until::End)?;
+    check_fcall_alone(&req)?;
+    Ok(req)
+}
+
+/// A call that runs the group's definition: `XPROCESS key group [CONSUMER
+/// consumer] (IDS ... | READ ...)`, with no option and no effect. `None`
+/// when argv is not of that shape.
+pub fn parse_defined_call<'a>(argv: &[&'a [u8]]) -> Option<Result<Request<'a>, ReplyError>> {
+    let consumer = argv.get(3).is_some_and(|a| is(a, "CONSUMER"));
+    let tail = if consumer { 5 } else { 3 };
+    let token = argv.get(tail)?;
+    if !is(token, "IDS") && !is(token, "READ") {
+        return None;
+    }
+    let mut req = shell(argv[1], argv[2]);
+    req.consumer = consumer.then(|| argv[4]);
+    let mut args = Args { argv, pos: tail };
+    Some(parse_tail(&mut args, &mut req).map(|()| req))
+}
+
+/// A request of `stream` and `group` with nothing else yet.
+fn shell<'a>(stream: &'a [u8], group: &'a [u8]) -> Request<'a> {
+    Request {
         stream,
         group,
         consumer: None,
@@ -94,22 +133,36 @@ pub fn parse<'a>(argv: &[&'a [u8]]) -> Result<Request<'a>, ReplyError> {
         ids: Vec::new(),
         read: None,
         key_positions: vec![1],
-    };
-    parse_options(&mut args, &mut req)?;
-    parse_effects(&mut args, &mut req)?;
-    let fcall = |e: &Effect| matches!(e, Effect::FCall { .. });
-    if req.effects.len() > 1 && req.effects.iter().any(fcall) {
-        return Err(errors::FCALL_NOT_ALONE.into());
     }
+}
+
+fn check_fcall_alone(req: &Request) -> Result<(), ReplyError> {
+    let fcall = |e: &Effect| matches!(e, Effect::FCall { .. });
+    match req.effects.len() > 1 && req.effects.iter().any(fcall) {
+        true => Err(errors::FCALL_NOT_ALONE.into()),
+        false => Ok(()),
+    }
+}
+
+/// `IDS ...` or `READ ...`, to the end of argv.
+fn parse_tail(args: &mut Args, req: &mut Request) -> Result<(), ReplyError> {
     if is(args.next()?, "IDS") {
-        parse_ids(&mut args, &mut req)?;
+        parse_ids(args, req)
     } else {
-        req.read = Some(parse_read(&mut args)?);
-        if req.consumer.is_none() {
-            return Err(errors::READ_NEEDS_CONSUMER.into());
+        req.read = Some(parse_read(args)?);
+        match req.consumer {
+            Some(_) => Ok(()),
+            None => Err(errors::READ_NEEDS_CONSUMER.into()),
         }
     }
-    Ok(req)
+}
+
+/// Where the effects end: at IDS or READ (a call), or with argv (a
+/// definition).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    IdsOrRead,
+    End,
 }
 
 fn parse_options<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(), ReplyError> {
@@ -194,26 +247,41 @@ fn parse_business_key<'a>(args: &mut Args<'a, '_>) -> Result<BusinessKey<'a>, Re
     Ok(key)
 }
 
-fn parse_effects<'a>(args: &mut Args<'a, '_>, req: &mut Request<'a>) -> Result<(), ReplyError> {
+fn parse_effects<'a>(
+    args: &mut Args<'a, '_>,
+    req: &mut Request<'a>,
+    until: Until,
+) -> Result<(), ReplyError> {
     let mut when = Vec::new();
     loop {
-        let token = args.peek().ok_or(if !when.is_empty() {
-            errors::WHEN_WITHOUT_EFFECT
-        } else if req.effects.is_empty() {
-            errors::NO_EFFECT
-        } else {
-            errors::NO_IDS
-        })?;
+        let Some(token) = args.peek() else {
+            return Err(if !when.is_empty() {
+                errors::WHEN_WITHOUT_EFFECT
+            } else if req.effects.is_empty() && until == Until::End {
+                errors::DEFINITION_NO_EFFECT
+            } else if req.effects.is_empty() {
+                errors::NO_EFFECT
+            } else if until == Until::End {
+                return Ok(());
+            } else {
+                errors::NO_IDS
+            }
+            .into());
+        };
         if is(token, "WHEN") {
             let (condition, used) = Condition::parse(&args.argv[args.pos + 1..])?;
             when.push(condition);
             args.pos += 1 + used;
             continue;
         }
-        if !when.is_empty() && (is(token, "IDS") || is(token, "READ")) {
+        let ids_or_read = is(token, "IDS") || is(token, "READ");
+        if ids_or_read && until == Until::End {
+            return Err(errors::IDS_IN_DEFINITION.into());
+        }
+        if !when.is_empty() && ids_or_read {
             return Err(errors::WHEN_WITHOUT_EFFECT.into());
         }
-        if is(token, "IDS") || is(token, "READ") {
+        if ids_or_read {
             return match req.effects.is_empty() {
                 true => Err(errors::NO_EFFECT.into()),
                 false => Ok(()),
@@ -641,6 +709,42 @@ mod tests {
         assert_eq!(err("XPROCESS s g XADD o BODY IDS 1 1"), errors::SYNTAX);
         assert_eq!(err("XPROCESS s g HINCRBY h f"), errors::SYNTAX);
         assert_eq!(err("XPROCESS s"), errors::SYNTAX);
+    }
+
+    #[test]
+    fn definitions_and_calls_that_use_them() {
+        let def = |s: &'static str| parse_definition(&argv(s));
+        let d = def("XPROCESS.DEFINE s g DEDUPE d KEY $o DEADLETTER dl AFTER 2 DELETE SADD k $id")
+            .unwrap();
+        assert_eq!(d.dedupe, Some(&b"d"[..]));
+        assert_eq!(d.effects.len(), 1);
+        assert_eq!(d.key_positions, vec![1, 4, 8, 13]);
+        let e = |s: &'static str| def(s).unwrap_err().as_str().to_string();
+        assert_eq!(e("D s g"), errors::DEFINITION_NO_EFFECT.text);
+        assert_eq!(e("D s g DEDUPE d"), errors::DEFINITION_NO_EFFECT.text);
+        assert_eq!(e("D s g CONSUMER c SADD k m"), errors::NOT_IN_DEFINITION.text);
+        assert_eq!(e("D s g STORE SET SADD k m"), errors::NOT_IN_DEFINITION.text);
+        assert_eq!(e("D s g TTL 5 SADD k m"), errors::NOT_IN_DEFINITION.text);
+        assert_eq!(e("D s g SADD k m IDS 1 1-1"), errors::IDS_IN_DEFINITION.text);
+        assert_eq!(e("D s g SADD k m READ"), errors::IDS_IN_DEFINITION.text);
+        assert_eq!(e("D s g SADD k m WHEN $a == 1"), errors::WHEN_WITHOUT_EFFECT.text);
+        assert_eq!(e("D s g SADD k m FCALL f 0 0"), errors::FCALL_NOT_ALONE.text);
+        assert!(def("D s g SADD k IDS").is_ok(), "IDS as an effect's argument");
+
+        let call = |s: &'static str| parse_defined_call(&argv(s));
+        let c = call("XPROCESS s g CONSUMER c READ COUNT 5").unwrap().unwrap();
+        assert_eq!(c.consumer, Some(&b"c"[..]));
+        assert_eq!(c.read.unwrap().count, Some(5));
+        let c = call("XPROCESS s g IDS 2 1-1 2-2").unwrap().unwrap();
+        assert_eq!(c.ids.len(), 2);
+        assert_eq!(
+            call("XPROCESS s g READ").unwrap().unwrap_err().as_str(),
+            errors::READ_NEEDS_CONSUMER.text
+        );
+        assert!(call("XPROCESS s g CONSUMER c IDS 2 1-1").unwrap().is_err());
+        assert!(call("XPROCESS s g SADD k m IDS 1 1-1").is_none());
+        assert!(call("XPROCESS s g CONSUMER c TTL 5 IDS 1 1").is_none());
+        assert!(call("XPROCESS s g").is_none());
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn replay(replica: &mut Index, index: &Index, t: &Touched) {
     let Some(p) = index.patch(t) else { return };
     let change = patch::Change {
         ranges: Some(p),
-        keys: None,
+        ..patch::Change::default()
     };
     let args = patch::to_args(b"k", &index.stream, &change);
     let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();

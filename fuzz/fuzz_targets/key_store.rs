@@ -71,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
                         expired_add: 0,
                         records: vec![rec],
                     }),
+                    definition: None,
                 };
                 let args = patch::to_args(b"k", b"s", &change);
                 let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();

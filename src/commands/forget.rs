@@ -80,7 +80,7 @@ fn forget_in_index(ctx: &Context, key: &[u8], index: &mut Index, ids: &[StreamId
     if let Some(p) = index.patch(&touched) {
         let change = patch::Change {
             ranges: Some(p),
-            keys: None,
+            ..patch::Change::default()
         };
         replicate(ctx, key, &index.stream, &change);
     }

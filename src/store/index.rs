@@ -155,6 +155,7 @@ impl DedupeStore for IndexStore<'_> {
                 expired_add: 0,
                 records,
             }),
+            definition: None,
         };
         if change.ranges.is_some() || change.keys.is_some() {
             replicate(ctx, key, &index.stream, &change);

@@ -18,8 +18,14 @@
 //! the window (ms), the conflicts counter, an amount added to the expired counter, the count,
 //! and per key its xxh3-128 (16 bytes), fingerprint and expiry (4 each), the
 //! entry's ms and seq. Version 1 stays what a change without keys sends.
+//!
+//! A change of the group's definition (XPROCESS.DEFINE, UNDEFINE, START,
+//! STOP, or a processor stopping by itself) is payload version 3: the
+//! definition section of the RDB encoding (`codec`), which replaces the
+//! index's definition whole (defined 0 removes it).
 
-use super::codec::Reader;
+use super::codec::{read_definition, write_definition, Reader};
+use crate::definition::Definition;
 use super::key_store::{KeyPatch, KeyRecord};
 use super::ranges::{Index, Patch, Range};
 use crate::id::StreamId;
@@ -30,6 +36,8 @@ pub const COMMAND: &str = "XPROCESS.PATCH";
 const VERSION: u8 = 1;
 /// Ranges and/or business keys.
 const VERSION_KEYS: u8 = 2;
+/// The group's definition.
+const VERSION_DEFINITION: u8 = 3;
 const HEADER: usize = 1 + 6 * 8;
 const HAS_RANGES: u8 = 1;
 const HAS_KEYS: u8 = 2;
@@ -39,6 +47,9 @@ const HAS_KEYS: u8 = 2;
 pub struct Change {
     pub ranges: Option<Patch>,
     pub keys: Option<KeyPatch>,
+    /// The definition the index now holds (`Some(None)`: none). A change of
+    /// the definition changes nothing else.
+    pub definition: Option<Option<Definition>>,
 }
 
 /// Ranges per command when an AOF rewrite writes a whole index.
@@ -68,6 +79,11 @@ pub fn write_payload(change: &Change, out: &mut Vec<u8>) {
             words(out, &r.words());
         }
     };
+    if let Some(definition) = &change.definition {
+        out.push(VERSION_DEFINITION);
+        write_definition(definition.as_ref(), out);
+        return;
+    }
     let Some(keys) = &change.keys else {
         out.push(VERSION);
         if let Some(patch) = &change.ranges {
@@ -103,6 +119,9 @@ pub fn apply(index: &mut Index, change: &Change) -> Result<(), &'static str> {
     if let Some(keys) = &change.keys {
         index.keys.apply(keys);
     }
+    if let Some(definition) = &change.definition {
+        index.definition = definition.clone();
+    }
     Ok(())
 }
 
@@ -119,7 +138,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Parsed<'a>, &'static str> {
     let [key, stream, payload] = args else {
         return Err(BAD);
     };
-    let change = parse_payload(payload).map_err(|_| BAD)?;
+    let change = parse_payload(payload, stream).map_err(|_| BAD)?;
     Ok(Parsed {
         key,
         stream,
@@ -127,7 +146,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<Parsed<'a>, &'static str> {
     })
 }
 
-fn parse_payload(payload: &[u8]) -> Result<Change, &'static str> {
+fn parse_payload(payload: &[u8], stream: &[u8]) -> Result<Change, &'static str> {
     match payload.split_first() {
         Some((&VERSION, body)) => {
             let count = body.len().checked_sub(HEADER - 1).ok_or(BAD)?;
@@ -135,7 +154,21 @@ fn parse_payload(payload: &[u8]) -> Result<Change, &'static str> {
                 return Err(BAD);
             }
             let ranges = Some(read_ranges(&mut Reader(body), count / Range::BYTES)?);
-            Ok(Change { ranges, keys: None })
+            Ok(Change {
+                ranges,
+                ..Change::default()
+            })
+        }
+        Some((&VERSION_DEFINITION, body)) => {
+            let mut r = Reader(body);
+            let definition = Some(read_definition(&mut r, stream)?);
+            match r.0.is_empty() {
+                true => Ok(Change {
+                    definition,
+                    ..Change::default()
+                }),
+                false => Err(BAD),
+            }
         }
         Some((&VERSION_KEYS, [flags, body @ ..])) => parse_v2(*flags, body),
         _ => Err(BAD),
@@ -208,7 +241,7 @@ pub fn rebuild(index: &Index) -> Vec<Change> {
     .into_iter()
     .map(|p| Change {
         ranges: Some(p),
-        keys: None,
+        ..Change::default()
     })
     .collect();
     let live = index.keys.live();
@@ -221,6 +254,7 @@ pub fn rebuild(index: &Index) -> Vec<Change> {
         for (n, chunk) in chunks.into_iter().enumerate() {
             changes.push(Change {
                 ranges: None,
+                definition: None,
                 keys: Some(KeyPatch {
                     now: keys.now,
                     window: keys.window,
@@ -230,6 +264,12 @@ pub fn rebuild(index: &Index) -> Vec<Change> {
                 }),
             });
         }
+    }
+    if let Some(definition) = &index.definition {
+        changes.push(Change {
+            definition: Some(Some(definition.clone())),
+            ..Change::default()
+        });
     }
     changes
 }
@@ -303,6 +343,7 @@ mod tests {
                 expired_add: 0,
                 records,
             }),
+            definition: None,
         };
         let args = to_args(b"k", b"st", &change);
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
@@ -335,6 +376,35 @@ mod tests {
         let before = replica.clone();
         assert!(apply(&mut replica, &late).is_err(), "keys already expired");
         assert_eq!(replica, before, "a refused change changes nothing");
+    }
+
+    #[test]
+    fn definitions_travel_as_patches_and_in_rebuilds() {
+        let args = ["SADD", "set", "$id"].map(|a| a.as_bytes().to_vec()).to_vec();
+        let mut index = Index::new(b"st");
+        index.definition = Some(Definition {
+            group: b"g".to_vec(),
+            args,
+            processor: None,
+        });
+        let mut copy = Index::new(b"st");
+        for change in rebuild(&index) {
+            let args = to_args(b"k", b"st", &change);
+            let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            apply(&mut copy, &parse(&argv).unwrap().change).unwrap();
+        }
+        assert_eq!(copy, index);
+        let undefine = Change {
+            definition: Some(None),
+            ..Change::default()
+        };
+        let args = to_args(b"k", b"st", &undefine);
+        let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        apply(&mut copy, &parse(&argv).unwrap().change).unwrap();
+        assert_eq!(copy.definition, None);
+        let mut bad = to_args(b"k", b"st", &rebuild(&index)[1])[2].clone();
+        bad.truncate(bad.len() - 1);
+        assert!(parse(&[b"k", b"st", &bad]).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! logic is unit-tested in memory and replicas replay [`Patch`]es without
 //! looking at their stream at all.
 
+use crate::definition::Definition;
 use super::key_store::Keys;
 use crate::id::StreamId;
 
@@ -108,6 +109,8 @@ pub struct Index {
     cursor: usize,
     /// Business keys remembered for a window (`XPROCESS ... KEY`).
     pub keys: Keys,
+    /// The group's definition, kept at its derived dedupe key.
+    pub definition: Option<Definition>,
 }
 
 impl Index {
@@ -119,6 +122,7 @@ impl Index {
             lost: 0,
             cursor: 0,
             keys: Keys::default(),
+            definition: None,
         }
     }
 
@@ -142,6 +146,7 @@ impl Index {
             lost,
             cursor: 0,
             keys: Keys::default(),
+            definition: None,
         })
     }
 
@@ -399,6 +404,7 @@ impl Index {
             + self.stream.capacity()
             + self.ranges.capacity() * std::mem::size_of::<Range>()
             + self.keys.memory()
+            + self.definition.as_ref().map_or(0, Definition::memory)
     }
 }
 
