@@ -727,7 +727,7 @@ mod tests {
         assert_eq!(e("D s g TTL 5 SADD k m"), errors::NOT_IN_DEFINITION.text);
         assert_eq!(e("D s g SADD k m IDS 1 1-1"), errors::IDS_IN_DEFINITION.text);
         assert_eq!(e("D s g SADD k m READ"), errors::IDS_IN_DEFINITION.text);
-        assert_eq!(e("D s g SADD k m WHEN $a == 1"), errors::WHEN_WITHOUT_EFFECT.text);
+        assert_eq!(e("D s g SADD k m WHEN $a = 1"), errors::WHEN_WITHOUT_EFFECT.text);
         assert_eq!(e("D s g SADD k m FCALL f 0 0"), errors::FCALL_NOT_ALONE.text);
         assert!(def("D s g SADD k IDS").is_ok(), "IDS as an effect's argument");
 
