@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod index;
 pub mod redis;
+pub mod run;
 pub mod server;
 pub mod stats;
 pub mod store;

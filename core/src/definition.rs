@@ -46,7 +46,9 @@ impl Definition {
             + self.group.capacity()
             + self.args.capacity() * std::mem::size_of::<Vec<u8>>()
             + self.args.iter().map(Vec::capacity).sum::<usize>()
-            + processor.map_or(0, |p| std::mem::size_of::<Processor>() + p.consumer.capacity())
+            + processor.map_or(0, |p| {
+                std::mem::size_of::<Processor>() + p.consumer.capacity()
+            })
     }
 
     /// XPROCESS.START's arguments after `key group`, as INFO shows them.

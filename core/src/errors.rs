@@ -125,6 +125,10 @@ pub const ZADD_NX_XX: Fixed =
 pub const ZADD_GT_LT_NX: Fixed =
     Fixed::err("ERR GT, LT, and/or NX options at the same time are not compatible");
 pub const REMOVES_OWN_KEY: Fixed = Fixed::err("ERR SET, DEL, PEXPIRE, SREM and FCALL may not target the stream, the dedupe key or the dead-letter key");
+pub const NOPERM_KEY: Fixed = Fixed::new(
+    ErrorKind::NoPerm,
+    "NOPERM this user has no permissions to access one of the keys used as arguments",
+);
 pub const NOPERM_CHANNEL: Fixed = Fixed::new(
     ErrorKind::NoPerm,
     "NOPERM this user has no permissions to access one of the channels used as arguments",
@@ -223,6 +227,16 @@ impl ReplyError {
             ErrorKind::NoPerm,
             format!(
                 "NOPERM this user has no permissions to write the dedupe key '{}'",
+                printable(key)
+            ),
+        )
+    }
+
+    pub fn definition_key_type(key: &[u8]) -> Self {
+        Self::new(
+            ErrorKind::WrongType,
+            format!(
+                "WRONGTYPE the group's dedupe key '{}' holds a Set or another type, a definition is kept in a dedupe index",
                 printable(key)
             ),
         )

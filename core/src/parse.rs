@@ -722,17 +722,37 @@ mod tests {
         let e = |s: &'static str| def(s).unwrap_err().as_str().to_string();
         assert_eq!(e("D s g"), errors::DEFINITION_NO_EFFECT.text);
         assert_eq!(e("D s g DEDUPE d"), errors::DEFINITION_NO_EFFECT.text);
-        assert_eq!(e("D s g CONSUMER c SADD k m"), errors::NOT_IN_DEFINITION.text);
-        assert_eq!(e("D s g STORE SET SADD k m"), errors::NOT_IN_DEFINITION.text);
+        assert_eq!(
+            e("D s g CONSUMER c SADD k m"),
+            errors::NOT_IN_DEFINITION.text
+        );
+        assert_eq!(
+            e("D s g STORE SET SADD k m"),
+            errors::NOT_IN_DEFINITION.text
+        );
         assert_eq!(e("D s g TTL 5 SADD k m"), errors::NOT_IN_DEFINITION.text);
-        assert_eq!(e("D s g SADD k m IDS 1 1-1"), errors::IDS_IN_DEFINITION.text);
+        assert_eq!(
+            e("D s g SADD k m IDS 1 1-1"),
+            errors::IDS_IN_DEFINITION.text
+        );
         assert_eq!(e("D s g SADD k m READ"), errors::IDS_IN_DEFINITION.text);
-        assert_eq!(e("D s g SADD k m WHEN $a = 1"), errors::WHEN_WITHOUT_EFFECT.text);
-        assert_eq!(e("D s g SADD k m FCALL f 0 0"), errors::FCALL_NOT_ALONE.text);
-        assert!(def("D s g SADD k IDS").is_ok(), "IDS as an effect's argument");
+        assert_eq!(
+            e("D s g SADD k m WHEN $a = 1"),
+            errors::WHEN_WITHOUT_EFFECT.text
+        );
+        assert_eq!(
+            e("D s g SADD k m FCALL f 0 0"),
+            errors::FCALL_NOT_ALONE.text
+        );
+        assert!(
+            def("D s g SADD k IDS").is_ok(),
+            "IDS as an effect's argument"
+        );
 
         let call = |s: &'static str| parse_defined_call(&argv(s));
-        let c = call("XPROCESS s g CONSUMER c READ COUNT 5").unwrap().unwrap();
+        let c = call("XPROCESS s g CONSUMER c READ COUNT 5")
+            .unwrap()
+            .unwrap();
         assert_eq!(c.consumer, Some(&b"c"[..]));
         assert_eq!(c.read.unwrap().count, Some(5));
         let c = call("XPROCESS s g IDS 2 1-1 2-2").unwrap().unwrap();

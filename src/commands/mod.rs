@@ -2,17 +2,21 @@
 //! (EXISTS, FORGET, INFO, and the internal PATCH). Each declares its
 //! `COMMAND` (flags, ACL categories, arity, COMMAND DOCS) beside its handler.
 
+pub mod define;
 pub mod exists;
 pub mod forget;
 pub mod info;
 pub mod patch;
+pub mod undefine;
 pub mod xprocess;
 
 use crate::redis::command::Command;
 
 /// Every command of the module, registered in this order at load.
-pub const ALL: [&Command; 5] = [
+pub const ALL: [&Command; 7] = [
     &xprocess::COMMAND,
+    &define::COMMAND,
+    &undefine::COMMAND,
     &exists::COMMAND,
     &forget::COMMAND,
     &info::COMMAND,

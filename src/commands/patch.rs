@@ -1,7 +1,9 @@
 //! XPROCESS.PATCH: an index change replayed on a replica or from the AOF.
 
 use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::redis::key::selected_db;
 use crate::redis::reply;
+use crate::stats::processors;
 use crate::store::{DedupeKey, Holds};
 use redis_module::{Context, ContextFlags};
 use xprocess_core::errors::{self, ErrorKind, Fixed, ReplyError};
@@ -63,11 +65,16 @@ pub fn patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
             parsed.stream,
         ));
     }
+    let old = index.definition.clone();
     if let Err(why) = patch::apply(index, &parsed.change) {
         ctx.log_warning(&format!("xprocess: XPROCESS.PATCH refused: {why}"));
         return Err(ReplyError::err(format!(
             "ERR XPROCESS.PATCH refused: {why}"
         )));
+    }
+    if parsed.change.definition.is_some() {
+        let new = index.definition.as_ref();
+        processors::track(selected_db(ctx), parsed.stream, old.as_ref(), new);
     }
     ctx.replicate_verbatim();
     reply::ok(ctx);

@@ -8,6 +8,7 @@
 //! corrupt RDB stops the load) anything `encoding::decode` does not accept.
 
 use crate::redis::key::Key;
+use crate::stats::processors;
 use redis_module::native_types::RedisType;
 use redis_module::{raw, RedisString};
 use std::ffi::CString;
@@ -92,7 +93,13 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
         let decoded = codec::decode(std::slice::from_raw_parts(buf.cast::<u8>(), len), encver);
         raw::RedisModule_Free.unwrap()(buf.cast());
         match decoded {
-            Ok(index) => Box::into_raw(Box::new(index)).cast(),
+            Ok(index) => {
+                if index.definition.is_some() {
+                    let db = raw::RedisModule_GetDbIdFromIO.unwrap()(rdb);
+                    processors::track(db, &index.stream, None, index.definition.as_ref());
+                }
+                Box::into_raw(Box::new(index)).cast()
+            }
             Err(why) => {
                 log(&format!("refused a corrupt index payload: {why}"));
                 ptr::null_mut()
@@ -159,6 +166,14 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
         );
         add(index.recorded);
         add(index.lost);
+        if index.definition.is_some() {
+            let bytes = codec::definition_bytes(index.definition.as_ref());
+            raw::RedisModule_DigestAddStringBuffer.unwrap()(
+                md,
+                bytes.as_ptr().cast_mut().cast(),
+                bytes.len(),
+            );
+        }
         for r in index.ranges() {
             for n in r.words() {
                 add(n);

@@ -8,6 +8,7 @@
 //! not a timing test).
 
 mod fields;
+pub mod processors;
 
 use serde::Serialize;
 use std::cell::Cell;

@@ -60,6 +60,13 @@ pub fn encode(index: &Index) -> Vec<u8> {
     out
 }
 
+/// The definition section as bytes (DEBUG DIGEST adds them).
+pub fn definition_bytes(definition: Option<&Definition>) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_definition(definition, &mut out);
+    out
+}
+
 /// The definition section (also the payload of a definition's patch).
 pub(super) fn write_definition(definition: Option<&Definition>, out: &mut Vec<u8>) {
     let Some(d) = definition else {
@@ -298,7 +305,15 @@ mod tests {
     }
 
     fn with_definition(mut index: Index) -> Index {
-        let args = ["DEADLETTER", "{shop}:dl", "AFTER", "3", "SADD", "{shop}:s", "$id"];
+        let args = [
+            "DEADLETTER",
+            "{shop}:dl",
+            "AFTER",
+            "3",
+            "SADD",
+            "{shop}:s",
+            "$id",
+        ];
         index.definition = Some(Definition {
             group: b"g".to_vec(),
             args: args.map(|a| a.as_bytes().to_vec()).to_vec(),
@@ -348,7 +363,14 @@ mod tests {
         def.args.truncate(4); // DEADLETTER without an effect
         assert!(decode(&encode(&index), 3).is_err());
         let mut index = with_definition(Index::new(b"s"));
-        index.definition.as_mut().unwrap().processor.as_mut().unwrap().count = 0;
+        index
+            .definition
+            .as_mut()
+            .unwrap()
+            .processor
+            .as_mut()
+            .unwrap()
+            .count = 0;
         assert!(decode(&encode(&index), 3).is_err());
         let mut bytes = encode(&with_definition(Index::new(b"s")));
         let running = bytes.len() - 8;

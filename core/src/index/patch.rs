@@ -25,9 +25,9 @@
 //! index's definition whole (defined 0 removes it).
 
 use super::codec::{read_definition, write_definition, Reader};
-use crate::definition::Definition;
 use super::key_store::{KeyPatch, KeyRecord};
 use super::ranges::{Index, Patch, Range};
+use crate::definition::Definition;
 use crate::id::StreamId;
 
 pub const COMMAND: &str = "XPROCESS.PATCH";
@@ -380,7 +380,9 @@ mod tests {
 
     #[test]
     fn definitions_travel_as_patches_and_in_rebuilds() {
-        let args = ["SADD", "set", "$id"].map(|a| a.as_bytes().to_vec()).to_vec();
+        let args = ["SADD", "set", "$id"]
+            .map(|a| a.as_bytes().to_vec())
+            .to_vec();
         let mut index = Index::new(b"st");
         index.definition = Some(Definition {
             group: b"g".to_vec(),

@@ -18,8 +18,8 @@
 //! logic is unit-tested in memory and replicas replay [`Patch`]es without
 //! looking at their stream at all.
 
-use crate::definition::Definition;
 use super::key_store::Keys;
+use crate::definition::Definition;
 use crate::id::StreamId;
 
 /// What the index needs to know about its stream.

@@ -1,14 +1,17 @@
-//! XPROCESS: parse the call (in the core), run it against Redis (`run`),
+//! XPROCESS: parse the call (in the core), run it against Redis (`crate::run`),
 //! reply (`reply`), or wait for entries (`block`).
 
 pub mod block;
 pub mod reply;
-pub mod run;
 
+use crate::redis::acl::Caller;
 use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::run;
+use crate::store::definition;
 use redis_module::Context;
-use xprocess_core::errors::ReplyError;
+use xprocess_core::errors::{self, ReplyError};
 use xprocess_core::parse;
+use xprocess_core::request::Request;
 
 entry_point!(entry, xprocess);
 
@@ -21,44 +24,48 @@ pub const COMMAND: Command = Command {
     entry,
     flags: c"write deny-oom getkeys-api",
     acl: c"write stream",
-    // `XPROCESS key group CONSUMER consumer SADD key member READ`: 8 at least.
-    arity: -8,
+    // `XPROCESS key group CONSUMER consumer READ` (the group's definition): 6 at least.
+    arity: -6,
     docs: Docs {
         summary: c"Applies effects of stream entries exactly once: dedupe by entry ID, apply, record and XACK, atomically",
         complexity: c"O(N*E) where N is the number of IDs (or of entries READ takes) and E the number of effects",
         since: c"0.1.0",
-        key_specs: &[
-            KeySpec {
-                notes: c"the source stream: entries read, acknowledged in the group (deleted with DELETE)",
-                flags: key::RW | key::ACCESS | key::UPDATE,
-                begin: Begin::Index(1),
-                unknown: false,
-            },
-            KeySpec {
-                notes: c"the dedupe store (index or Set), when DEDUPE is given (else derived in the stream's slot)",
-                flags: key::RW | key::ACCESS | key::INSERT | key::INCOMPLETE,
-                begin: Begin::Keyword(c"DEDUPE", 3),
-                unknown: false,
-            },
-            KeySpec {
-                notes: c"the dead-letter stream, when DEADLETTER is given",
-                flags: key::RW | key::INSERT | key::INCOMPLETE,
-                begin: Begin::Keyword(c"DEADLETTER", 3),
-                unknown: false,
-            },
-            KeySpec {
-                notes: c"the key of every effect, reported through the getkeys-api",
-                flags: key::RW | key::UPDATE | key::INCOMPLETE,
-                begin: Begin::Unknown,
-                unknown: true,
-            },
-        ],
+        key_specs: &KEY_SPECS,
         args: &ARGS,
     },
 };
 
+/// The keys of XPROCESS and XPROCESS.DEFINE (a definition names the same
+/// keys a call does).
+pub(crate) const KEY_SPECS: [KeySpec; 4] = [
+        KeySpec {
+            notes: c"the source stream: entries read, acknowledged in the group (deleted with DELETE)",
+            flags: key::RW | key::ACCESS | key::UPDATE,
+            begin: Begin::Index(1),
+            unknown: false,
+        },
+        KeySpec {
+            notes: c"the dedupe store (index or Set), when DEDUPE is given (else derived in the stream's slot)",
+            flags: key::RW | key::ACCESS | key::INSERT | key::INCOMPLETE,
+            begin: Begin::Keyword(c"DEDUPE", 3),
+            unknown: false,
+        },
+        KeySpec {
+            notes: c"the dead-letter stream, when DEADLETTER is given",
+            flags: key::RW | key::INSERT | key::INCOMPLETE,
+            begin: Begin::Keyword(c"DEADLETTER", 3),
+            unknown: false,
+        },
+        KeySpec {
+            notes: c"the key of every effect, reported through the getkeys-api",
+            flags: key::RW | key::UPDATE | key::INCOMPLETE,
+            begin: Begin::Unknown,
+            unknown: true,
+        },
+    ];
+
 /// Key spec indexes, referenced by key arguments.
-const SPEC_STREAM: i32 = 0;
+pub(crate) const SPEC_STREAM: i32 = 0;
 const SPEC_DEDUPE: i32 = 1;
 const SPEC_DEAD_LETTER: i32 = 2;
 const SPEC_EFFECTS: i32 = 3;
@@ -206,14 +213,57 @@ const PRESENCE: Arg = Arg::new(c"presence", ArgKind::OneOf).sub(&[
     Arg::new(c"missing", ArgKind::Token).token(c"MISSING"),
 ]);
 
+pub(crate) const DEDUPE: Arg = Arg::new(c"dedupe-key", ArgKind::Key)
+    .token(c"DEDUPE")
+    .optional()
+    .key(SPEC_DEDUPE);
+
+pub(crate) const BUSINESS_KEY: Arg = Arg::new(c"business-key", ArgKind::Block)
+    .token(c"KEY")
+    .optional()
+    .sub(&[
+        string(c"template"),
+        integer(c"milliseconds").token(c"WINDOW").optional(),
+        Arg::new(c"fingerprint", ArgKind::OneOf)
+            .token(c"FINGERPRINT")
+            .optional()
+            .sub(&[
+                Arg::new(c"fields", ArgKind::Block)
+                    .sub(&[integer(c"numfields"), string(c"field").multiple()]),
+                Arg::new(c"entry", ArgKind::Token).token(c"ENTRY"),
+            ]),
+    ]);
+
+pub(crate) const DELETE: Arg = Arg::new(c"delete", ArgKind::Block)
+    .token(c"DELETE")
+    .optional()
+    .sub(&[Arg::new(c"acked", ArgKind::Token)
+        .token(c"ACKED")
+        .optional()]);
+
+pub(crate) const DEAD_LETTER: Arg = Arg::new(c"dead-letter", ArgKind::Block)
+    .token(c"DEADLETTER")
+    .optional()
+    .sub(&[
+        Arg::new(c"dead-letter-key", ArgKind::Key).key(SPEC_DEAD_LETTER),
+        integer(c"deliveries").token(c"AFTER"),
+    ]);
+
+/// `[WHEN condition ...] effect`, one or more.
+pub(crate) const EFFECT: Arg = Arg::new(c"effect", ArgKind::Block).multiple().sub(&[
+    Arg::new(c"condition", ArgKind::Block)
+        .token(c"WHEN")
+        .optional()
+        .multiple()
+        .sub(&[Arg::new(c"condition", ArgKind::OneOf).sub(&CONDITIONS)]),
+    Arg::new(c"effect", ArgKind::OneOf).sub(&EFFECTS),
+]);
+
 const ARGS: [Arg; 11] = [
     Arg::new(c"key", ArgKind::Key).key(SPEC_STREAM),
     string(c"group"),
     string(c"consumer").token(c"CONSUMER").optional(),
-    Arg::new(c"dedupe-key", ArgKind::Key)
-        .token(c"DEDUPE")
-        .optional()
-        .key(SPEC_DEDUPE),
+    DEDUPE,
     Arg::new(c"store", ArgKind::OneOf)
         .token(c"STORE")
         .optional()
@@ -222,42 +272,10 @@ const ARGS: [Arg; 11] = [
             Arg::new(c"set", ArgKind::Token).token(c"SET"),
         ]),
     integer(c"milliseconds").token(c"TTL").optional(),
-    Arg::new(c"business-key", ArgKind::Block)
-        .token(c"KEY")
-        .optional()
-        .sub(&[
-            string(c"template"),
-            integer(c"milliseconds").token(c"WINDOW").optional(),
-            Arg::new(c"fingerprint", ArgKind::OneOf)
-                .token(c"FINGERPRINT")
-                .optional()
-                .sub(&[
-                    Arg::new(c"fields", ArgKind::Block)
-                        .sub(&[integer(c"numfields"), string(c"field").multiple()]),
-                    Arg::new(c"entry", ArgKind::Token).token(c"ENTRY"),
-                ]),
-        ]),
-    Arg::new(c"delete", ArgKind::Block)
-        .token(c"DELETE")
-        .optional()
-        .sub(&[Arg::new(c"acked", ArgKind::Token)
-            .token(c"ACKED")
-            .optional()]),
-    Arg::new(c"dead-letter", ArgKind::Block)
-        .token(c"DEADLETTER")
-        .optional()
-        .sub(&[
-            Arg::new(c"dead-letter-key", ArgKind::Key).key(SPEC_DEAD_LETTER),
-            integer(c"deliveries").token(c"AFTER"),
-        ]),
-    Arg::new(c"effect", ArgKind::Block).multiple().sub(&[
-        Arg::new(c"condition", ArgKind::Block)
-            .token(c"WHEN")
-            .optional()
-            .multiple()
-            .sub(&[Arg::new(c"condition", ArgKind::OneOf).sub(&CONDITIONS)]),
-        Arg::new(c"effect", ArgKind::OneOf).sub(&EFFECTS),
-    ]),
+    BUSINESS_KEY,
+    DELETE,
+    DEAD_LETTER,
+    EFFECT,
     Arg::new(c"source", ArgKind::OneOf).sub(&[
         Arg::new(c"ids", ArgKind::Block)
             .token(c"IDS")
@@ -280,8 +298,26 @@ pub fn xprocess(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         report_keys(ctx, argv);
         return Ok(());
     }
+    if let Some(call) = parse::parse_defined_call(argv) {
+        let call = call?;
+        let definition = definition::load(ctx, call.stream, call.group)?;
+        let definition = definition.ok_or(errors::NO_DEFINITION)?;
+        let mut req = definition.request(call.stream)?;
+        check_definition_keys(ctx, &req)?;
+        req.consumer = call.consumer;
+        req.ids = call.ids;
+        req.read = call.read;
+        return execute(ctx, &req);
+    }
     let req = parse::parse(argv)?;
-    let done = run::run(ctx, &req)?;
+    if definition::defined(ctx, req.stream, req.group) {
+        return Err(errors::DEFINED.into());
+    }
+    execute(ctx, &req)
+}
+
+fn execute(ctx: &Context, req: &Request) -> Result<(), ReplyError> {
+    let done = run::run(ctx, req)?;
     match req.read.and_then(|read| read.block) {
         Some(timeout) if done.outcomes.is_empty() && block::can_block(ctx) => {
             block::wait(ctx, req.stream, timeout)
@@ -289,6 +325,22 @@ pub fn xprocess(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         _ => reply::done(ctx, &done, req.read.is_some()),
     }
     Ok(())
+}
+
+/// The keys a definition names are not in the call's argv, so Redis' ACL
+/// check does not cover them: the caller needs write access to each.
+fn check_definition_keys(ctx: &Context, req: &Request) -> Result<(), ReplyError> {
+    let caller = Caller::of(ctx);
+    let effect_keys = req.effects.iter().flat_map(|e| e.keys());
+    let literal = effect_keys.filter_map(|k| k.literal());
+    let keys = req
+        .dedupe
+        .into_iter()
+        .chain(req.dead_letter.map(|dl| dl.key));
+    match keys.chain(literal).all(|key| caller.may_write(ctx, key)) {
+        true => Ok(()),
+        false => Err(errors::NOPERM_KEY.into()),
+    }
 }
 
 /// getkeys-api: the stream, the DEDUPE key and every effect target.

@@ -1,7 +1,7 @@
 //! XPROCESS' replies: an outcome per entry, per-entry errors in their slots.
 
-use crate::commands::xprocess::run::Done;
 use crate::redis::reply::{array, bytes, error, integer};
+use crate::run::Done;
 use redis_module::Context;
 use xprocess_core::process::Outcome;
 

@@ -131,15 +131,12 @@ fn check_keys(
         KeyKind::Stream => {}
         _ => return Err(errors::WRONGTYPE.into()),
     }
+    check_own_keys(ctx, req, dedupe_key)?;
     if let Some(dl) = &req.dead_letter {
-        if dl.key == req.stream || dl.key == dedupe_key {
-            return Err(errors::DEAD_LETTER_KEY.into());
-        }
         if !matches!(backend.kind(dl.key), KeyKind::Stream | KeyKind::Missing) {
             return Err(errors::WRONGTYPE.into());
         }
     }
-    check_effect_targets(ctx, req, dedupe_key)?;
     let fcall = |e: &Effect| matches!(e, Effect::FCall { .. });
     if req.effects.iter().any(fcall) && ctx.get_flags().contains(ContextFlags::LUA) {
         // Redis runs one script at a time: a function inside a script or
@@ -164,6 +161,18 @@ fn check_keys(
         redis.read("XPENDING", &args)?;
     }
     Ok((store, key))
+}
+
+/// The checks of a call's own keys that need no data (so XPROCESS.DEFINE
+/// makes them too): the dead-letter key is neither the stream nor the
+/// dedupe key, and effects leave all three alone.
+pub fn check_own_keys(ctx: &Context, req: &Request, dedupe_key: &[u8]) -> Result<(), ReplyError> {
+    if let Some(dl) = &req.dead_letter {
+        if dl.key == req.stream || dl.key == dedupe_key {
+            return Err(errors::DEAD_LETTER_KEY.into());
+        }
+    }
+    check_effect_targets(ctx, req, dedupe_key)
 }
 
 /// Effects that remove keys or set members may not name the call's own
@@ -221,7 +230,7 @@ fn count(outcomes: &[Outcome], redis_calls: u64) {
 
 /// The derived dedupe key is not in argv, so Redis' own ACL check (which
 /// uses the keys we report) does not cover it: check it here.
-fn check_write_permission(ctx: &Context, key: &[u8]) -> Result<(), ReplyError> {
+pub fn check_write_permission(ctx: &Context, key: &[u8]) -> Result<(), ReplyError> {
     match Caller::of(ctx).may_write(ctx, key) {
         true => Ok(()),
         false => Err(ReplyError::noperm_dedupe(key)),

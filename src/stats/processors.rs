@@ -1,0 +1,112 @@
+//! The standing processors this server knows of, and what each did since
+//! the module loaded. Not persisted: the group's definition, with its
+//! running state, is the truth (and travels with its key); this list is
+//! where the server looks for work, refreshed from the data whenever a
+//! definition is written, loaded or restored, and pruned when the data
+//! says a processor is gone.
+
+use std::cell::RefCell;
+use xprocess_core::definition::Definition;
+
+/// A processor: the group of a stream, in a database.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Name {
+    pub db: i32,
+    pub stream: Vec<u8>,
+    pub group: Vec<u8>,
+}
+
+/// What a processor did on this server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Batches run (each one atomic READ).
+    pub batches: u64,
+    /// Entries applied, or recorded with no effect.
+    pub processed: u64,
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+    /// Entries that failed (they stay pending and are retried), and batches
+    /// that failed whole.
+    pub errors: u64,
+    /// The last error, and the entry it came from (none for a whole batch).
+    pub last_error: Option<(Option<String>, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Known {
+    pub name: Name,
+    pub counters: Counters,
+}
+
+thread_local! {
+    // Redis runs commands, loading and timers on its main thread only.
+    static KNOWN: RefCell<Vec<Known>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Remember a processor (a definition with START settings was written or
+/// loaded); a known one keeps its counters.
+pub fn note(name: Name) {
+    KNOWN.with(|known| {
+        let mut known = known.borrow_mut();
+        if !known.iter().any(|k| k.name == name) {
+            known.push(Known {
+                name,
+                counters: Counters::default(),
+            });
+        }
+    });
+}
+
+/// Forget a processor: its definition is gone.
+pub fn forget(name: &Name) {
+    KNOWN.with(|known| known.borrow_mut().retain(|k| k.name != *name));
+}
+
+pub fn all() -> Vec<Known> {
+    KNOWN.with(|known| known.borrow().clone())
+}
+
+pub fn names() -> Vec<Name> {
+    KNOWN.with(|known| known.borrow().iter().map(|k| k.name.clone()).collect())
+}
+
+pub fn any() -> bool {
+    KNOWN.with(|known| !known.borrow().is_empty())
+}
+
+/// Change a known processor's counters.
+pub fn update(name: &Name, f: impl FnOnce(&mut Counters)) {
+    KNOWN.with(|known| {
+        if let Some(k) = known.borrow_mut().iter_mut().find(|k| k.name == *name) {
+            f(&mut k.counters);
+        }
+    });
+}
+
+pub fn counters(name: &Name) -> Option<Counters> {
+    KNOWN.with(|known| {
+        let known = known.borrow();
+        known
+            .iter()
+            .find(|k| k.name == *name)
+            .map(|k| k.counters.clone())
+    })
+}
+
+/// Follow a definition change of `stream` in `db`: forget the processor
+/// of the old definition, remember that of the new one.
+pub fn track(db: i32, stream: &[u8], old: Option<&Definition>, new: Option<&Definition>) {
+    let name = |d: &Definition| Name {
+        db,
+        stream: stream.to_vec(),
+        group: d.group.clone(),
+    };
+    if let Some(old) = old.filter(|d| d.processor.is_some()) {
+        if new.is_none_or(|new| new.group != old.group || new.processor.is_none()) {
+            forget(&name(old));
+        }
+    }
+    if let Some(new) = new.filter(|d| d.processor.is_some()) {
+        note(name(new));
+    }
+}
