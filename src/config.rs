@@ -28,3 +28,13 @@ pub const DEFAULT_KEY_WINDOW: i64 = 24 * 3600 * 1000;
 pub fn key_window_ms() -> u64 {
     KEY_WINDOW.load(Ordering::Relaxed).max(1) as u64
 }
+
+/// `xprocess.processor-budget-us`: how long standing processors may hold
+/// the server per turn of its event loop, in microseconds, so that other
+/// clients wait at most about that long for them.
+pub static PROCESSOR_BUDGET_US: AtomicI64 = AtomicI64::new(DEFAULT_PROCESSOR_BUDGET_US);
+pub const DEFAULT_PROCESSOR_BUDGET_US: i64 = 1000;
+
+pub fn processor_budget() -> std::time::Duration {
+    std::time::Duration::from_micros(PROCESSOR_BUDGET_US.load(Ordering::Relaxed).max(1) as u64)
+}

@@ -10,6 +10,7 @@
 pub mod commands;
 pub mod config;
 pub mod index;
+pub mod processor;
 pub mod redis;
 pub mod run;
 pub mod server;
@@ -27,6 +28,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     }));
     redis::info::register(ctx, stats::info_fields);
     redis::info::handle_io_errors(ctx);
+    if !processor::init(ctx) {
+        return Status::Err;
+    }
     for command in commands::ALL {
         if redis::command::register(ctx, command) == Status::Err {
             return Status::Err;
@@ -62,6 +66,7 @@ redis_module! {
             ["default-ttl", &config::DEFAULT_TTL, 0, 0, xprocess_core::request::MAX_TTL, ConfigurationFlags::DEFAULT, None],
             ["max-ids", &config::MAX_IDS, config::DEFAULT_MAX_IDS, 1, 10_000_000, ConfigurationFlags::DEFAULT, None],
             ["key-window", &config::KEY_WINDOW, config::DEFAULT_KEY_WINDOW, 1, xprocess_core::request::MAX_WINDOW, ConfigurationFlags::DEFAULT, None],
+            ["processor-budget-us", &config::PROCESSOR_BUDGET_US, config::DEFAULT_PROCESSOR_BUDGET_US, 10, 1_000_000, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],
         bool: [],

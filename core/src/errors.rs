@@ -71,6 +71,8 @@ pub const IDS_IN_DEFINITION: Fixed = Fixed::err(
     "ERR syntax error, IDS and READ are not part of a definition (give them when calling it)",
 );
 pub const NO_DEFINITION: Fixed = Fixed::err("ERR no effect given and the group has no definition, give effects or define them with XPROCESS.DEFINE");
+pub const NOT_DEFINED: Fixed =
+    Fixed::err("ERR the group has no definition, define it first with XPROCESS.DEFINE");
 pub const DEFINED: Fixed = Fixed::err("ERR the group has a definition, call XPROCESS key group [CONSUMER consumer] IDS|READ without effects, or XPROCESS.UNDEFINE it first");
 pub const READ_NEEDS_CONSUMER: Fixed =
     Fixed::err("ERR syntax error, READ needs CONSUMER consumer (the entries are read for it)");

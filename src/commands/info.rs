@@ -1,13 +1,15 @@
 //! XPROCESS.INFO: what a dedupe store holds.
 
+use crate::processor::status;
 use crate::redis::call::Redis;
 use crate::redis::clock::{now_ms, now_secs};
 use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
-use crate::redis::reply;
+use crate::redis::key::selected_db;
+use crate::redis::reply::{self, Value};
 use crate::store::{DedupeKey, Holds};
 use crate::stream::reader;
 use redis_module::{CallReply, Context};
-use std::ffi::CString;
+use xprocess_core::definition::Definition;
 use xprocess_core::errors::{self, ErrorKind, Fixed, ReplyError};
 use xprocess_core::id::StreamId;
 use xprocess_core::index::key_store::KeyStore;
@@ -55,14 +57,8 @@ pub fn info(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         }
         Holds::Other => return Err(errors::WRONGTYPE.into()),
     };
-    reply_map(ctx, &fields);
+    reply::fields(ctx, &fields);
     Ok(())
-}
-
-enum Value {
-    Text(Vec<u8>),
-    Int(i64),
-    Nil,
 }
 
 fn index_info(ctx: &Context, index: &Index) -> Vec<(&'static str, Value)> {
@@ -81,6 +77,21 @@ fn index_info(ctx: &Context, index: &Index) -> Vec<(&'static str, Value)> {
         ("memory", Value::Int(index.memory() as i64)),
     ];
     fields.extend(key_info(&index.keys));
+    if let Some(d) = &index.definition {
+        fields.extend(definition_info(ctx, index, d));
+    }
+    fields
+}
+
+/// The group's definition, as its XPROCESS.DEFINE arguments, its
+/// processor's XPROCESS.START arguments, and how the processor is doing.
+fn definition_info(ctx: &Context, index: &Index, d: &Definition) -> Vec<(&'static str, Value)> {
+    let mut fields = vec![
+        ("group", Value::Text(d.group.clone())),
+        ("definition", Value::List(d.args.clone())),
+        ("processor", d.start_args().map_or(Value::Nil, Value::List)),
+    ];
+    fields.extend(status::fields(ctx, selected_db(ctx), &index.stream, d));
     fields
 }
 
@@ -128,16 +139,4 @@ fn set_info(ctx: &Context, key: &[u8]) -> Result<Vec<(&'static str, Value)>, Rep
         ("ttl", int(redis.read("PTTL", &[key])?)),
         ("memory", int(redis.read("MEMORY", &[b"USAGE", key])?)),
     ])
-}
-
-fn reply_map(ctx: &Context, fields: &[(&str, Value)]) {
-    reply::map(ctx, fields.len());
-    for (name, value) in fields {
-        reply::simple(ctx, &CString::new(*name).unwrap_or_default());
-        match value {
-            Value::Text(t) => reply::bytes(ctx, t),
-            Value::Int(n) => reply::integer(ctx, *n),
-            Value::Nil => reply::null(ctx),
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! ACL checks of the calling user.
 
 use redis_module::{raw, AclPermissions, Context, RedisString};
+use std::cell::Cell;
 use std::os::raw::c_int;
 
 /// The calling user, looked up once: one call may check many keys.
@@ -13,8 +14,29 @@ pub enum Caller {
     Unknown,
 }
 
+thread_local! {
+    static AS_SERVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `f` as the server itself, not as a user: what a standing processor
+/// runs (through RedisModule_Call from a timer, where the calling client
+/// has no user, and asking for its name would crash Redis 7.0).
+pub fn as_server<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            AS_SERVER.set(self.0);
+        }
+    }
+    let _restore = Restore(AS_SERVER.replace(true));
+    f()
+}
+
 impl Caller {
     pub fn of(ctx: &Context) -> Caller {
+        if AS_SERVER.get() {
+            return Caller::Anyone;
+        }
         // SAFETY: a live context; the name string and the user are ours,
         // the name freed here, the user on drop.
         unsafe {

@@ -6,6 +6,7 @@
 //! Redis 7.2 do not wake clients when their key is deleted, so the command
 //! can ask, from a timer, which waiting clients' keys are gone.
 
+use super::timer;
 use redis_module::{raw, Context, RedisString};
 use std::cell::{Cell, RefCell};
 use std::os::raw::{c_int, c_longlong, c_void};
@@ -220,19 +221,7 @@ thread_local! {
 /// Run `f` once in `ms` milliseconds, unless a call of this is already
 /// pending (one timer at a time).
 pub fn after(ctx: &Context, ms: u64, f: fn(&Context)) {
-    if TIMER_SET.replace(true) {
-        return;
-    }
-    let data = f as *mut c_void;
-    // SAFETY: a live context; the callback is 'static and `data` a fn pointer.
-    unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as c_longlong, Some(fire), data) };
-}
-
-extern "C" fn fire(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
-    TIMER_SET.set(false);
-    // SAFETY: `data` is the fn pointer `after` was given.
-    let f: fn(&Context) = unsafe { std::mem::transmute::<*mut c_void, fn(&Context)>(data) };
-    f(&Context::new(ctx));
+    timer::after(ctx, ms, &TIMER_SET, f);
 }
 
 /// What running the blocked command again gave.

@@ -11,6 +11,12 @@ pub fn selected_db(ctx: &Context) -> i32 {
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
+/// Select database `db` for the client of `ctx`; false if it does not exist.
+pub fn select_db(ctx: &Context, db: i32) -> bool {
+    // SAFETY: a live context.
+    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx.ctx, db) == raw::REDISMODULE_OK as c_int }
+}
+
 /// What an open key holds, as far as XPROCESS cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {

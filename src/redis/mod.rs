@@ -13,3 +13,4 @@ pub mod key;
 pub mod replicate;
 pub mod reply;
 pub mod stream;
+pub mod timer;

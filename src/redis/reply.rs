@@ -58,3 +58,34 @@ pub fn null(ctx: &Context) {
 pub fn ok(ctx: &Context) {
     simple(ctx, c"OK");
 }
+
+/// A value of a reply's field.
+pub enum Value {
+    Text(Vec<u8>),
+    Int(i64),
+    Nil,
+    /// An array of strings.
+    List(Vec<Vec<u8>>),
+    /// An array of fields (a nested map).
+    Fields(Vec<(&'static str, Value)>),
+}
+
+/// Named fields as a map (a flat name/value array in RESP2).
+pub fn fields(ctx: &Context, fields: &[(&str, Value)]) {
+    map(ctx, fields.len());
+    for (name, value) in fields {
+        simple(ctx, &std::ffi::CString::new(*name).unwrap_or_default());
+        match value {
+            Value::Text(t) => bytes(ctx, t),
+            Value::Int(n) => integer(ctx, *n),
+            Value::Nil => null(ctx),
+            Value::List(items) => {
+                array(ctx, items.len());
+                for item in items {
+                    bytes(ctx, item);
+                }
+            }
+            Value::Fields(nested) => self::fields(ctx, nested),
+        }
+    }
+}

@@ -67,6 +67,13 @@ pub struct Stats {
     /// Function calls made (FCALL), and those that raised an error.
     pub effects_fcall: u64,
     pub fcall_errors: u64,
+    /// Standing processors: batches run, entries taken, entries that failed
+    /// and batches that failed whole, and processors that stopped by
+    /// themselves (their group or stream was deleted).
+    pub processor_batches: u64,
+    pub processor_entries: u64,
+    pub processor_errors: u64,
+    pub processor_stops: u64,
 }
 
 thread_local! {

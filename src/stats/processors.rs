@@ -36,6 +36,9 @@ pub struct Counters {
 pub struct Known {
     pub name: Name,
     pub counters: Counters,
+    /// What one entry of its batches took lately, in nanoseconds (0: not
+    /// known yet): how large a batch fits the budget.
+    pub entry_ns: u64,
 }
 
 thread_local! {
@@ -52,6 +55,7 @@ pub fn note(name: Name) {
             known.push(Known {
                 name,
                 counters: Counters::default(),
+                entry_ns: 0,
             });
         }
     });
@@ -74,23 +78,22 @@ pub fn any() -> bool {
     KNOWN.with(|known| !known.borrow().is_empty())
 }
 
-/// Change a known processor's counters.
-pub fn update(name: &Name, f: impl FnOnce(&mut Counters)) {
+/// Whether a processor of some database follows `stream`.
+pub fn any_on(stream: &[u8]) -> bool {
+    KNOWN.with(|known| known.borrow().iter().any(|k| k.name.stream == stream))
+}
+
+/// Change what is known of a processor.
+pub fn update(name: &Name, f: impl FnOnce(&mut Known)) {
     KNOWN.with(|known| {
         if let Some(k) = known.borrow_mut().iter_mut().find(|k| k.name == *name) {
-            f(&mut k.counters);
+            f(k);
         }
     });
 }
 
-pub fn counters(name: &Name) -> Option<Counters> {
-    KNOWN.with(|known| {
-        let known = known.borrow();
-        known
-            .iter()
-            .find(|k| k.name == *name)
-            .map(|k| k.counters.clone())
-    })
+pub fn get(name: &Name) -> Option<Known> {
+    KNOWN.with(|known| known.borrow().iter().find(|k| k.name == *name).cloned())
 }
 
 /// Follow a definition change of `stream` in `db`: forget the processor
