@@ -149,8 +149,7 @@ fn ran(name: &Name, done: &Batch, took: Duration) {
         if let Some((id, e)) = &done.last_error {
             c.last_error = Some((Some(id.clone()), e.clone()));
         }
-        if done.taken > 0 {
-            let ns = took.as_nanos() as u64 / done.taken;
+        if let Some(ns) = (took.as_nanos() as u64).checked_div(done.taken) {
             // Follow changes quickly, without jumping at one slow batch.
             k.entry_ns = match k.entry_ns {
                 0 => ns,
