@@ -118,6 +118,7 @@ pub const UNKNOWN_METADATA: Fixed = Fixed::err(
 );
 pub const NEED_DEDUPE: Fixed = Fixed::err("ERR cannot derive a dedupe key from an empty key name or one with '}' but no hash tag, use DEDUPE");
 pub const TRYAGAIN: Fixed = Fixed::new(ErrorKind::TryAgain, "TRYAGAIN Multiple keys request during rehashing of slot (the stream's dedupe key is not on this node)");
+pub const TRYAGAIN_UNROUTED: Fixed = Fixed::new(ErrorKind::TryAgain, "TRYAGAIN Multiple keys request during rehashing of slot (a key of the group's definition is not on this node)");
 pub const SLOT_MOVING: Fixed = Fixed::new(
     ErrorKind::TryAgain,
     "TRYAGAIN the stream's slot moved to another node while the call waited, retry it there",

@@ -8,7 +8,9 @@
 //! answers a multi-key command whose keys are split by a migration.
 
 use crate::redis::call::Redis;
+use crate::redis::key::{Key, KeyType};
 use redis_module::{CallReply, Context, ContextFlags};
+use xprocess_core::errors::{self, ReplyError};
 
 /// Whether this server runs in a cluster.
 pub fn in_cluster(ctx: &Context) -> bool {
@@ -34,6 +36,25 @@ fn crc16(bytes: &[u8]) -> u16 {
         }
         crc
     })
+}
+
+/// Keys a call uses that Redis did not route by (a definition's keys are
+/// not in the call's argv): while the stream's slot migrates, a missing one
+/// may already be on the other node, so the call gets TRYAGAIN, as a
+/// multi-key command with some keys missing does.
+pub fn check_unrouted_keys<'k>(
+    ctx: &Context,
+    stream: &[u8],
+    keys: impl IntoIterator<Item = &'k [u8]>,
+) -> Result<(), ReplyError> {
+    if !in_cluster(ctx) {
+        return Ok(());
+    }
+    let missing = |key: &[u8]| Key::open(ctx, key, false).key_type() == KeyType::Empty;
+    if keys.into_iter().any(missing) && slot_in_migration(&Redis::new(ctx), key_slot(stream)) {
+        return Err(errors::TRYAGAIN_UNROUTED.into());
+    }
+    Ok(())
 }
 
 /// Whether this node is importing or migrating `slot` (CLUSTER NODES marks

@@ -7,6 +7,7 @@ pub mod reply;
 use crate::redis::acl::Caller;
 use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
 use crate::run;
+use crate::server::cluster;
 use crate::store::definition;
 use redis_module::Context;
 use xprocess_core::errors::{self, ReplyError};
@@ -327,20 +328,21 @@ fn execute(ctx: &Context, req: &Request) -> Result<(), ReplyError> {
     Ok(())
 }
 
-/// The keys a definition names are not in the call's argv, so Redis' ACL
-/// check does not cover them: the caller needs write access to each.
+/// The keys a definition names are not in the call's argv, so neither
+/// Redis' ACL check nor its cluster routing covers them: the caller needs
+/// write access to each, and each must be on this node.
 fn check_definition_keys(ctx: &Context, req: &Request) -> Result<(), ReplyError> {
     let caller = Caller::of(ctx);
     let effect_keys = req.effects.iter().flat_map(|e| e.keys());
     let literal = effect_keys.filter_map(|k| k.literal());
-    let keys = req
-        .dedupe
-        .into_iter()
-        .chain(req.dead_letter.map(|dl| dl.key));
-    match keys.chain(literal).all(|key| caller.may_write(ctx, key)) {
-        true => Ok(()),
-        false => Err(errors::NOPERM_KEY.into()),
+    let keys: Vec<&[u8]> = (req.dedupe.into_iter())
+        .chain(req.dead_letter.map(|dl| dl.key))
+        .chain(literal)
+        .collect();
+    if !keys.iter().all(|key| caller.may_write(ctx, key)) {
+        return Err(errors::NOPERM_KEY.into());
     }
+    cluster::check_unrouted_keys(ctx, req.stream, keys)
 }
 
 /// getkeys-api: the stream, the DEDUPE key and every effect target.
