@@ -73,8 +73,8 @@ pub fn patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         )));
     }
     if parsed.change.definition.is_some() {
-        let new = index.definition.as_ref();
-        processors::track(selected_db(ctx), parsed.stream, old.as_ref(), new);
+        let new = index.definition.as_deref();
+        processors::track(selected_db(ctx), parsed.stream, old.as_deref(), new);
     }
     ctx.replicate_verbatim();
     reply::ok(ctx);

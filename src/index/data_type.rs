@@ -96,7 +96,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
             Ok(index) => {
                 if index.definition.is_some() {
                     let db = raw::RedisModule_GetDbIdFromIO.unwrap()(rdb);
-                    processors::track(db, &index.stream, None, index.definition.as_ref());
+                    processors::track(db, &index.stream, None, index.definition.as_deref());
                 }
                 Box::into_raw(Box::new(index)).cast()
             }
@@ -167,7 +167,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
         add(index.recorded);
         add(index.lost);
         if index.definition.is_some() {
-            let bytes = codec::definition_bytes(index.definition.as_ref());
+            let bytes = codec::definition_bytes(index.definition.as_deref());
             raw::RedisModule_DigestAddStringBuffer.unwrap()(
                 md,
                 bytes.as_ptr().cast_mut().cast(),

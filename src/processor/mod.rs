@@ -141,7 +141,6 @@ fn batch_size(name: &Name, processor: &Processor, until: Instant) -> u64 {
 fn ran(name: &Name, done: &Batch, took: Duration) {
     processors::update(name, |k| {
         let c = &mut k.counters;
-        c.batches += 1;
         c.processed += done.processed;
         c.duplicates += done.duplicates;
         c.dead_lettered += done.dead_lettered;

@@ -36,7 +36,6 @@ pub fn fields(ctx: &Context, db: i32, stream: &[u8], d: &Definition) -> Vec<(&'s
     vec![
         ("state", state),
         ("lag", lag.map_or(Field::Nil, int)),
-        ("batches", int(counters.batches)),
         ("processed", int(counters.processed)),
         ("duplicates", int(counters.duplicates)),
         ("dead-lettered", int(counters.dead_lettered)),

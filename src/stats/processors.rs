@@ -19,8 +19,6 @@ pub struct Name {
 /// What a processor did on this server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Batches run (each one atomic READ).
-    pub batches: u64,
     /// Entries applied, or recorded with no effect.
     pub processed: u64,
     pub duplicates: u64,

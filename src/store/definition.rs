@@ -20,7 +20,7 @@ pub fn load(ctx: &Context, stream: &[u8], group: &[u8]) -> Result<Option<Definit
     Ok(key
         .index()
         .filter(|index| index.stream == stream)
-        .and_then(|index| index.definition.as_ref())
+        .and_then(|index| index.definition.as_deref())
         .filter(|d| d.group == group)
         .cloned())
 }
@@ -33,7 +33,7 @@ pub fn defined(ctx: &Context, stream: &[u8], group: &[u8]) -> bool {
     let mut key = DedupeKey::open(ctx, &name, false);
     let index = key.index().filter(|index| index.stream == stream);
     index
-        .and_then(|index| index.definition.as_ref())
+        .and_then(|index| index.definition.as_deref())
         .is_some_and(|d| d.group == group)
 }
 
@@ -70,11 +70,11 @@ pub fn save(
         return Err(errors::INTERNAL.into());
     }
     let index = key.index().ok_or(errors::INTERNAL)?;
-    let old = index.definition.as_ref();
+    let old = index.definition.as_deref();
     processors::track(selected_db(ctx), stream, old, definition.as_ref());
-    index.definition = definition;
+    index.definition = definition.map(Box::new);
     let change = Change {
-        definition: Some(index.definition.clone()),
+        definition: Some(index.definition.as_deref().cloned()),
         ..Change::default()
     };
     replicate(ctx, &name, stream, &change);

@@ -56,7 +56,7 @@ pub fn encode(index: &Index) -> Vec<u8> {
     for r in &live {
         r.write(&mut out);
     }
-    write_definition(index.definition.as_ref(), &mut out);
+    write_definition(index.definition.as_deref(), &mut out);
     out
 }
 
@@ -130,7 +130,7 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Index, &'static str> {
         }
     }
     if version >= 3 {
-        index.definition = read_definition(&mut r, &index.stream)?;
+        index.definition = read_definition(&mut r, &index.stream)?.map(Box::new);
     }
     match r.0.is_empty() {
         true => Ok(index),
@@ -314,7 +314,7 @@ mod tests {
             "{shop}:s",
             "$id",
         ];
-        index.definition = Some(Definition {
+        index.definition = Some(Box::new(Definition {
             group: b"g".to_vec(),
             args: args.map(|a| a.as_bytes().to_vec()).to_vec(),
             processor: Some(Processor {
@@ -323,7 +323,7 @@ mod tests {
                 claim: Some(1000),
                 running: true,
             }),
-        });
+        }));
         index
     }
 

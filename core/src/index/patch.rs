@@ -120,7 +120,7 @@ pub fn apply(index: &mut Index, change: &Change) -> Result<(), &'static str> {
         index.keys.apply(keys);
     }
     if let Some(definition) = &change.definition {
-        index.definition = definition.clone();
+        index.definition = definition.clone().map(Box::new);
     }
     Ok(())
 }
@@ -267,7 +267,7 @@ pub fn rebuild(index: &Index) -> Vec<Change> {
     }
     if let Some(definition) = &index.definition {
         changes.push(Change {
-            definition: Some(Some(definition.clone())),
+            definition: Some(Some((**definition).clone())),
             ..Change::default()
         });
     }
@@ -384,11 +384,11 @@ mod tests {
             .map(|a| a.as_bytes().to_vec())
             .to_vec();
         let mut index = Index::new(b"st");
-        index.definition = Some(Definition {
+        index.definition = Some(Box::new(Definition {
             group: b"g".to_vec(),
             args,
             processor: None,
-        });
+        }));
         let mut copy = Index::new(b"st");
         for change in rebuild(&index) {
             let args = to_args(b"k", b"st", &change);

@@ -110,7 +110,7 @@ pub struct Index {
     /// Business keys remembered for a window (`XPROCESS ... KEY`).
     pub keys: Keys,
     /// The group's definition, kept at its derived dedupe key.
-    pub definition: Option<Definition>,
+    pub definition: Option<Box<Definition>>,
 }
 
 impl Index {
@@ -404,7 +404,7 @@ impl Index {
             + self.stream.capacity()
             + self.ranges.capacity() * std::mem::size_of::<Range>()
             + self.keys.memory()
-            + self.definition.as_ref().map_or(0, Definition::memory)
+            + self.definition.as_deref().map_or(0, Definition::memory)
     }
 }
 
