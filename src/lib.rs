@@ -4,8 +4,10 @@
 //! effects templated from the entry's fields, records the ID and XACKs,
 //! atomically. What a call does is decided in the pure core
 //! (`xprocess_core`); this crate is the module around it, laid out in
-//! ARCHITECTURE.md. It subscribes to no event and filters no command: it
-//! costs the commands that never call it nothing.
+//! ARCHITECTURE.md. It filters no command, and follows keyspace events
+//! only once a standing processor exists (serverCron it follows from load:
+//! nothing runs there while there is none): it costs the commands that never
+//! call it nothing.
 
 pub mod commands;
 pub mod config;
