@@ -1,6 +1,9 @@
 //! The consumer workers in `examples/` (Python, Node.js, Rust, redis-cli),
-//! run as child processes against a live server with the module. Each is a
-//! loop on one `XPROCESS ... DEADLETTER ... READ COUNT CLAIM BLOCK` call.
+//! run as child processes against a live server with the module. Each
+//! stores the group's definition at start-up (`XPROCESS.DEFINE ...
+//! DEADLETTER ... AFTER ...` and the effects, the same from every worker),
+//! then is a loop on one `XPROCESS ... CONSUMER ... READ COUNT CLAIM BLOCK`
+//! call without effects.
 //!
 //! Each worker gets the same scenario: entries left pending by a dead
 //! consumer (READ's CLAIM must take them over), one entry already processed
@@ -10,8 +13,9 @@
 //! dead-lettered on their max-deliveries-th delivery) and new entries. The
 //! worker runs until idle; then the totals, the receipts, the dead letters,
 //! the PEL, the dedupe store, READ's counts and the worker's summary line are
-//! checked. A second test stops a running worker with SIGTERM, a third runs
-//! all four at once.
+//! checked, and that the group's definition is the one the worker's options
+//! give (so that a call with effects is refused). A second test stops a
+//! running worker with SIGTERM, a third runs all four at once.
 //!
 //! A test is skipped (with a message) only when its language's toolchain is
 //! missing. Dependencies are not installed here (no network at test time):
@@ -330,6 +334,35 @@ const DEDUPE: &str = "{payments}:xprocess:billing";
 /// The workers' dead-letter stream when no `--dead-letter` is given.
 const DEFAULT_DEAD_LETTER: &str = "payments:dead";
 
+/// The group's definition is the one every worker sends at start-up, with
+/// `dead_letters` and `max_deliveries` (the default totals and receipts
+/// keys), and no processor runs it; a call that gives effects is refused.
+fn check_definition(con: &mut Connection, dead_letters: &str, max_deliveries: u64) {
+    let info = dedupe_info(con, DEDUPE);
+    let definition: Vec<String> = info
+        .get("definition")
+        .map(|v| redis::from_redis_value(v).unwrap())
+        .unwrap_or_else(|| panic!("XPROCESS.INFO {DEDUPE} has no definition: {info:?}"));
+    #[rustfmt::skip]
+    let expect = [
+        "DEADLETTER", dead_letters, "AFTER", &max_deliveries.to_string(),
+        "HINCRBY", "totals", "$customer", "$amount",
+        "XADD", "receipts", "FIELDS", "2", "src", "$@id", "amount", "$amount",
+    ];
+    assert_eq!(definition, expect, "{info:?}");
+    assert_eq!(info["group"], redis::Value::BulkString(GROUP.into()));
+    assert_eq!(info["processor"], redis::Value::Nil, "{info:?}");
+    #[rustfmt::skip]
+    let with_effects = [
+        STREAM, GROUP, "HINCRBY", "totals", "$customer", "$amount", "IDS", "1", "0-1",
+    ];
+    let refused = xprocess(con, &with_effects);
+    assert!(
+        err(&refused).starts_with("ERR the group has a definition"),
+        "{refused:?}"
+    );
+}
+
 /// How many of the valid entries the dedupe store has recorded.
 fn valid_processed(con: &mut Connection, want: &Expected) -> usize {
     let ids: Vec<&str> = want.receipts.keys().map(String::as_str).collect();
@@ -461,6 +494,7 @@ fn run_until_idle(lang: &str) {
         out.trim()
     );
     check_result(&mut con, &want, "dead-letters", &["w1"], max_deliveries);
+    check_definition(&mut con, "dead-letters", max_deliveries);
     assert!(
         !exists(&mut con, DEFAULT_DEAD_LETTER),
         "--dead-letter ignored"
@@ -504,6 +538,8 @@ fn stop_on_sigterm(lang: &str) {
     let mut con = server.conn();
     let w = Worker::start(&cmd, &server, "live", &[], &[("XP_MAX_DELIVERIES", "1")]);
     w.wait_ready();
+    // The definition is stored before the loop (and its `consuming` line).
+    check_definition(&mut con, DEFAULT_DEAD_LETTER, 1);
     // Blocked in READ ... BLOCK: the loop runs.
     wait_until("the worker to block in READ", || {
         info_field(&mut con, "xprocess", "xprocess_blocked_clients").as_deref() == Some("1")
@@ -623,6 +659,8 @@ fn all_workers_together() {
     for (_, w) in &workers {
         w.wait_ready();
     }
+    // Every worker sent the same definition: one, with the defaults.
+    check_definition(&mut con, DEFAULT_DEAD_LETTER, 3);
     let want = produce(&mut con, 300);
     let deadline = Instant::now() + Duration::from_secs(60);
     while valid_processed(&mut con, &want) < want.receipts.len()

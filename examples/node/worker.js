@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // An XPROCESS consumer worker with ioredis.
 //
-// A loop on one command: XPROCESS ... READ takes entries for this consumer
-// (first those another consumer left pending for --min-idle-ms, then new
-// ones), applies each exactly once (add the amount to the customer's total
-// and append a receipt), acks it, and moves an entry that failed
-// --max-deliveries times to the dead-letter stream, all in one atomic step.
-// Every option can also be given in the environment as XP_<NAME>
+// At start-up it stores the group's definition with XPROCESS.DEFINE (every
+// worker the same one), then loops on one command without effects:
+// XPROCESS ... READ takes entries for this consumer (first those another
+// consumer left pending for --min-idle-ms, then new ones), applies the
+// definition's effects to each exactly once (add the amount to the
+// customer's total and append a receipt), acks it, and moves an entry that
+// failed --max-deliveries times to the dead-letter stream, all in one atomic
+// step. Every option can also be given in the environment as XP_<NAME>
 // (--block-ms -> XP_BLOCK_MS). Stops on SIGINT/SIGTERM, or with
 // --until-idle-ms N after N ms without progress, then prints one summary
 // line.
@@ -35,14 +37,28 @@ const untilIdleMs = Number(o['until-idle-ms']);
 let stop = false;
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stop = true; });
 
-// The whole loop step, the same call every time:
-// - CONSUMER: the entries are taken for us (and would be fenced if we named
-//   them with IDS instead of READ);
+// The group's definition: its options and the effects of one entry, stored
+// once at the group's derived dedupe key ({payments}:xprocess:billing by
+// default) and applied by every call of the group that gives no effects,
+// whichever worker makes it. Every worker sends the same one at start-up. A
+// redefinition replaces it for all of them, so the workers of one group must
+// agree on --dead-letter, --max-deliveries, --totals and --receipts (the last
+// one started wins). XPROCESS.START <stream> <group> would have the server
+// run it itself, with no worker at all.
 // - DEADLETTER ... AFTER: an entry that failed on its max-deliveries-th
 //   delivery is appended to the dead-letter stream (with the error and its
 //   fields), acked and recorded, instead of coming back forever;
 // - the effects of one entry, expanded by the server from the entry's own
-//   fields; keys are literal. $@id makes the receipt point at its entry;
+//   fields; keys are literal. $@id makes the receipt point at its entry.
+const definition = ['XPROCESS.DEFINE', o.stream, o.group,
+  'DEADLETTER', deadLetter, 'AFTER', o['max-deliveries'],
+  'HINCRBY', o.totals, '$customer', '$amount',
+  'XADD', o.receipts, 'FIELDS', '2', 'src', '$@id', 'amount', '$amount'];
+
+// The whole loop step, the same call every time, without effects (the server
+// applies the definition's):
+// - CONSUMER: the entries are taken for us (and would be fenced if we named
+//   them with IDS instead of READ);
 // - READ: CLAIM takes over entries pending (for anyone) for min-idle ms, a
 //   consumer that crashed or stalls, or one of ours that failed; min-idle
 //   must exceed the time a healthy worker needs for a call. Then new entries
@@ -50,9 +66,6 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stop = true; })
 //   it bounds how soon a stop request is noticed, and how late an entry that
 //   just became idle enough is claimed.
 const call = ['XPROCESS', o.stream, o.group, 'CONSUMER', me,
-  'DEADLETTER', deadLetter, 'AFTER', o['max-deliveries'],
-  'HINCRBY', o.totals, '$customer', '$amount',
-  'XADD', o.receipts, 'FIELDS', '2', 'src', '$@id', 'amount', '$amount',
   'READ', 'COUNT', o.count, 'CLAIM', o['min-idle-ms'], 'BLOCK', o['block-ms']];
 
 async function main() {
@@ -65,6 +78,7 @@ async function main() {
   } catch (e) {
     if (!e.message.startsWith('BUSYGROUP')) throw e;
   }
+  await redis.call(...definition);
   const stats = { applied: 0, duplicates: 0, dead: 0, errors: 0, notowner: 0 };
   let lastProgress = Date.now();
   console.error(`${me}: consuming ${o.stream} in group ${o.group}`);

@@ -2,12 +2,14 @@
 # An XPROCESS consumer worker as a redis-cli session: the same loop as the
 # Python, Node.js and Rust workers, one redis-cli call per loop step.
 #
-# A loop on one command: XPROCESS ... READ takes entries for this consumer
-# (first those another consumer left pending for --min-idle-ms, then new
-# ones), applies each exactly once (add the amount to the customer's total
-# and append a receipt), acks it, and moves an entry that failed
-# --max-deliveries times to the dead-letter stream, all in one atomic step.
-# Every option can also be given in the environment as XP_<NAME>
+# At start-up it stores the group's definition with XPROCESS.DEFINE (every
+# worker the same one), then loops on one command without effects:
+# XPROCESS ... READ takes entries for this consumer (first those another
+# consumer left pending for --min-idle-ms, then new ones), applies the
+# definition's effects to each exactly once (add the amount to the
+# customer's total and append a receipt), acks it, and moves an entry that
+# failed --max-deliveries times to the dead-letter stream, all in one atomic
+# step. Every option can also be given in the environment as XP_<NAME>
 # (--block-ms -> XP_BLOCK_MS). Stops on SIGINT/SIGTERM, or with
 # --until-idle-ms N after N ms without progress, then prints one summary
 # line.
@@ -58,26 +60,39 @@ trap 'stop=1' INT TERM
 # -e: BUSYGROUP (it exists) is fine; an unreachable server still exits 1.
 redis-cli -h "$host" -p "$port" XGROUP CREATE "$stream" "$group" 0 MKSTREAM >/dev/null
 
-# The whole loop step, the same call every time:
-# - CONSUMER: the entries are taken for us (and would be fenced if we named
-#   them with IDS instead of READ);
+# The group's definition: its options and the effects of one entry, stored
+# once at the group's derived dedupe key ({payments}:xprocess:billing by
+# default) and applied by every call of the group that gives no effects,
+# whichever worker makes it. Every worker sends the same one at start-up. A
+# redefinition replaces it for all of them, so the workers of one group must
+# agree on --dead-letter, --max-deliveries, --totals and --receipts (the last
+# one started wins). XPROCESS.START <stream> <group> would have the server
+# run it itself, with no worker at all.
 # - DEADLETTER ... AFTER: an entry that failed on its max-deliveries-th
 #   delivery is appended to the dead-letter stream (with the error and its
 #   fields), acked and recorded, instead of coming back forever;
 # - the effects of one entry, expanded by the server from the entry's own
 #   fields; keys are literal. $@id makes the receipt point at its entry.
-#   Single quotes keep bash from expanding the $templates;
+#   Single quotes keep bash from expanding the $templates.
+# An error reply (a bad definition) exits 1; a Ctrl-C meanwhile skips the
+# loop.
+# shellcheck disable=SC2016
+call XPROCESS.DEFINE "$stream" "$group" \
+    DEADLETTER "$dead_letter" AFTER "$max_deliveries" \
+    HINCRBY "$totals" '$customer' '$amount' \
+    XADD "$receipts" FIELDS 2 src '$@id' amount '$amount' || true
+
+# The whole loop step, the same call every time, without effects (the server
+# applies the definition's):
+# - CONSUMER: the entries are taken for us (and would be fenced if we named
+#   them with IDS instead of READ);
 # - READ: CLAIM takes over entries pending (for anyone) for min-idle ms, a
 #   consumer that crashed or stalls, or one of ours that failed; min-idle
 #   must exceed the time a healthy worker needs for a call. Then new entries
 #   up to COUNT. With nothing to do, BLOCK waits up to block-ms for an XADD;
 #   it bounds how soon a stop request is noticed, and how late an entry that
 #   just became idle enough is claimed.
-# shellcheck disable=SC2016
 step=(XPROCESS "$stream" "$group" CONSUMER "$me"
-    DEADLETTER "$dead_letter" AFTER "$max_deliveries"
-    HINCRBY "$totals" '$customer' '$amount'
-    XADD "$receipts" FIELDS 2 src '$@id' amount '$amount'
     READ COUNT "$count" CLAIM "$min_idle_ms" BLOCK "$block_ms")
 
 applied=0 duplicates=0 dead=0 errors=0 notowner=0

@@ -1,8 +1,10 @@
 //! An XPROCESS consumer worker with the `redis` crate (sync API).
 //!
-//! A loop on one command: `XPROCESS ... READ` takes entries for this
-//! consumer (first those another consumer left pending for `--min-idle-ms`,
-//! then new ones), applies each exactly once (add the amount to the
+//! At start-up it stores the group's definition with `XPROCESS.DEFINE`
+//! (every worker the same one), then loops on one command without effects:
+//! `XPROCESS ... READ` takes entries for this consumer (first those another
+//! consumer left pending for `--min-idle-ms`, then new ones), applies the
+//! definition's effects to each exactly once (add the amount to the
 //! customer's total and append a receipt), acks it, and moves an entry that
 //! failed `--max-deliveries` times to the dead-letter stream, all in one
 //! atomic step. Options are `--name value` (see `OPTIONS`).
@@ -83,14 +85,33 @@ fn main() -> RedisResult<()> {
         }
     }
 
-    // The whole loop step, the same call every time:
-    // - CONSUMER: the entries are taken for us (and would be fenced if we
-    //   named them with IDS instead of READ);
+    // The group's definition: its options and the effects of one entry,
+    // stored once at the group's derived dedupe key
+    // ({payments}:xprocess:billing by default) and applied by every call of
+    // the group that gives no effects, whichever worker makes it. Every
+    // worker sends the same one at start-up. A redefinition replaces it for
+    // all of them, so the workers of one group must agree on --dead-letter,
+    // --max-deliveries, --totals and --receipts (the last one started wins).
+    // XPROCESS.START <stream> <group> would have the server run it itself,
+    // with no worker at all.
     // - DEADLETTER ... AFTER: an entry that failed on its max-deliveries-th
     //   delivery is appended to the dead-letter stream (with the error and
     //   its fields), acked and recorded, instead of coming back forever;
     // - the effects of one entry, expanded by the server from the entry's own
-    //   fields; keys are literal. $@id makes the receipt point at its entry;
+    //   fields; keys are literal. $@id makes the receipt point at its entry.
+    let mut define = redis::cmd("XPROCESS.DEFINE");
+    define.arg(stream).arg(group);
+    define.arg("DEADLETTER").arg(dead_letter);
+    define.arg("AFTER").arg(num("max-deliveries"));
+    define.arg(&["HINCRBY", &o["totals"], "$customer", "$amount"]);
+    define.arg(&["XADD", &o["receipts"], "FIELDS", "2"]);
+    define.arg(&["src", "$@id", "amount", "$amount"]);
+    define.query::<()>(&mut con)?;
+
+    // The whole loop step, the same call every time, without effects (the
+    // server applies the definition's):
+    // - CONSUMER: the entries are taken for us (and would be fenced if we
+    //   named them with IDS instead of READ);
     // - READ: CLAIM takes over entries pending (for anyone) for min-idle ms,
     //   a consumer that crashed or stalls, or one of ours that failed;
     //   min-idle must exceed the time a healthy worker needs for a call. Then
@@ -99,11 +120,6 @@ fn main() -> RedisResult<()> {
     //   and how late an entry that just became idle enough is claimed.
     let mut call = redis::cmd("XPROCESS");
     call.arg(stream).arg(group).arg("CONSUMER").arg(me);
-    call.arg("DEADLETTER").arg(dead_letter);
-    call.arg("AFTER").arg(num("max-deliveries"));
-    call.arg(&["HINCRBY", &o["totals"], "$customer", "$amount"]);
-    call.arg(&["XADD", &o["receipts"], "FIELDS", "2"]);
-    call.arg(&["src", "$@id", "amount", "$amount"]);
     call.arg("READ").arg("COUNT").arg(num("count"));
     call.arg("CLAIM").arg(num("min-idle-ms"));
     call.arg("BLOCK").arg(num("block-ms"));
