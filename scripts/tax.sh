@@ -206,7 +206,7 @@ populate() {
 bench() { "${BENCH[@]}" -p "$PORT" -P "$P" -c 1 -n "$N" -q "$@" >/dev/null; }
 
 # The commands: tag | what the table says | setup | run.
-ALL_CASES='set get hincrby lpush xadd xadd-used expire del-missing del-string del-hash'
+ALL_CASES='set get hincrby lpush xadd xadd-used expire del-missing del-string del-hash xadd-followed'
 read -r -a CASES <<<"${TAX_CASES:-$ALL_CASES}"
 for tag in "${CASES[@]}"; do
     [[ " $ALL_CASES " == *" $tag "* ]] || die "TAX_CASES: no case $tag (cases: $ALL_CASES)"
@@ -225,6 +225,7 @@ label() {
     del-missing) echo "\`DEL m:i\`, i = 0..N-1: each key missing" ;;
     del-string) echo "\`DEL k:i\`, i = 0..N-1: each deletes an existing string" ;;
     del-hash) echo "\`DEL h:i\`, i = 0..N-1: each deletes an existing hash (one field)" ;;
+    xadd-followed) echo '`XADD proc * f v` (a stream with a stopped processor: the module follows stream events)' ;;
     esac
 }
 setup() {
@@ -232,7 +233,23 @@ setup() {
     get | expire) cli set k v ;;
     del-string) populate k SET v ;;
     del-hash) populate h HSET f v ;;
+    xadd-followed) follow_proc ;;
     esac
+}
+
+# A stream `proc` whose group has a processor, started (so the module
+# follows stream events from then on) and stopped (so that what XADD pays
+# is the event hook, not the processing); without the module, the same
+# stream and as many keys.
+follow_proc() {
+    cli xgroup create proc g '$' mkstream
+    if [ -n "$USED" ]; then
+        cli xprocess.define proc g sadd seen '$f'
+        cli xprocess.start proc g
+        cli xprocess.stop proc g
+    else
+        cli set '{proc}:xprocess:g' x
+    fi
 }
 run() {
     case $1 in
@@ -246,6 +263,7 @@ run() {
     del-missing) del_keys m 0 ;;
     del-string) del_keys k 1 ;;
     del-hash) del_keys h 1 ;;
+    xadd-followed) bench XADD proc '*' f v ;;
     esac
 }
 

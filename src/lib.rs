@@ -4,10 +4,9 @@
 //! effects templated from the entry's fields, records the ID and XACKs,
 //! atomically. What a call does is decided in the pure core
 //! (`xprocess_core`); this crate is the module around it, laid out in
-//! ARCHITECTURE.md. It filters no command, and follows keyspace events
-//! only once a standing processor exists (serverCron it follows from load:
-//! nothing runs there while there is none): it costs the commands that never
-//! call it nothing.
+//! ARCHITECTURE.md. It filters no command and listens to no server event;
+//! it follows stream keyspace events only once a standing processor runs:
+//! it costs the commands that never call it nothing.
 
 pub mod commands;
 pub mod config;
@@ -30,9 +29,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     }));
     redis::info::register(ctx, stats::info_fields);
     redis::info::handle_io_errors(ctx);
-    if !processor::init(ctx) {
-        return Status::Err;
-    }
+    processor::init(ctx);
     for command in commands::ALL {
         if redis::command::register(ctx, command) == Status::Err {
             return Status::Err;

@@ -4,12 +4,16 @@
 //! one atomic unit.
 //!
 //! When they run: on the turn of the event loop after an XADD to a stream
-//! with a processor (a keyspace-event subscription, taken when the first
-//! processor appears, never at load), and from serverCron (`hz` times a
-//! second) for the rest: entries idle for CLAIM, a backlog the budget left,
-//! a replica just promoted. Only on a primary that is not loading. Each
-//! turn they hold the server for about `xprocess.processor-budget-us` at
-//! most: batches are sized from what an entry took lately.
+//! with a running processor (a keyspace-event subscription), then on the
+//! next turns while a backlog is left, and every `HEARTBEAT_MS` for the
+//! rest: entries idle for CLAIM, a replica just promoted. Only on a primary
+//! that is not loading. The subscription and the heartbeat start when the
+//! first running processor becomes known (started, replicated or loaded),
+//! never at load, and the heartbeat ends with the last one: a server
+//! without processors pays nothing for them, not even a turn of its event
+//! loop. Each turn they hold the server for about
+//! `xprocess.processor-budget-us` at most: batches are sized from what an
+//! entry took lately.
 
 mod batch;
 pub mod status;
@@ -31,6 +35,9 @@ use xprocess_core::errors::{ErrorKind, ReplyError};
 
 thread_local! {
     static TICK_PENDING: Cell<bool> = const { Cell::new(false) };
+    static HEARTBEAT_PENDING: Cell<bool> = const { Cell::new(false) };
+    /// Whether stream events are followed (from the first running processor on).
+    static FOLLOWING: Cell<bool> = const { Cell::new(false) };
     /// Where the next turn starts in the list, so a busy processor does not
     /// starve the ones after it.
     static ROUND: Cell<usize> = const { Cell::new(0) };
@@ -39,25 +46,34 @@ thread_local! {
 /// The first batch of a processor whose cost is not known yet.
 const FIRST_BATCH: u64 = 10;
 
-/// Follow serverCron (at load: costs nothing while there is no processor).
-pub fn init(ctx: &Context) -> bool {
-    events::on_cron(ctx, cron)
+/// How often running processors look for work no XADD announced.
+const HEARTBEAT_MS: u64 = 100;
+
+/// At load: start the heartbeat whenever a running processor becomes known.
+pub fn init(ctx: &Context) {
+    timer::init(ctx);
+    processors::on_running(|| timer::after_detached(0, &HEARTBEAT_PENDING, heartbeat));
 }
 
 /// Run the processors on the next turn of the event loop.
 pub fn wake(ctx: &Context) {
-    events::on_stream_event(ctx, stream_event);
     timer::after(ctx, 0, &TICK_PENDING, tick);
 }
 
-fn cron(ctx: &Context) {
-    if processors::any() && may_run(ctx) {
-        wake(ctx);
+/// Every `HEARTBEAT_MS` while a processor runs (on replicas too, so that a
+/// promoted one starts at once).
+fn heartbeat(ctx: &Context) {
+    if !FOLLOWING.replace(true) {
+        events::on_stream_event(ctx, stream_event);
+    }
+    tick(ctx);
+    if processors::any_running() {
+        timer::after(ctx, HEARTBEAT_MS, &HEARTBEAT_PENDING, heartbeat);
     }
 }
 
 fn stream_event(ctx: &Context, event: &[u8], key: &[u8]) {
-    if event == b"xadd" && processors::any_on(key) {
+    if event == b"xadd" && processors::any_running_on(key) {
         timer::after(ctx, 0, &TICK_PENDING, tick);
     }
 }

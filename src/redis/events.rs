@@ -1,9 +1,9 @@
-//! Keyspace events (raised, and followed) and the server's cron event.
+//! Keyspace events: raised, and followed.
 
 use redis_module::{raw, Context, NotifyEvent, RedisString};
 use std::cell::Cell;
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_char, c_int};
 
 /// Raise `event` of `class` on `key`, `times` times (one per change, as
 /// the native commands do).
@@ -33,38 +33,11 @@ pub(crate) fn notify_raw(
 }
 
 thread_local! {
-    static CRON: Cell<Option<fn(&Context)>> = const { Cell::new(None) };
     static STREAM_EVENT: Cell<Option<StreamEvent>> = const { Cell::new(None) };
 }
 
 /// What `on_stream_event` calls: the event's name (`xadd`, ...) and key.
 pub type StreamEvent = fn(&Context, &[u8], &[u8]);
-
-/// Call `f` from every serverCron (`hz` times a second). Returns whether
-/// the server took the subscription.
-pub fn on_cron(ctx: &Context, f: fn(&Context)) -> bool {
-    CRON.set(Some(f));
-    // The header's RedisModuleEvent_CronLoop is a C static, not a symbol.
-    let event = raw::RedisModuleEvent {
-        id: raw::REDISMODULE_EVENT_CRON_LOOP,
-        dataver: 1,
-    };
-    // SAFETY: a live context at load; the callback is 'static.
-    let status =
-        unsafe { raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(cron)) };
-    status == raw::REDISMODULE_OK as c_int
-}
-
-extern "C" fn cron(
-    ctx: *mut raw::RedisModuleCtx,
-    _event: raw::RedisModuleEvent,
-    _subevent: u64,
-    _data: *mut c_void,
-) {
-    if let Some(f) = CRON.get() {
-        f(&Context::new(ctx));
-    }
-}
 
 /// Call `f` on every keyspace event of a stream key from now on (once
 /// subscribed, the first `f` stays). A subscription makes every keyspace

@@ -19,12 +19,39 @@ struct Timer {
 /// Run `f` in `ms` milliseconds (0: on the next turn of the event loop),
 /// unless `pending` says one is already set.
 pub fn after(ctx: &Context, ms: u64, pending: &'static Pending, f: fn(&Context)) {
+    set(ctx.ctx, ms, pending, f);
+}
+
+fn set(ctx: *mut raw::RedisModuleCtx, ms: u64, pending: &'static Pending, f: fn(&Context)) {
     if pending.with(|p| p.replace(true)) {
         return;
     }
     let data = Box::into_raw(Box::new(Timer { f, pending })).cast::<c_void>();
-    // SAFETY: a live context; `fire` takes back the box exactly once.
-    unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as c_longlong, Some(fire), data) };
+    // SAFETY: a live context (only its module is used); `fire` takes back
+    // the box exactly once.
+    unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx, ms as c_longlong, Some(fire), data) };
+}
+
+thread_local! {
+    /// A context of the module, for timers set where Redis gives none (a
+    /// value being loaded); made at load, never freed.
+    static MODULE: Cell<*mut raw::RedisModuleCtx> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Keep a context of the module for `after_detached` (at load).
+pub fn init(ctx: &Context) {
+    // SAFETY: a live context at load; the detached context lives as long as
+    // the module.
+    MODULE.set(unsafe { raw::RedisModule_GetDetachedThreadSafeContext.unwrap()(ctx.ctx) });
+}
+
+/// `after`, where no context is at hand (main thread only). Nothing
+/// happens before `init`.
+pub fn after_detached(ms: u64, pending: &'static Pending, f: fn(&Context)) {
+    let ctx = MODULE.get();
+    if !ctx.is_null() {
+        set(ctx, ms, pending, f);
+    }
 }
 
 extern "C" fn fire(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {

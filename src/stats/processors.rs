@@ -5,7 +5,7 @@
 //! definition is written, loaded or restored, and pruned when the data
 //! says a processor is gone.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use xprocess_core::definition::Definition;
 
 /// A processor: the group of a stream, in a database.
@@ -33,6 +33,8 @@ pub struct Counters {
 #[derive(Clone, Debug)]
 pub struct Known {
     pub name: Name,
+    /// As its definition said when last written or loaded.
+    pub running: bool,
     pub counters: Counters,
     /// What one entry of its batches took lately, in nanoseconds (0: not
     /// known yet): how large a batch fits the budget.
@@ -42,21 +44,34 @@ pub struct Known {
 thread_local! {
     // Redis runs commands, loading and timers on its main thread only.
     static KNOWN: RefCell<Vec<Known>> = const { RefCell::new(Vec::new()) };
+    /// Told when a running processor becomes known (set at load).
+    static ON_RUNNING: Cell<Option<fn()>> = const { Cell::new(None) };
+}
+
+/// Call `f` whenever a processor known to run is noted (whoever notes it:
+/// a command, a replicated change, a value being loaded).
+pub fn on_running(f: fn()) {
+    ON_RUNNING.set(Some(f));
 }
 
 /// Remember a processor (a definition with START settings was written or
-/// loaded); a known one keeps its counters.
-pub fn note(name: Name) {
+/// loaded) and whether it runs; a known one keeps its counters.
+pub fn note(name: Name, running: bool) {
     KNOWN.with(|known| {
         let mut known = known.borrow_mut();
-        if !known.iter().any(|k| k.name == name) {
-            known.push(Known {
+        match known.iter_mut().find(|k| k.name == name) {
+            Some(k) => k.running = running,
+            None => known.push(Known {
                 name,
+                running,
                 counters: Counters::default(),
                 entry_ns: 0,
-            });
+            }),
         }
     });
+    if let Some(f) = ON_RUNNING.get().filter(|_| running) {
+        f();
+    }
 }
 
 /// Forget a processor: its definition is gone.
@@ -72,13 +87,15 @@ pub fn names() -> Vec<Name> {
     KNOWN.with(|known| known.borrow().iter().map(|k| k.name.clone()).collect())
 }
 
-pub fn any() -> bool {
-    KNOWN.with(|known| !known.borrow().is_empty())
+/// Whether any known processor runs.
+pub fn any_running() -> bool {
+    KNOWN.with(|known| known.borrow().iter().any(|k| k.running))
 }
 
-/// Whether a processor of some database follows `stream`.
-pub fn any_on(stream: &[u8]) -> bool {
-    KNOWN.with(|known| known.borrow().iter().any(|k| k.name.stream == stream))
+/// Whether a running processor of some database follows `stream`.
+pub fn any_running_on(stream: &[u8]) -> bool {
+    let on = |k: &Known| k.running && k.name.stream == stream;
+    KNOWN.with(|known| known.borrow().iter().any(on))
 }
 
 /// Change what is known of a processor.
@@ -107,7 +124,9 @@ pub fn track(db: i32, stream: &[u8], old: Option<&Definition>, new: Option<&Defi
             forget(&name(old));
         }
     }
-    if let Some(new) = new.filter(|d| d.processor.is_some()) {
-        note(name(new));
+    if let Some(new) = new {
+        if let Some(p) = &new.processor {
+            note(name(new), p.running);
+        }
     }
 }
