@@ -166,13 +166,14 @@ clean: ## Remove build artifacts and the `make run` data (target/)
 # CHAOS_ONLY=word runs only the chaos tests whose name has it (e.g. `effects`:
 # the mode with templated keys, WHEN conditions and a mix of effects;
 # `fcall`: the mode whose one effect is a Redis Function, with DEADLETTER
-# for the entries it refuses).
+# for the entries it refuses; `standing`: no workers, a standing processor
+# (XPROCESS.DEFINE and XPROCESS.START once) resuming from the AOF by itself).
 CHAOS_ENTRIES ?= 10000
 CHAOS_KILLS ?= 30
 CHAOS_SEED ?=
 CHAOS_ONLY ?=
 
-chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers, per mode: XPROCESS (IDS on the index and on a Set, KEY, READ with poison entries, templated keys + WHEN + a mix of effects, an FCALL effect with DEADLETTER) vs the naive pattern (CHAOS_ONLY=effects or fcall: that mode alone)
+chaos: deps ## Chaos run: 10,000 entries, 30 kill -9 + AOF restarts, crashing consumers, per mode: XPROCESS (IDS on the index and on a Set, KEY, READ with poison entries, templated keys + WHEN + a mix of effects, an FCALL effect with DEADLETTER, a standing processor with no workers) vs the naive pattern (CHAOS_ONLY=effects, fcall or standing: that mode alone)
 	$(CARGO) build
 	CHAOS_ENTRIES=$(CHAOS_ENTRIES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) $(CARGO) test --test chaos -- --nocapture $(CHAOS_ONLY)
 

@@ -65,6 +65,24 @@
 //! poison ID anywhere, every poison entry dead-lettered exactly once, and
 //! no key left over.
 //!
+//! With a standing processor (`Mode::Standing`) there is no consumer at
+//! all: the group is defined once, `XPROCESS.DEFINE payments billing
+//! DEADLETTER {payments}:dead AFTER 3` with READ mode's effects, and
+//! started once, `XPROCESS.START payments billing CLAIM 20`, so the server
+//! itself runs `XPROCESS ... CONSUMER xprocess READ COUNT n CLAIM 20` batch
+//! after batch. Producers write READ mode's entries, poison ones included,
+//! while the server is killed and restarted from its AOF, the last kill
+//! once production is over (no XADD wakes the processor then: its own
+//! periodic turns must); nothing is sent again after a restart: the
+//! processor must resume from the AOF by itself. Then it must drain the
+//! group (nothing pending or undelivered), with READ mode's checks: every
+//! good entry applied once, every poison entry dead-lettered once (by
+//! `xprocess`), all acked and recorded; and XPROCESS.LIST must show it
+//! running with lag 0, `xprocess` the group's only consumer. What LIST
+//! counts (reset by every restart) is read before each kill and at the
+//! end, for the summary; a duplicate it counts is a violation, as a `0`
+//! reply is for READ workers.
+//!
 //! The same run with the naive client-side pattern (HINCRBY + XADD, then XACK,
 //! no dedupe) must over-count: that proves the checker sees duplicates.
 //!
@@ -75,7 +93,9 @@
 //! The seed fixes every random choice; thread timing still varies. Every
 //! mode runs at the same size (`make chaos`: 10,000 entries, 30 kills each;
 //! `make chaos CHAOS_ONLY=effects` runs the tests whose name has `effects`,
-//! `CHAOS_ONLY=fcall` those of the function).
+//! `CHAOS_ONLY=fcall` those of the function, `CHAOS_ONLY=standing` the
+//! standing processor's). The standing mode has no consumers
+//! (`CHAOS_CONSUMERS` does not apply).
 
 mod common;
 
@@ -170,6 +190,8 @@ const READ_BLOCK_MS: u64 = 20;
 /// READ mode, per loop: crash holding a batch taken with a plain XREADGROUP
 /// (abandoned work, for some READ's CLAIM to take over).
 const HOLD_PCT: u64 = 2;
+/// Standing mode: the consumer a processor reads as when START names none.
+const PROCESSOR_CONSUMER: &str = "xprocess";
 /// READ mode: the per-entry error of a poison entry with a bad `amount`.
 const BAD_AMOUNT_ERROR: &str = "ERR value is not an integer or out of range";
 /// Naive mode, per entry: crash after its effects, before the XACK.
@@ -250,13 +272,17 @@ enum Mode {
     /// One FCALL effect ([`fcall_effects`]) with DEADLETTER, by IDS and
     /// READ workers; producers also write poison entries.
     Fcall,
+    /// No workers: the server's standing processor runs READ mode's call
+    /// (XPROCESS.DEFINE once, XPROCESS.START once); producers also write
+    /// poison entries.
+    Standing,
 }
 
 impl Mode {
     /// Per produced entry: the chance of a poison entry.
     fn poison_pct(self) -> u64 {
         match self {
-            Mode::Read => POISON_PCT,
+            Mode::Read | Mode::Standing => POISON_PCT,
             Mode::Fcall => FCALL_POISON_PCT,
             _ => 0,
         }
@@ -285,6 +311,16 @@ struct Stats {
     held_batches: AtomicU64,
     /// READ calls sent (Fcall mode mixes them with the IDS worker).
     read_calls: AtomicU64,
+    /// Standing mode: what XPROCESS.LIST counted, read before each kill
+    /// and at the end (what a server counted between the last reading and
+    /// its kill is not in them: lower bounds), and the readings.
+    listed_processed: AtomicU64,
+    listed_duplicates: AtomicU64,
+    listed_dead_lettered: AtomicU64,
+    listed_errors: AtomicU64,
+    list_readings: AtomicU64,
+    /// Standing mode: XPROCESS.LIST's lag just before the last kill.
+    lag_at_last_kill: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -341,6 +377,25 @@ impl Shared {
 
     fn violation(&self, msg: String) {
         self.violations.lock().unwrap().push(msg);
+    }
+
+    /// The consumer workers to run: none in standing mode.
+    fn workers(&self) -> usize {
+        match self.mode {
+            Mode::Standing => 0,
+            _ => self.p.consumers,
+        }
+    }
+
+    /// The consumers that may take entries: the workers, or in standing
+    /// mode the processor alone.
+    fn consumer_names(&self) -> Vec<String> {
+        match self.mode {
+            Mode::Standing => vec![PROCESSOR_CONSUMER.to_string()],
+            _ => (0..self.p.consumers)
+                .map(|i| format!("consumer-{i}"))
+                .collect(),
+        }
     }
 }
 
@@ -668,6 +723,7 @@ impl Consumer<'_> {
                 }
                 Mode::Naive => self.process_naive(&batch)?,
                 Mode::Read => unreachable!("READ workers run run_read"),
+                Mode::Standing => unreachable!("standing mode has no workers"),
             }
         }
     }
@@ -1134,6 +1190,163 @@ fn read_args(me: &str, name_store: bool, count: u64, mode: Mode) -> Vec<String> 
     args
 }
 
+// ---- the standing processor ----------------------------------------------------
+
+/// Standing mode: `DEADLETTER {payments}:dead AFTER 3` and READ mode's
+/// effects, what XPROCESS.DEFINE stores (and XPROCESS.INFO shows).
+fn standing_definition() -> Vec<String> {
+    let after = DEAD_AFTER.to_string();
+    let mut args = strings(&["DEADLETTER", DEAD, "AFTER", &after]);
+    args.extend(effects());
+    args
+}
+
+/// Standing mode, once before production: `XPROCESS.DEFINE payments
+/// billing <definition>` and `XPROCESS.START payments billing CLAIM 20`.
+/// Never sent again: after each restart the processor must resume from
+/// the AOF.
+fn define_and_start(con: &mut Connection) {
+    let mut define = vec!["XPROCESS.DEFINE", STREAM, GROUP];
+    let definition = standing_definition();
+    define.extend(definition.iter().map(String::as_str));
+    assert_eq!(common::call(con, &define), Value::Okay, "{define:?}");
+    let claim = READ_CLAIM_MS.to_string();
+    let start = ["XPROCESS.START", STREAM, GROUP, "CLAIM", &claim];
+    assert_eq!(common::call(con, &start), Value::Okay, "{start:?}");
+}
+
+/// A map reply as field -> value: a flat array (RESP2) or a map (RESP3).
+fn fields_of(v: &Value) -> Result<BTreeMap<String, Value>, String> {
+    match v {
+        Value::Array(flat) if flat.len() % 2 == 0 => flat
+            .chunks(2)
+            .map(|kv| Ok((conv(&kv[0])?, kv[1].clone())))
+            .collect(),
+        Value::Map(map) => map.iter().map(|(k, v)| Ok((conv(k)?, v.clone()))).collect(),
+        other => Err(format!("not a map: {other:?}")),
+    }
+}
+
+/// A field's value as text (nil as "").
+fn text(v: &Value) -> String {
+    match v {
+        Value::Nil => String::new(),
+        v => conv(v).unwrap_or_else(|_| format!("{v:?}")),
+    }
+}
+
+/// An array of maps (XPROCESS.LIST, XINFO CONSUMERS), each as field -> value.
+fn maps(
+    con: &mut dyn ConnectionLike,
+    args: &[&str],
+) -> Result<Vec<BTreeMap<String, Value>>, String> {
+    match query(con, args)? {
+        Value::Array(items) => items.iter().map(fields_of).collect(),
+        other => Err(format!("{args:?}: {other:?}")),
+    }
+}
+
+/// Standing mode: add what XPROCESS.LIST counts of our processor to the
+/// summary's figures (the counts start again with every server). A
+/// duplicate is a violation: the processor's READ takes only pending or
+/// new entries, and processing one acks it in the same step. Returns
+/// the lag LIST shows.
+fn read_processor_counters(sh: &Shared) -> Option<u64> {
+    let mut con = try_connect(sh.port)?;
+    let list = maps(&mut con, &["XPROCESS.LIST"]).ok()?;
+    let ours = list.iter().find(|l| {
+        l.get("key").map(text).as_deref() == Some(STREAM)
+            && l.get("group").map(text).as_deref() == Some(GROUP)
+    });
+    let Some(ours) = ours else {
+        sh.violation(format!(
+            "XPROCESS.LIST does not show the processor: {list:?}"
+        ));
+        return None;
+    };
+    let count = |name: &str| {
+        ours.get(name)
+            .and_then(|v| conv::<u64>(v).ok())
+            .unwrap_or(0)
+    };
+    let s = &sh.stats;
+    bump(&s.list_readings, 1);
+    bump(&s.listed_processed, count("processed"));
+    bump(&s.listed_dead_lettered, count("dead-lettered"));
+    bump(&s.listed_errors, count("errors"));
+    let duplicates = count("duplicates");
+    bump(&s.listed_duplicates, duplicates);
+    if duplicates > 0 {
+        sh.violation(format!(
+            "XPROCESS.LIST counted {duplicates} duplicates (a processed entry was still \
+             pending or new): {ours:?}"
+        ));
+    }
+    ours.get("lag").and_then(|v| conv(v).ok())
+}
+
+/// Standing mode: XPROCESS.LIST shows the one processor running, lag 0;
+/// the group's only consumer is the processor's; XPROCESS.INFO shows the
+/// definition and the START settings as they were sent before the first
+/// kill.
+fn check_processor(con: &mut Connection, r: &mut Report) {
+    let bad = &mut r.processor_problems;
+    match maps(con, &["XPROCESS.LIST"]) {
+        Err(e) => bad.push(e),
+        Ok(list) if list.len() != 1 => bad.push(format!("XPROCESS.LIST: {list:?}")),
+        Ok(list) => {
+            let expected = [
+                ("key", STREAM),
+                ("group", GROUP),
+                ("db", "0"),
+                ("consumer", PROCESSOR_CONSUMER),
+                ("state", "running"),
+                ("lag", "0"),
+            ];
+            for (field, want) in expected {
+                let got = list[0].get(field).map(text);
+                if got.as_deref() != Some(want) {
+                    bad.push(format!("XPROCESS.LIST {field} is {got:?}, not {want:?}"));
+                }
+            }
+        }
+    }
+    match maps(con, &["XINFO", "CONSUMERS", STREAM, GROUP]) {
+        Err(e) => bad.push(e),
+        Ok(consumers) => {
+            let names: Vec<String> = consumers
+                .iter()
+                .map(|c| c.get("name").map(text).unwrap_or_default())
+                .collect();
+            if names != [PROCESSOR_CONSUMER] {
+                bad.push(format!("the group's consumers are {names:?}"));
+            }
+        }
+    }
+    let info = query(con, &["XPROCESS.INFO", DEDUPE]).and_then(|v| fields_of(&v));
+    match info {
+        Err(e) => bad.push(e),
+        Ok(info) => {
+            let list = |name: &str| info.get(name).and_then(|v| conv::<Vec<String>>(v).ok());
+            let definition = list("definition");
+            if definition.as_ref() != Some(&standing_definition()) {
+                bad.push(format!("XPROCESS.INFO definition is {definition:?}"));
+            }
+            let processor = list("processor").unwrap_or_default();
+            let settings: BTreeMap<&str, &str> = processor
+                .chunks(2)
+                .filter(|kv| kv.len() == 2 && kv[0] != "COUNT")
+                .map(|kv| (kv[0].as_str(), kv[1].as_str()))
+                .collect();
+            let claim = READ_CLAIM_MS.to_string();
+            let want = BTreeMap::from([("CONSUMER", PROCESSOR_CONSUMER), ("CLAIM", &claim)]);
+            if settings != want || processor.len() % 2 != 0 {
+                bad.push(format!("XPROCESS.INFO processor is {processor:?}"));
+            }
+        }
+    }
+}
+
 // ---- the killer ----------------------------------------------------------------
 
 /// `kill -9` and restart the server `kills` times, paced by production so
@@ -1144,6 +1357,14 @@ fn killer(sh: &Shared, server: &Mutex<Server>) -> Res<()> {
     let span = (sh.p.entries as u64 * 95 / 100).max(1);
     let mut at: Vec<usize> = (0..sh.p.kills).map(|_| rng.below(span) as usize).collect();
     at.sort_unstable();
+    if sh.mode == Mode::Standing {
+        // The last kill once production is over: no XADD follows to wake
+        // the restarted processor, its periodic turns alone must resume it
+        // (the poison entries still short of AFTER deliveries, any backlog).
+        if let Some(last) = at.last_mut() {
+            *last = sh.p.entries;
+        }
+    }
     for threshold in at {
         while sh.produced.load(SeqCst) < threshold {
             sh.check()?;
@@ -1151,6 +1372,11 @@ fn killer(sh: &Shared, server: &Mutex<Server>) -> Res<()> {
         }
         thread::sleep(Duration::from_millis(rng.below(20)));
         sh.check()?;
+        if sh.mode == Mode::Standing {
+            // What this server's processor counted dies with it: read it.
+            let lag = read_processor_counters(sh);
+            sh.stats.lag_at_last_kill.store(lag.unwrap_or(0), SeqCst);
+        }
         server.lock().unwrap().restart();
         bump(&sh.stats.kills, 1);
     }
@@ -1202,7 +1428,7 @@ fn run_workers(sh: &Shared, server: &Mutex<Server>) -> (Vec<Produced>, Vec<Strin
                 s.spawn(move || guarded(sh, "producer", || producer(sh, i, quota)))
             })
             .collect();
-        let consumers: Vec<_> = (0..sh.p.consumers)
+        let consumers: Vec<_> = (0..sh.workers())
             .map(|i| s.spawn(move || guarded(sh, "consumer", || consumer(sh, i))))
             .collect();
         let mut errors = Vec::new();
@@ -1225,6 +1451,9 @@ fn run_workers(sh: &Shared, server: &Mutex<Server>) -> (Vec<Produced>, Vec<Strin
         errors.extend(join(killer).err());
         if errors.is_empty() {
             errors.extend(drain(sh, server).err());
+        }
+        if errors.is_empty() && sh.mode == Mode::Standing {
+            read_processor_counters(sh);
         }
         sh.stop.store(true, SeqCst);
         errors.extend(consumers.into_iter().filter_map(|h| join(h).err()));
@@ -1289,8 +1518,13 @@ fn drain(sh: &Shared, server: &Mutex<Server>) -> Result<(), String> {
         thread::sleep(WATCH_EVERY);
     }
     let con = cl.con().map_err(|h| format!("drain: {h:?}"))?;
+    // Standing mode: what the processor says of itself (its last error).
+    let processors = match sh.mode {
+        Mode::Standing => format!("; XPROCESS.LIST {:?}", query(con, &["XPROCESS.LIST"])),
+        _ => String::new(),
+    };
     Err(format!(
-        "drain: still {} pending and {} undelivered after {:?}; XPENDING {:?}; consumers {:?}",
+        "drain: still {} pending and {} undelivered after {:?}; XPENDING {:?}; consumers {:?}{processors}",
         last.0,
         last.1,
         sh.p.drain_timeout,
@@ -1386,6 +1620,9 @@ struct Report {
     /// the function's hashes, log items that are no entry's), and keys no
     /// entry makes.
     effect_mismatches: Vec<String>,
+    /// Standing mode: the processor not as XPROCESS.LIST, XINFO
+    /// CONSUMERS and XPROCESS.INFO must show it once everything is drained.
+    processor_problems: Vec<String>,
     /// Exactly-once violations seen by the clients.
     client_violations: Vec<String>,
 }
@@ -1419,6 +1656,7 @@ impl Report {
             && self.bad_dead_letters.is_empty()
             && self.poison_applied.is_empty()
             && self.effect_mismatches.is_empty()
+            && self.processor_problems.is_empty()
             && self.client_violations.is_empty()
     }
 }
@@ -1609,9 +1847,7 @@ fn dead_letter_as_documented(
     f: &HashMap<String, String>,
 ) -> Result<(), String> {
     let field = |name: &str| f.get(name).map(String::as_str).unwrap_or("");
-    let consumers: Vec<String> = (0..sh.p.consumers)
-        .map(|i| format!("consumer-{i}"))
-        .collect();
+    let consumers = sh.consumer_names();
     if field("@stream") != STREAM || field("@group") != GROUP {
         return Err("wrong @stream or @group".into());
     }
@@ -1916,6 +2152,11 @@ fn check(con: &mut Connection, sh: &Shared, produced: &[Produced]) -> Report {
             check_dead_letters(con, sh, &entries, &mut r);
             check_fcall(con, &entries, &mut r);
         }
+        Mode::Standing => {
+            check_dedupe(con, Store::Index, &entries, &mut r);
+            check_dead_letters(con, sh, &entries, &mut r);
+            check_processor(con, &mut r);
+        }
         Mode::Naive => {}
     }
     r.client_violations = sh.violations.lock().unwrap().clone();
@@ -1945,6 +2186,24 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
             get(&s.dead_letter_replies),
             get(&s.poison_failures),
             get(&s.held_batches),
+        ),
+        Mode::Standing => format!(
+            " poison={} (sent {}) dead-lettered={} (extra {}, missing {}) \
+             processor-problems={} lag-at-last-kill={} (after production: resumed with \
+             no XADD) listed (by {} XPROCESS.LIST readings, before each kill and at \
+             the end; lower bounds): processed={} dead-lettered={} errors={} duplicates={}",
+            r.poison_entries,
+            get(&s.poison_produced),
+            r.dead_lettered,
+            r.dead_letters_extra,
+            r.dead_letters_missing,
+            r.processor_problems.len(),
+            get(&s.lag_at_last_kill),
+            get(&s.list_readings),
+            get(&s.listed_processed),
+            get(&s.listed_dead_lettered),
+            get(&s.listed_errors),
+            get(&s.listed_duplicates),
         ),
         Mode::Naive => format!(
             " crashes-after-effect={}",
@@ -1993,7 +2252,7 @@ fn summary(sh: &Shared, r: &Report, elapsed: Duration) -> String {
         get(&s.uncertain_xadds),
         r.uncertain_present,
         sh.p.producers,
-        sh.p.consumers,
+        sh.workers(),
         get(&s.kills),
         get(&s.consumer_crashes),
         get(&s.lost_replies_resent),
@@ -2030,8 +2289,12 @@ fn run(mode: Mode) -> Outcome {
         p.seed
     );
     let server = start_server();
+    println!("chaos[{mode:?}] server dir {}", server.dir().display());
     if mode == Mode::Fcall {
         load_library(&mut server.conn());
+    }
+    if mode == Mode::Standing {
+        define_and_start(&mut server.conn());
     }
     let started = Instant::now();
     let sh = Shared {
@@ -2130,6 +2393,19 @@ fn an_fcall_effect_is_exactly_once_and_dead_letters_what_it_refuses_under_chaos(
     assert!(report.is_clean(), "{summary}\n{report:#?}");
     assert!(
         report.entries < 500 || report.poison_entries > 0,
+        "no poison entry: the run proves nothing: {summary}"
+    );
+}
+
+/// No workers at all: a standing processor, defined and started once,
+/// resumes by itself after every kill -9 from the AOF and drains the group;
+/// good entries applied once, poison entries dead-lettered once.
+#[test]
+fn a_standing_processor_is_exactly_once_and_dead_letters_poison_under_chaos() {
+    let Outcome { report, summary } = run(Mode::Standing);
+    assert!(report.is_clean(), "{summary}\n{report:#?}");
+    assert!(
+        report.entries < 500 || (report.poison_entries > 0 && report.dead_lettered > 0),
         "no poison entry: the run proves nothing: {summary}"
     );
 }

@@ -34,7 +34,8 @@ fn conv<T: FromRedisValue>(v: &Value) -> Result<T, String> {
     redis::from_redis_value(v).map_err(|e| format!("unexpected reply {v:?}: {e}"))
 }
 
-/// XPROCESS.INFO of `key` as field -> value (a nil value as "").
+/// XPROCESS.INFO of `key` as field -> value (a nil value as "", an array
+/// of strings, such as a definition's arguments, joined by spaces).
 pub fn store_info(
     con: &mut dyn ConnectionLike,
     key: &str,
@@ -52,6 +53,7 @@ pub fn store_info(
         .map(|(k, v)| {
             let v = match v {
                 Value::Nil => String::new(),
+                Value::Array(items) => conv::<Vec<String>>(&Value::Array(items.clone()))?.join(" "),
                 v => conv(v)?,
             };
             Ok((conv(k)?, v))
