@@ -381,3 +381,38 @@ fn define_and_start_in_multi_and_scripts() {
     produce(&mut con, 10, 12);
     wait_until("applied after EVAL", || applied(&mut con).len() == 12);
 }
+
+#[test]
+fn a_demoted_primary_stops_and_its_new_primary_runs_it() {
+    let (primary, replica) = primary_with_aof_and_replica();
+    let mut con = primary.conn();
+    define(&mut con, EFFECTS);
+    start(&mut con, &[]);
+    produce(&mut con, 0, 100);
+    wait_applied(&mut con, 100);
+    let mut rcon = replica.conn();
+    wait_replica_synced(&mut con, &mut rcon);
+    // Swap the roles: the replica becomes the primary, the old primary its
+    // replica.
+    let _: Value = run(&mut rcon, &["REPLICAOF", "NO", "ONE"]);
+    let port = replica.port().to_string();
+    let _: Value = run(&mut con, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_replica_synced(&mut rcon, &mut con);
+    let batches = |c: &mut Connection| -> u64 {
+        info_field(c, "xprocess", "xprocess_processor_batches")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = batches(&mut con);
+    produce(&mut rcon, 100, 300);
+    wait_applied(&mut rcon, 300);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(batches(&mut con), before, "the demoted primary ran a batch");
+    wait_replica_synced(&mut rcon, &mut con);
+    let keys = [DERIVED, "{o}totals", "{o}applied", STREAM];
+    assert_eq!(
+        digest_value(&mut con, &keys),
+        digest_value(&mut rcon, &keys)
+    );
+}
