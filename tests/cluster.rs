@@ -1613,8 +1613,8 @@ fn a_standing_processor_follows_its_slot() {
             stream,
             GROUP,
             "HINCRBY",
-            "{proc}totals",
-            "eur",
+            "{proc}totals:${cur}",
+            "n",
             "$amount",
             "RPUSH",
             "{proc}applied",
@@ -1636,7 +1636,10 @@ fn a_standing_processor_follows_its_slot() {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let text = n.to_string();
-                let v = client.run(stream, &["XADD", stream, "*", "n", &text, "amount", "1"]);
+                let v = client.run(
+                    stream,
+                    &["XADD", stream, "*", "n", &text, "cur", "eur", "amount", "1"],
+                );
                 assert!(error_text(&v).is_none(), "XADD: {v:?}");
                 n += 1;
                 std::thread::sleep(Duration::from_micros(500));
@@ -1652,10 +1655,10 @@ fn a_standing_processor_follows_its_slot() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let mut findings = Vec::new();
-    // The totals first: HINCRBY writes a hash through the key API, which
-    // Redis' routing does not check (RPUSH goes through RedisModule_Call,
-    // which it does).
-    let order = ["{proc}totals", "{proc}applied", derived, stream];
+    // The totals first: a templated key (Redis routes by the stream alone),
+    // of a hash HINCRBY writes through the key API (RPUSH goes through
+    // RedisModule_Call, which Redis checks).
+    let order = ["{proc}totals:eur", "{proc}applied", derived, stream];
     migrate_slot(&cluster, slot, from, to, &order, &mut findings);
     stop.store(true, Ordering::Relaxed);
     let total = producer.join().unwrap();
@@ -1669,7 +1672,7 @@ fn a_standing_processor_follows_its_slot() {
         (applied.len(), unique.len()),
         (total as usize, total as usize)
     );
-    let sum: String = q(&mut on_to, &["HGET", "{proc}totals", "eur"]);
+    let sum: String = q(&mut on_to, &["HGET", "{proc}totals:eur", "n"]);
     assert_eq!(sum, total.to_string());
     assert!(findings.is_empty(), "{findings:?}");
     let running: Vec<Value> = q(&mut on_to, &["XPROCESS.LIST"]);
@@ -1679,7 +1682,7 @@ fn a_standing_processor_follows_its_slot() {
     let replica = Cluster::slot_map(to)[slot as usize].1[0];
     let mut on_replica = connect(replica);
     wait_replica_synced(&mut on_to, &mut on_replica);
-    let keys = [stream, derived, "{proc}applied", "{proc}totals"];
+    let keys = [stream, derived, "{proc}applied", "{proc}totals:eur"];
     assert_eq!(
         digest_value(&mut on_replica, &keys),
         digest_value(&mut on_to, &keys)

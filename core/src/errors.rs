@@ -291,6 +291,18 @@ impl ReplyError {
         )
     }
 
+    /// A templated key missing here while the stream's slot migrates: it
+    /// may be on the other node already.
+    pub fn slot_migrating(id: &str, key: &[u8]) -> Self {
+        Self::new(
+            ErrorKind::TryAgain,
+            format!(
+                "TRYAGAIN entry {id} makes the key '{}', which is not on this node while the stream's slot migrates",
+                printable(key)
+            ),
+        )
+    }
+
     /// A templated effect key the caller's ACL does not let it write.
     pub fn noperm_key(id: &str, key: &[u8]) -> Self {
         Self::new(

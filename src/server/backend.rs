@@ -55,6 +55,9 @@ pub struct RedisBackend<'r, 'c> {
     slot: Option<u16>,
     /// The calling user, looked up at the first templated key.
     caller: OnceCell<Caller>,
+    /// In a cluster, whether the stream's slot is migrating: asked at the
+    /// first templated key that is missing here.
+    migrating: OnceCell<bool>,
 }
 
 impl<'r, 'c> RedisBackend<'r, 'c> {
@@ -72,11 +75,21 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             last: req.ids.iter().copied().max().unwrap_or(StreamId::MAX),
             slot: cluster::in_cluster(redis.ctx).then(|| cluster::key_slot(req.stream)),
             caller: OnceCell::new(),
+            migrating: OnceCell::new(),
         }
     }
 
     fn caller(&self) -> &Caller {
         self.caller.get_or_init(|| Caller::of(self.redis.ctx))
+    }
+
+    fn missing(&self, key: &[u8]) -> bool {
+        Key::open(self.redis.ctx, key, false).key_type() == KeyType::Empty
+            && self.hash_writes.fields(key).next().is_none()
+    }
+
+    fn migrating(&self, slot: u16) -> bool {
+        *(self.migrating).get_or_init(|| cluster::slot_in_migration(self.redis, slot))
     }
 
     /// Keep the entries READ took for `read_entry`; their IDs, in order.
@@ -188,8 +201,16 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
 
 impl State for RedisBackend<'_, '_> {
     fn check_key(&self, key: &[u8], id: &str, write: bool) -> Result<(), ReplyError> {
-        if self.slot.is_some_and(|slot| cluster::key_slot(key) != slot) {
-            return Err(ReplyError::cross_slot(id, key));
+        if let Some(slot) = self.slot {
+            if cluster::key_slot(key) != slot {
+                return Err(ReplyError::cross_slot(id, key));
+            }
+            // Redis routed the call by its stream, not by this key: while
+            // the slot migrates, a missing key may be on the other node
+            // already, and writing it here would make a second one.
+            if self.missing(key) && self.migrating(slot) {
+                return Err(ReplyError::slot_migrating(id, key));
+            }
         }
         match write {
             true if !self.caller().may_write(self.redis.ctx, key) => {
