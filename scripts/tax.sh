@@ -348,7 +348,7 @@ server_block() {
     done <"$OUTDIR/without.tsv"
     echo
     echo "Where the added instructions go, per command: inclusive costs, with the module - without, of"
-    echo "the hooks a module can have on other clients' commands (xprocess has none): the command filter"
+    echo "the hooks a module can have on other clients' commands (xprocess has none until a standing processor has run, then stream keyspace events): the command filter"
     echo "(\`moduleCallCommandFilters\`), the keyspace-event dispatch (\`moduleNotifyKeyspaceEvent\`: the walk of the"
     echo "subscriber list, and the callbacks' context), the server-event listeners"
     echo "(\`moduleFireServerEvent\`); and the rest."
