@@ -416,3 +416,35 @@ fn a_demoted_primary_stops_and_its_new_primary_runs_it() {
         digest_value(&mut rcon, &keys)
     );
 }
+
+#[test]
+fn starting_a_processor_is_dangerous() {
+    let server = Server::start();
+    let mut con = server.conn();
+    if !server_version(&mut con).redis_at_least(7, 2) {
+        return; // no ACL categories for module commands before 7.2
+    }
+    define(&mut con, EFFECTS);
+    let _: Value = run(
+        &mut con,
+        &[
+            "ACL",
+            "SETUSER",
+            "u",
+            "on",
+            ">pw",
+            "+@all",
+            "-@dangerous",
+            "~*",
+        ],
+    );
+    let mut u = server.conn_as("u", "pw");
+    let refused = run(&mut u, &["XPROCESS.START", STREAM, "g"]);
+    assert!(err(&refused).starts_with("NOPERM"), "{refused:?}");
+    assert_eq!(
+        run(&mut u, &["XPROCESS", STREAM, "g", "CONSUMER", "c", "READ"]),
+        Value::Array(vec![])
+    );
+    let cats: Vec<String> = q(&mut con, &["ACL", "CAT", "dangerous"]);
+    assert!(cats.iter().any(|c| c == "xprocess.start"), "{cats:?}");
+}

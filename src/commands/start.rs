@@ -21,7 +21,11 @@ pub const COMMAND: Command = Command {
     name: c"xprocess.start",
     entry,
     flags: c"write deny-oom",
-    acl: c"write stream",
+    // A processor runs with the server's rights, not a user's (as the
+    // replication stream and AOF loading do): its templated keys and its
+    // function are checked against no ACL, so starting one is as dangerous
+    // as RESTORE.
+    acl: c"write stream dangerous",
     arity: -3,
     docs: Docs {
         summary: c"Makes the server process a defined group's entries by itself, as XPROCESS ... READ by its consumer would, from now on and after restarts and failovers",
