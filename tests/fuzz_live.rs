@@ -13,9 +13,26 @@
 //!   (`DEBUG DIGEST` unchanged); a `1` changed something;
 //! - the server answers within the socket timeout (no hang).
 //!
-//! After each batch: PING on a fresh connection and the dataset is rebuilt
-//! (so it stays small and DEBUG DIGEST cheap). At the end: the server log has
-//! no `xprocess: panic`, no crash report and no "failed after validation".
+//!
+//! Definitions and processors are among the cases: XPROCESS.DEFINE (valid,
+//! and with what only a call has, own keys, no effect, mutated), UNDEFINE,
+//! START (valid and malformed options), STOP, LIST, and calls without
+//! effects that run a definition. An error of theirs changed nothing and is
+//! the core parser's when the parser refuses the argv; DEFINE keeps its
+//! arguments as given (XPROCESS.INFO); UNDEFINE and STOP reply 1 exactly
+//! when they changed something; a START is stopped right away (so no
+//! processor runs between cases), and LIST shows only stopped ones.
+//!
+//! After each batch: PING on a fresh connection, then two phases, each on a
+//! rebuilt dataset (see `restore_phase` and `processor_phase`): RESTORE of
+//! corrupted and crafted DUMP payloads of an index carrying a definition
+//! (refused, changing nothing, exactly when the core's decoder refuses the
+//! module's bytes; else a valid index), and a standing processor at work
+//! while it is started, stopped, redefined, undefined, listed and run by
+//! hand beside (every entry applied exactly once). Then the dataset is
+//! rebuilt (so it stays small and DEBUG DIGEST cheap). At the end: the
+//! server log has no `xprocess: panic`, no crash report and no "failed
+//! after validation".
 //!
 //! Environment: `FUZZ_CASES` (default 5000), `FUZZ_SEED` (random, printed).
 //! A failure prints the seed, the case number and the argv.
@@ -28,6 +45,11 @@ use common::Server;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use xprocess_core::definition::{Definition, Processor};
+use xprocess_core::index::codec::{self, decode, ENCODING_VERSION};
+use xprocess_core::index::ranges::Index;
+use xprocess_core::key_name::derived_dedupe_key;
+use xprocess_core::parse::{parse_defined_call, parse_definition};
 
 const BATCH: u64 = 250;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -939,9 +961,14 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
         read_clause(rng, &mut a);
         return a;
     }
+    ids_clause(rng, &mut a);
+    a
+}
+
+/// `IDS n id ...`: one to four IDs, mostly of the stream's.
+fn ids_clause(rng: &mut Rng, a: &mut Vec<Vec<u8>>) {
     let n = 1 + rng.below(4);
-    a.push(bytes("IDS"));
-    a.push(n.to_string().into_bytes());
+    a.extend([bytes("IDS"), n.to_string().into_bytes()]);
     for _ in 0..n {
         a.push(bytes(if rng.chance(92) {
             &IDS[..11][rng.below(11) as usize]
@@ -949,7 +976,6 @@ fn valid_call(rng: &mut Rng) -> Vec<Vec<u8>> {
             rng.pick(IDS)
         }));
     }
-    a
 }
 
 /// `READ [COUNT n] [CLAIM ms] [BLOCK ms]`, mostly valid; BLOCK only for a
@@ -1107,8 +1133,205 @@ fn store_call(rng: &mut Rng) -> Vec<Vec<u8>> {
     a
 }
 
+// ---- definitions and processors ------------------------------------------------
+
+/// The stream and group of a definition command: mostly ones a definition
+/// can be kept for (the derived dedupe keys of `s` g2, `{t}s` g2 and
+/// `{t}s` g start missing; `s` g's is a Set: WRONGTYPE), sometimes a key
+/// that is no stream, a missing group, a name no dedupe key derives from.
+fn definition_target(rng: &mut Rng) -> [Vec<u8>; 2] {
+    let (key, group) = match rng.below(20) {
+        0..=6 => ("s", "g2"),
+        7..=10 => ("{t}s", "g2"),
+        11..=15 => ("{t}s", "g"),
+        16 => ("s", "g"),
+        _ => (
+            *rng.pick(&["s2", "missing", "str", "a}b", "", "{t}s:xprocess:g", "{t}s"]),
+            *rng.pick(&["g", "nogroup", ""]),
+        ),
+    };
+    [bytes(key), bytes(group)]
+}
+
+/// `XPROCESS.DEFINE key group [options] effect ...`: mostly valid, sometimes
+/// with what only a call may have (CONSUMER, STORE, TTL, an IDS or READ
+/// tail), a dead-letter or dedupe key that is one of the call's own, no
+/// effect at all.
+fn define_call(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut a = vec![bytes(if rng.chance(90) {
+        "XPROCESS.DEFINE"
+    } else {
+        "xprocess.define"
+    })];
+    a.extend(definition_target(rng));
+    let mut options = vec![0, 1, 2, 3, 4];
+    for i in (1..options.len()).rev() {
+        options.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    for o in options {
+        if !rng.chance(if o == 4 { 8 } else { 25 }) {
+            continue;
+        }
+        match o {
+            0 => a.extend([
+                bytes("DEDUPE"),
+                bytes(rng.pick(&[
+                    "{t}dd",
+                    "dd",
+                    "idx",
+                    "set",
+                    "str",
+                    "{t}s",
+                    "{t}s:xprocess:g",
+                    "{s}:xprocess:g2",
+                ])),
+            ]),
+            1 => business_key(rng, &mut a),
+            2 => a.extend([
+                bytes("DEADLETTER"),
+                bytes(rng.pick(&["{t}dl", "{s}dl", "{s}dl", "s", "{t}s", "str", "o"])),
+                bytes("AFTER"),
+                bytes(rng.pick(&["1", "2", "3", "0", "x"])),
+            ]),
+            3 => {
+                a.push(bytes("DELETE"));
+                if rng.chance(50) {
+                    a.push(bytes("ACKED"));
+                }
+            }
+            _ => match rng.below(3) {
+                // Not part of a definition.
+                0 => a.extend([bytes("CONSUMER"), bytes("c1")]),
+                1 => a.extend([bytes("STORE"), bytes(rng.pick(&["INDEX", "SET"]))]),
+                _ => a.extend([bytes("TTL"), bytes("600000")]),
+            },
+        }
+    }
+    let effects = if rng.chance(3) { 0 } else { 1 + rng.below(3) };
+    for _ in 0..effects {
+        effect(rng, &mut a);
+    }
+    if rng.chance(5) {
+        // A call's tail: not part of a definition.
+        if rng.chance(50) {
+            a.extend([bytes("IDS"), bytes("1"), bytes("1-1")]);
+        } else {
+            read_clause(rng, &mut a);
+        }
+    }
+    a
+}
+
+/// A call that runs the group's definition: `XPROCESS key group [CONSUMER
+/// consumer] (IDS ... | READ ...)`, no effect of its own.
+fn defined_call(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut a = vec![bytes("XPROCESS")];
+    a.extend(definition_target(rng));
+    let read = rng.chance(40);
+    if rng.chance(if read { 90 } else { 25 }) {
+        a.extend([
+            bytes("CONSUMER"),
+            bytes(rng.pick(&["c1", "c2", "c3", "xprocess", ""])),
+        ]);
+    }
+    if read {
+        read_clause(rng, &mut a);
+        return a;
+    }
+    ids_clause(rng, &mut a);
+    a
+}
+
+/// XPROCESS.START's options, in any order: mostly valid, sometimes a value
+/// START refuses, an option twice, one of another command, one without
+/// its value.
+fn start_options(rng: &mut Rng, a: &mut Vec<Vec<u8>>) {
+    let mut options: Vec<Vec<Vec<u8>>> = Vec::new();
+    if rng.chance(50) {
+        let consumer = rng.pick(&["c1", "c2", "xprocess", "proc", "", "\0\r\n"]);
+        options.push(vec![bytes("CONSUMER"), bytes(consumer)]);
+    }
+    if rng.chance(40) {
+        let count = if rng.chance(80) {
+            rng.pick(&["1", "2", "10", "100", "9223372036854775807"])
+        } else {
+            rng.pick(&["0", "-1", "x", "", "9223372036854775808", "1.5"])
+        };
+        options.push(vec![bytes(rng.pick(&["COUNT", "count"])), bytes(count)]);
+    }
+    if rng.chance(40) {
+        let claim = if rng.chance(80) {
+            rng.pick(&["0", "1", "60000", "9223372036854775807"])
+        } else {
+            rng.pick(&["-1", "x", "", "18446744073709551615"])
+        };
+        options.push(vec![bytes("CLAIM"), bytes(claim)]);
+    }
+    if rng.chance(10) {
+        options.push(match rng.below(4) {
+            0 => vec![bytes("COUNT"), bytes("5")],
+            1 => vec![bytes("BLOCK"), bytes("1")],
+            2 => vec![bytes(rng.pick(&["COUNT", "CLAIM", "CONSUMER"]))],
+            _ => vec![any_token(rng)],
+        });
+    }
+    for i in (1..options.len()).rev() {
+        options.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    a.extend(options.into_iter().flatten());
+}
+
+/// XPROCESS.START, STOP, UNDEFINE and LIST, with valid and malformed
+/// arguments.
+fn processor_call(rng: &mut Rng) -> Vec<Vec<u8>> {
+    let name = |rng: &mut Rng, upper: &str| {
+        bytes(if rng.chance(90) {
+            upper.to_string()
+        } else {
+            upper.to_ascii_lowercase()
+        })
+    };
+    let mut a = Vec::new();
+    match rng.below(12) {
+        0..=4 => {
+            a.push(name(rng, "XPROCESS.START"));
+            a.extend(definition_target(rng));
+            start_options(rng, &mut a);
+        }
+        5 | 6 => {
+            a.push(name(rng, "XPROCESS.STOP"));
+            a.extend(definition_target(rng));
+        }
+        7 | 8 => {
+            a.push(name(rng, "XPROCESS.UNDEFINE"));
+            a.extend(definition_target(rng));
+        }
+        9 | 10 => {
+            a.push(name(rng, "XPROCESS.LIST"));
+            if rng.chance(10) {
+                a.push(any_token(rng));
+            }
+        }
+        _ => {
+            // Wrong arity.
+            a.push(bytes(rng.pick(&[
+                "XPROCESS.START",
+                "XPROCESS.STOP",
+                "XPROCESS.UNDEFINE",
+                "XPROCESS.DEFINE",
+            ])));
+            let [key, group] = definition_target(rng);
+            a.push(key);
+            if rng.chance(50) {
+                a.extend([group, any_token(rng), any_token(rng)]);
+            }
+        }
+    }
+    a
+}
+
 fn generate(rng: &mut Rng) -> Vec<Vec<u8>> {
-    short_blocks(match rng.below(20) {
+    short_blocks(match rng.below(25) {
         0..=5 => valid_call(rng),
         6..=8 => effects_call(rng),
         9..=13 => {
@@ -1120,7 +1343,22 @@ fn generate(rng: &mut Rng) -> Vec<Vec<u8>> {
             mutate(rng, v)
         }
         15..=16 => store_call(rng),
-        _ => random_call(rng),
+        17..=18 => random_call(rng),
+        19..=20 => {
+            let v = define_call(rng);
+            match rng.chance(25) {
+                true => mutate(rng, v),
+                false => v,
+            }
+        }
+        21 => {
+            let v = defined_call(rng);
+            match rng.chance(20) {
+                true => mutate(rng, v),
+                false => v,
+            }
+        }
+        _ => processor_call(rng),
     })
 }
 
@@ -1157,6 +1395,19 @@ struct Stats {
     dead_lettered: u64,
     reads: u64,
     slot_errors: u64,
+    definition_commands: u64,
+    definition_errors: u64,
+    defines: u64,
+    undefines: u64,
+    starts: u64,
+    defined_calls: u64,
+    defined_ran: u64,
+    processor_phases: u64,
+    processor_starts: u64,
+    processor_entries: u64,
+    restore_phases: u64,
+    restores_loaded: u64,
+    restores_refused: u64,
 }
 
 /// A READ reply: `[id, outcome]` pairs (an empty array too: no IDS clause
@@ -1288,6 +1539,168 @@ fn check_store_case(
     Ok(())
 }
 
+/// A field of a flat field/value reply (XPROCESS.INFO, XPROCESS.LIST).
+fn field<'r>(fields: &'r [Resp], name: &str) -> Option<&'r Resp> {
+    fields
+        .chunks(2)
+        .find(|kv| matches!(&kv[0], Resp::Simple(n) | Resp::Bulk(Some(n)) if n == name.as_bytes()))
+        .and_then(|kv| kv.get(1))
+}
+
+/// XPROCESS.INFO of a key, as its field/value list.
+fn info_fields(w: &mut Wire, key: &[u8]) -> Result<Vec<Resp>, String> {
+    match w.call(&[b"XPROCESS.INFO", key])? {
+        Resp::Array(Some(fields)) if fields.len() % 2 == 0 => Ok(fields),
+        other => Err(format!("XPROCESS.INFO {key:?}: {other:?}")),
+    }
+}
+
+fn as_slices(argv: &[Vec<u8>]) -> Vec<&[u8]> {
+    argv.iter().map(Vec::as_slice).collect()
+}
+
+/// Whether `name` is the command `argv[0]` names.
+fn is_command(argv: &[Vec<u8>], name: &str) -> bool {
+    argv[0].eq_ignore_ascii_case(name.as_bytes())
+}
+
+/// A call that runs the group's definition (no effect of its own): when
+/// the core's parser refuses its shape, the server replies with that error.
+fn check_defined_call(argv: &[Vec<u8>], reply: &Resp, stats: &mut Stats) -> Result<(), String> {
+    // Below XPROCESS' arity (6) Redis refuses the call itself.
+    if !is_command(argv, "XPROCESS") || argv.len() < 6 {
+        return Ok(());
+    }
+    match parse_defined_call(&as_slices(argv)) {
+        None => Ok(()),
+        Some(Ok(_)) => {
+            stats.defined_calls += 1;
+            if !matches!(reply, Resp::Error(_)) {
+                stats.defined_ran += 1;
+            }
+            Ok(())
+        }
+        Some(Err(e)) => match reply {
+            Resp::Error(got) if got == e.as_str() => Ok(()),
+            other => Err(format!(
+                "a defined call the parser refuses ({e}): {other:?}"
+            )),
+        },
+    }
+}
+
+/// XPROCESS.DEFINE, UNDEFINE, START, STOP and LIST (the main phase stops a
+/// processor right after its START, so none runs between cases):
+/// - an error is a whole-call error with Redis' codes that changed nothing;
+///   DEFINE's is the core parser's when the parser refuses the definition;
+/// - DEFINE's OK keeps the arguments as given (XPROCESS.INFO shows them);
+/// - UNDEFINE and STOP reply 1 exactly when they changed something (STOP
+///   never finds one running here); START's OK is stopped at once (1, or
+///   0 if it stopped by itself) and shows as stopped;
+/// - LIST changes nothing and shows only stopped processors.
+fn check_definition_command(
+    w: &mut Wire,
+    argv: &[Vec<u8>],
+    reply: Resp,
+    changed: bool,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let name = String::from_utf8_lossy(&argv[0]).to_ascii_uppercase();
+    stats.definition_commands += 1;
+    if let Resp::Error(e) = &reply {
+        stats.definition_errors += 1;
+        if !["ERR", "WRONGTYPE", "NOGROUP"].contains(&code(e)) || e.contains("internal error") {
+            return Err(format!("{name}: unexpected error {e}"));
+        }
+        if changed {
+            return Err(format!("{name}: an error changed the dataset: {e}"));
+        }
+        if name == "XPROCESS.DEFINE" && argv.len() >= 5 {
+            if let Err(parser) = parse_definition(&as_slices(argv)) {
+                if parser.as_str() != e {
+                    return Err(format!("DEFINE: the server says {e}, the parser {parser}"));
+                }
+            }
+        }
+        return Ok(());
+    }
+    match (name.as_str(), &reply) {
+        ("XPROCESS.DEFINE", Resp::Simple(ok)) if ok == b"OK" => {
+            stats.defines += 1;
+            if let Err(e) = parse_definition(&as_slices(argv)) {
+                return Err(format!("DEFINE: OK, but the parser refuses it: {e}"));
+            }
+            let derived = derived_dedupe_key(&argv[1], &argv[2])
+                .map_err(|e| format!("DEFINE: OK without a derived dedupe key: {e}"))?;
+            let info = info_fields(w, &derived)?;
+            let args: Vec<Resp> = argv[3..]
+                .iter()
+                .map(|a| Resp::Bulk(Some(a.clone())))
+                .collect();
+            if field(&info, "definition") != Some(&Resp::Array(Some(args))) {
+                return Err(format!(
+                    "DEFINE: XPROCESS.INFO shows another definition: {info:?}"
+                ));
+            }
+            if field(&info, "group") != Some(&Resp::Bulk(Some(argv[2].clone()))) {
+                return Err(format!(
+                    "DEFINE: XPROCESS.INFO shows another group: {info:?}"
+                ));
+            }
+        }
+        ("XPROCESS.UNDEFINE", Resp::Int(n @ (0 | 1))) => {
+            stats.undefines += *n as u64;
+            if changed != (*n == 1) {
+                return Err(format!(
+                    "UNDEFINE replied {n}, the dataset changed: {changed}"
+                ));
+            }
+        }
+        ("XPROCESS.START", Resp::Simple(ok)) if ok == b"OK" => {
+            stats.starts += 1;
+            // The processor runs in the background from now on: stop it
+            // before the next case compares digests.
+            match w.call(&[b"XPROCESS.STOP", &argv[1], &argv[2]])? {
+                Resp::Int(0 | 1) => {}
+                other => return Err(format!("STOP right after START: {other:?}")),
+            }
+            let derived = derived_dedupe_key(&argv[1], &argv[2])
+                .map_err(|e| format!("START: OK without a derived dedupe key: {e}"))?;
+            let info = info_fields(w, &derived)?;
+            if field(&info, "state") != Some(&Resp::Bulk(Some(bytes("stopped")))) {
+                return Err(format!("START, STOP: not stopped: {info:?}"));
+            }
+        }
+        ("XPROCESS.STOP", Resp::Int(n @ (0 | 1))) => {
+            if *n == 1 || changed {
+                return Err(format!(
+                    "STOP replied {n}, changed {changed}: nothing runs here"
+                ));
+            }
+        }
+        ("XPROCESS.LIST", Resp::Array(Some(items))) => {
+            for item in items {
+                let Resp::Array(Some(f)) = item else {
+                    return Err(format!("LIST: malformed item {item:?}"));
+                };
+                let stopped = Resp::Bulk(Some(bytes("stopped")));
+                let known = ["key", "group", "db", "consumer", "state", "lag", "errors"];
+                if f.len() % 2 != 0 || known.iter().any(|k| field(f, k).is_none()) {
+                    return Err(format!("LIST: malformed item {item:?}"));
+                }
+                if field(f, "state") != Some(&stopped) {
+                    return Err(format!("LIST: a processor is not stopped: {item:?}"));
+                }
+            }
+            if changed {
+                return Err("LIST changed the dataset".into());
+            }
+        }
+        _ => return Err(format!("{name}: malformed reply {reply:?}")),
+    }
+    Ok(())
+}
+
 /// Run one case; `Err` describes a violation.
 fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), String> {
     let digest = || vec![bytes("DEBUG"), bytes("DIGEST")];
@@ -1304,8 +1717,16 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
     let changed = before != after;
     stats.cases += 1;
     if argv[0].len() > 9 && argv[0][..9].eq_ignore_ascii_case(b"XPROCESS.") {
+        let definitions = ["DEFINE", "UNDEFINE", "START", "STOP", "LIST"];
+        if definitions
+            .iter()
+            .any(|c| argv[0][9..].eq_ignore_ascii_case(c.as_bytes()))
+        {
+            return check_definition_command(w, argv, reply, changed, stats);
+        }
         return check_store_case(argv, reply, changed, stats);
     }
+    check_defined_call(argv, &reply, stats)?;
     match reply {
         Resp::Error(e) => {
             stats.whole_call_errors += 1;
@@ -1369,6 +1790,795 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
     Ok(())
 }
 
+// ---- the processor phase ---------------------------------------------------------
+
+/// The processor phase's stream (its group is `g`) and the group's derived
+/// dedupe key.
+const P_STREAM: &[u8] = b"{p}s";
+const P_DERIVED: &[u8] = b"{p}s:xprocess:g";
+/// Steps of one processor phase.
+const P_STEPS: u64 = 60;
+
+/// The processor phase's definitions: each applies an entry by counting it
+/// in `{p}n` and adding its ID to `{p}seen`, so "every entry exactly once"
+/// reads as `GET {p}n` = `SCARD {p}seen` = the entries added.
+const P_DEFINITIONS: [&str; 5] = [
+    "INCRBY {p}n 1 SADD {p}seen $@id",
+    "KEY $@id WINDOW 600000 INCRBY {p}n 1 SADD {p}seen $@id",
+    "DEDUPE {p}dd INCRBY {p}n 1 SADD {p}seen $@id",
+    "DELETE INCRBY {p}n 1 SADD {p}seen $@id",
+    "DELETE ACKED WHEN $v EXISTS INCRBY {p}n 1 SADD {p}seen $@id",
+];
+
+/// Definitions DEFINE refuses (what only a call has, an effect on the
+/// stream, nothing): a refused one leaves the definition and processor.
+const P_BAD_DEFINITIONS: [&str; 6] = [
+    "CONSUMER c INCRBY {p}n 1",
+    "INCRBY {p}n 1 IDS 1 1-1",
+    "INCRBY {p}n 1 READ",
+    "DEL {p}s",
+    "DEADLETTER {p}s AFTER 1 INCRBY {p}n 1",
+    "KEY",
+];
+
+/// Whether the phase's processor runs, as far as the test knows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Running {
+    Yes,
+    No,
+    /// Its group was deleted and made again: it stops by itself if a batch
+    /// ran in between.
+    Maybe,
+}
+
+fn words(text: &str) -> Vec<Vec<u8>> {
+    text.split(' ').map(bytes).collect()
+}
+
+fn call_words(w: &mut Wire, argv: &[Vec<u8>]) -> Result<Resp, String> {
+    w.call(&as_slices(argv))
+}
+
+/// XPROCESS.INFO's state of the phase's processor: `running`, `stopped`,
+/// or nil before any START.
+fn p_state(w: &mut Wire) -> Result<Resp, String> {
+    let info = info_fields(w, P_DERIVED)?;
+    field(&info, "state")
+        .cloned()
+        .ok_or_else(|| format!("XPROCESS.INFO without a state: {info:?}"))
+}
+
+fn check_state(w: &mut Wire, running: Running, processor: bool) -> Result<(), String> {
+    let state = p_state(w)?;
+    let want = match (processor, running) {
+        (false, _) => Resp::Bulk(None),
+        (true, Running::Yes) => Resp::Bulk(Some(bytes("running"))),
+        (true, Running::No) => Resp::Bulk(Some(bytes("stopped"))),
+        (true, Running::Maybe) => return Ok(()),
+    };
+    match state == want {
+        true => Ok(()),
+        false => Err(format!(
+            "the processor's state is {state:?}, expected {want:?}"
+        )),
+    }
+}
+
+/// A standing processor at work while the test appends, starts and stops
+/// it with valid and malformed options, redefines it (validly: it keeps the
+/// processor; not: nothing changes), undefines it, lists it, runs the
+/// definition itself beside it (READ and IDS), deletes and recreates its
+/// group. Its checks, since digests mean nothing while it runs: the
+/// replies, the processor's state as XPROCESS.INFO and XPROCESS.LIST show
+/// it, and at the end (stopped, the rest processed by READ ... CLAIM 0)
+/// every entry applied exactly once, nothing pending, no lag.
+fn processor_phase(w: &mut Wire, rng: &mut Rng, stats: &mut Stats) -> Result<(), String> {
+    let ok = Resp::Simple(bytes("OK"));
+    let create = |w: &mut Wire, from: &str| {
+        let argv = [
+            &b"XGROUP"[..],
+            b"CREATE",
+            P_STREAM,
+            b"g",
+            from.as_bytes(),
+            b"MKSTREAM",
+        ];
+        match w.call(&argv)? {
+            Resp::Simple(_) => Ok(()),
+            other => Err(format!("XGROUP CREATE: {other:?}")),
+        }
+    };
+    create(w, "$")?;
+    let text = *rng.pick(&P_DEFINITIONS);
+    let mut define = vec![bytes("XPROCESS.DEFINE"), bytes(P_STREAM), bytes("g")];
+    define.extend(words(text));
+    if call_words(w, &define)? != ok {
+        return Err(format!("DEFINE {text}"));
+    }
+    stats.processor_phases += 1;
+    let mut added = 0u64;
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    let mut running = Running::No;
+    let mut processor = false;
+    for step in 0..P_STEPS {
+        let op = rng.below(14);
+        let at = |what: String| format!("step {step} ({text}): {what}");
+        match op {
+            0..=2 => {
+                let n = 1 + rng.below(5);
+                for _ in 0..n {
+                    let v = added.to_string();
+                    match w.call(&[b"XADD", P_STREAM, b"*", b"v", v.as_bytes()])? {
+                        Resp::Bulk(Some(id)) => ids.push(id),
+                        other => return Err(at(format!("XADD: {other:?}"))),
+                    }
+                    added += 1;
+                }
+            }
+            3 | 4 => {
+                let mut argv = vec![bytes("XPROCESS.START"), bytes(P_STREAM), bytes("g")];
+                start_options(rng, &mut argv);
+                match call_words(w, &argv)? {
+                    r if r == ok => {
+                        running = Running::Yes;
+                        processor = true;
+                        stats.processor_starts += 1;
+                    }
+                    Resp::Error(e) if code(&e) == "ERR" && !e.contains("internal") => {}
+                    other => return Err(at(format!("{}: {other:?}", show(&argv)))),
+                }
+                check_state(w, running, processor).map_err(at)?;
+            }
+            5 => {
+                let reply = w.call(&[b"XPROCESS.STOP", P_STREAM, b"g"])?;
+                let fine = matches!(
+                    (running, &reply),
+                    (Running::Yes, Resp::Int(1))
+                        | (Running::No, Resp::Int(0))
+                        | (Running::Maybe, Resp::Int(0 | 1))
+                );
+                if !fine {
+                    return Err(at(format!("STOP of a processor {running:?}: {reply:?}")));
+                }
+                running = Running::No;
+                check_state(w, running, processor).map_err(at)?;
+            }
+            6 => {
+                let Resp::Array(Some(items)) = w.call(&[b"XPROCESS.LIST"])? else {
+                    return Err(at("LIST: not an array".into()));
+                };
+                let ours = items.iter().find_map(|item| match item {
+                    Resp::Array(Some(f))
+                        if field(f, "key") == Some(&Resp::Bulk(Some(P_STREAM.to_vec()))) =>
+                    {
+                        Some(f)
+                    }
+                    _ => None,
+                });
+                match (ours, processor) {
+                    (None, false) => {}
+                    (Some(f), true) => {
+                        let state = field(f, "state");
+                        let want = match running {
+                            Running::Yes => Some("running"),
+                            Running::No => Some("stopped"),
+                            Running::Maybe => None,
+                        };
+                        if want.is_some_and(|s| state != Some(&Resp::Bulk(Some(bytes(s))))) {
+                            return Err(at(format!("LIST: {running:?}, but {f:?}")));
+                        }
+                    }
+                    (ours, _) => {
+                        return Err(at(format!("LIST: processor {processor}, listed {ours:?}")))
+                    }
+                }
+            }
+            7 => {
+                // The definition run by hand beside the processor.
+                let mut argv = vec![bytes("XPROCESS"), bytes(P_STREAM), bytes("g")];
+                if rng.chance(60) || ids.is_empty() {
+                    let consumer = format!("c{}", rng.below(3));
+                    argv.extend([bytes("CONSUMER"), bytes(consumer), bytes("READ")]);
+                    argv.extend([bytes("COUNT"), bytes(rng.pick(&["1", "3", "100"]))]);
+                    if rng.chance(30) {
+                        argv.extend([bytes("CLAIM"), bytes("0")]);
+                    }
+                } else {
+                    let n = 1 + rng.below(3);
+                    argv.extend([bytes("IDS"), n.to_string().into_bytes()]);
+                    for _ in 0..n {
+                        argv.push(rng.pick(&ids).clone());
+                    }
+                }
+                match call_words(w, &argv)? {
+                    Resp::Array(Some(items)) => {
+                        for item in &items {
+                            let outcome = match item {
+                                Resp::Array(Some(pair)) if pair.len() == 2 => &pair[1],
+                                other => other,
+                            };
+                            match outcome {
+                                Resp::Int(0 | 1) => {}
+                                // An IDS entry a DELETE definition removed.
+                                Resp::Error(e) if code(e) == "ERR" && !e.contains("internal") => {}
+                                other => return Err(at(format!("{}: {other:?}", show(&argv)))),
+                            }
+                        }
+                    }
+                    other => return Err(at(format!("{}: {other:?}", show(&argv)))),
+                }
+            }
+            8 => {
+                // The same definition again: the processor stays as it was.
+                if call_words(w, &define)? != ok {
+                    return Err(at("redefining".into()));
+                }
+                check_state(w, running, processor).map_err(at)?;
+            }
+            9 => {
+                let bad = *rng.pick(&P_BAD_DEFINITIONS);
+                let mut argv = vec![bytes("XPROCESS.DEFINE"), bytes(P_STREAM), bytes("g")];
+                argv.extend(words(bad));
+                if !matches!(call_words(w, &argv)?, Resp::Error(_)) {
+                    return Err(at(format!("DEFINE {bad} is not refused")));
+                }
+                let info = info_fields(w, P_DERIVED)?;
+                let args: Vec<Resp> = words(text)
+                    .into_iter()
+                    .map(|a| Resp::Bulk(Some(a)))
+                    .collect();
+                if field(&info, "definition") != Some(&Resp::Array(Some(args))) {
+                    return Err(at(format!(
+                        "a refused DEFINE changed the definition: {info:?}"
+                    )));
+                }
+                check_state(w, running, processor).map_err(at)?;
+            }
+            10 => {
+                // UNDEFINE removes the processor too; define it again.
+                if w.call(&[b"XPROCESS.UNDEFINE", P_STREAM, b"g"])? != Resp::Int(1) {
+                    return Err(at("UNDEFINE of a defined group".into()));
+                }
+                match w.call(&[b"XPROCESS.STOP", P_STREAM, b"g"])? {
+                    Resp::Error(e) if code(&e) == "ERR" => {}
+                    other => return Err(at(format!("STOP without a definition: {other:?}"))),
+                }
+                if call_words(w, &define)? != ok {
+                    return Err(at("defining again".into()));
+                }
+                running = Running::No;
+                processor = false;
+                check_state(w, running, processor).map_err(at)?;
+            }
+            11 => {
+                // Let the server run it for a while.
+                std::thread::sleep(Duration::from_millis(1 + rng.below(20)));
+            }
+            12 if rng.chance(30) => {
+                // The group goes: a processor's next batch stops it. Made
+                // again from the start, it redelivers what is left.
+                if !matches!(
+                    w.call(&[b"XGROUP", b"DESTROY", P_STREAM, b"g"])?,
+                    Resp::Int(1)
+                ) {
+                    return Err(at("XGROUP DESTROY".into()));
+                }
+                if rng.chance(50) {
+                    std::thread::sleep(Duration::from_millis(1 + rng.below(150)));
+                }
+                create(w, "0")?;
+                if running == Running::Yes {
+                    running = Running::Maybe;
+                }
+            }
+            _ => {
+                let info = info_fields(w, P_DERIVED)?;
+                if field(&info, "definition").is_none() {
+                    return Err(at(format!("XPROCESS.INFO: no definition: {info:?}")));
+                }
+            }
+        }
+    }
+    // Stopped, the rest processed by hand: every entry exactly once.
+    let reply = w.call(&[b"XPROCESS.STOP", P_STREAM, b"g"])?;
+    let fine = matches!(
+        (running, &reply),
+        (Running::Yes, Resp::Int(1))
+            | (Running::No, Resp::Int(0))
+            | (Running::Maybe, Resp::Int(0 | 1))
+    );
+    if !fine {
+        return Err(format!(
+            "final STOP of a processor {running:?} ({text}): {reply:?}"
+        ));
+    }
+    let mut rounds = 0;
+    loop {
+        let argv: [&[u8]; 10] = [
+            b"XPROCESS",
+            P_STREAM,
+            b"g",
+            b"CONSUMER",
+            b"drain",
+            b"READ",
+            b"COUNT",
+            b"1000",
+            b"CLAIM",
+            b"0",
+        ];
+        match w.call(&argv)? {
+            Resp::Array(Some(items)) if items.is_empty() => break,
+            Resp::Array(Some(_)) if rounds < 100 => rounds += 1,
+            other => return Err(format!("draining ({text}): {other:?}")),
+        }
+    }
+    let count = match w.call(&[b"GET", b"{p}n"])? {
+        Resp::Bulk(None) => 0,
+        Resp::Bulk(Some(n)) => String::from_utf8_lossy(&n)
+            .parse::<u64>()
+            .unwrap_or(u64::MAX),
+        other => return Err(format!("GET {{p}}n: {other:?}")),
+    };
+    let seen = w.call(&[b"SCARD", b"{p}seen"])?;
+    if count != added || seen != Resp::Int(added as i64) {
+        return Err(format!(
+            "{added} entries added ({text}), applied {count} times, {seen:?} distinct"
+        ));
+    }
+    match w.call(&[b"XPENDING", P_STREAM, b"g"])? {
+        Resp::Array(Some(summary)) if summary.first() == Some(&Resp::Int(0)) => {}
+        other => return Err(format!("pending after the drain ({text}): {other:?}")),
+    }
+    // The lag XPROCESS.INFO shows is the group's (XINFO GROUPS' lag, plus
+    // nothing pending): 0, or nil once deleted entries leave the server
+    // unable to tell (Redis 7.0 may even count a deleted entry that was
+    // never delivered as lag).
+    let Resp::Array(Some(groups)) = w.call(&[b"XINFO", b"GROUPS", P_STREAM])? else {
+        return Err("XINFO GROUPS".into());
+    };
+    let server_lag = groups.iter().find_map(|g| match g {
+        Resp::Array(Some(f)) if field(f, "name") == Some(&Resp::Bulk(Some(bytes("g")))) => {
+            field(f, "lag").cloned()
+        }
+        _ => None,
+    });
+    let info = info_fields(w, P_DERIVED)?;
+    let lag = field(&info, "lag");
+    if server_lag.is_none() || lag != server_lag.as_ref() {
+        return Err(format!(
+            "lag after the drain ({text}): {lag:?}, XINFO GROUPS says {server_lag:?}"
+        ));
+    }
+    stats.processor_entries += added;
+    Ok(())
+}
+
+// ---- the RESTORE phase ---------------------------------------------------------------
+
+/// RESTOREs of one phase.
+const R_RESTORES: u64 = 24;
+
+/// Definitions the RESTORE phase's index starts with (on `{t}s` g).
+const R_DEFINITIONS: [&str; 5] = [
+    "SADD {t}seen $@id",
+    "KEY $customer WINDOW 600000 HINCRBY {t}h $customer $amount",
+    "DEDUPE {t}dd DEADLETTER {t}dl AFTER 2 DELETE ACKED WHEN $amount > 0 ZINCRBY {t}z $amount $customer",
+    "KEY $@id FINGERPRINT ENTRY XADD {t}o MAXLEN ~ 10 ENTRY",
+    "FCALL nofn 1 {t}k:${customer} 2 $@entry $@id",
+];
+
+/// Definitions that decode (they parse) though XPROCESS.DEFINE would
+/// refuse them for `{t}s` g: an effect that removes the stream or the
+/// dedupe key, the stream as dead-letter key. A call must refuse them too.
+const R_OWN_KEY_DEFINITIONS: [&str; 5] = [
+    "DEL {t}s",
+    "SET {t}s:xprocess:g x",
+    "PEXPIRE {t}s 1",
+    "DEADLETTER {t}s AFTER 1 SADD {t}k m",
+    "DEDUPE {t}d DEADLETTER {t}d AFTER 1 SADD {t}k m",
+];
+
+/// A DUMP payload of a module value, apart: its head (the type byte, the
+/// module type's ID with the encoding version in its low 10 bits, the
+/// string opcode), the module's bytes (one string buffer, uncompressed:
+/// `rdbcompression no`) and its tail (the EOF opcode and the RDB version;
+/// the CRC64 is recomputed).
+#[derive(Clone)]
+struct Dump {
+    head: Vec<u8>,
+    body: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+/// An RDB length: its value and how many bytes it took.
+fn rdb_len(b: &[u8]) -> Option<(usize, usize)> {
+    let first = *b.first()?;
+    match (first >> 6, first) {
+        (0, _) => Some((usize::from(first & 0x3f), 1)),
+        (1, _) => Some((usize::from(first & 0x3f) << 8 | usize::from(*b.get(1)?), 2)),
+        (2, 0x80) => Some((
+            u32::from_be_bytes(b.get(1..5)?.try_into().ok()?) as usize,
+            5,
+        )),
+        (2, 0x81) => Some((
+            u64::from_be_bytes(b.get(1..9)?.try_into().ok()?) as usize,
+            9,
+        )),
+        _ => None, // an encoded string: compressed or an integer
+    }
+}
+
+fn put_rdb_len(out: &mut Vec<u8>, n: usize) {
+    if n < 64 {
+        out.push(n as u8);
+    } else if n < 16384 {
+        out.extend([0x40 | (n >> 8) as u8, n as u8]);
+    } else if let Ok(n) = u32::try_from(n) {
+        out.push(0x80);
+        out.extend(n.to_be_bytes());
+    } else {
+        out.push(0x81);
+        out.extend((n as u64).to_be_bytes());
+    }
+}
+
+
+fn with_crc(mut payload: Vec<u8>) -> Vec<u8> {
+    let crc = common::crc64(&payload);
+    payload.extend(crc.to_le_bytes());
+    payload
+}
+
+impl Dump {
+    fn split(p: &[u8]) -> Option<Dump> {
+        if p.len() < 11 + 11 || p[1] != 0x81 || p[10] != 5 {
+            return None;
+        }
+        let (len, n) = rdb_len(&p[11..])?;
+        let start = 11 + n;
+        let end = start.checked_add(len)?;
+        if end.checked_add(11)? != p.len()
+            || common::crc64(&p[..p.len() - 8]).to_le_bytes() != p[p.len() - 8..]
+        {
+            return None;
+        }
+        Some(Dump {
+            head: p[..11].to_vec(),
+            body: p[start..end].to_vec(),
+            tail: p[end..p.len() - 8].to_vec(),
+        })
+    }
+
+    /// The encoding version the module ID carries.
+    fn encver(&self) -> i32 {
+        i32::from(u16::from_be_bytes([self.head[8], self.head[9]]) & 0x3ff)
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        let mut out = self.head.clone();
+        put_rdb_len(&mut out, self.body.len());
+        out.extend(&self.body);
+        out.extend(&self.tail);
+        with_crc(out)
+    }
+}
+
+/// A definition for a crafted payload: one a generated DEFINE would give
+/// (valid or not), one that removes the call's own keys, or bytes; with a
+/// processor's settings of every kind, COUNT 0 and CLAIM past i64::MAX
+/// included.
+fn crafted_definition(rng: &mut Rng) -> Definition {
+    let args = match rng.below(4) {
+        0 | 1 => define_call(rng)[3..].to_vec(),
+        2 => words(rng.pick::<&str>(&R_OWN_KEY_DEFINITIONS)),
+        _ => (0..1 + rng.below(4)).map(|_| any_token(rng)).collect(),
+    };
+    let group = bytes(rng.pick(&["g", "g", "g2", "", "\0\r\n"]));
+    let processor = rng.chance(60).then(|| Processor {
+        consumer: bytes(rng.pick(&["c1", "xprocess", "", "\r\n"])),
+        count: *rng.pick(&[1, 100, 0, i64::MAX as u64, u64::MAX]),
+        claim: *rng.pick(&[
+            None,
+            Some(0),
+            Some(60_000),
+            Some(i64::MAX as u64),
+            Some(u64::MAX),
+        ]),
+        // Running only where nothing would run it (see restore_phase).
+        running: rng.chance(50),
+    });
+    Definition {
+        group,
+        args,
+        processor,
+    }
+}
+
+/// One corrupted or crafted payload from `dump`, and whether the module
+/// must load it (`None`: the test cannot tell, e.g. a changed head).
+fn corrupt(rng: &mut Rng, dump: &Dump, index: &Index) -> (Vec<u8>, Option<bool>, String) {
+    let loads = |d: &Dump| Some(decode(&d.body, d.encver()).is_ok());
+    let mut d = dump.clone();
+    // The definition section ends the module's bytes.
+    let section = codec::definition_bytes(index.definition.as_deref()).len();
+    let section_start = d.body.len() - section;
+    let what;
+    match rng.below(9) {
+        0 | 1 => {
+            let n = 1 + rng.below(3);
+            for _ in 0..n {
+                let at = if rng.chance(70) {
+                    section_start + rng.below(section as u64) as usize
+                } else {
+                    rng.below(d.body.len() as u64) as usize
+                };
+                d.body[at] = match rng.below(4) {
+                    0 => d.body[at].wrapping_add(1),
+                    1 => d.body[at].wrapping_sub(1),
+                    2 => *rng.pick(&[0, 1, 2, 0x7f, 0x80, 0xff]),
+                    _ => rng.next() as u8,
+                };
+            }
+            what = format!("{n} bytes changed");
+        }
+        2 => {
+            // A u64 of the definition section: a length, a count, a flag.
+            let words = section / 8;
+            let at = section_start + 8 * rng.below(words as u64) as usize;
+            let old = u64::from_le_bytes(d.body[at..at + 8].try_into().unwrap());
+            let new = *rng.pick(&[
+                0,
+                1,
+                2,
+                old.wrapping_add(1),
+                old.wrapping_sub(1),
+                u64::MAX,
+                1 << 63,
+                d.body.len() as u64,
+            ]);
+            d.body[at..at + 8].copy_from_slice(&new.to_le_bytes());
+            what = format!("word at {at}: {old} -> {new}");
+        }
+        3 => {
+            let cut = section_start + rng.below(section as u64) as usize;
+            d.body.truncate(cut);
+            what = format!("cut at {cut}");
+        }
+        4 => {
+            let n = 1 + rng.below(16);
+            d.body.extend((0..n).map(|_| rng.next() as u8));
+            what = format!("{n} bytes added");
+        }
+        5 | 6 => {
+            let mut crafted = index.clone();
+            let definition = rng.chance(90).then(|| crafted_definition(rng));
+            what = match &definition {
+                Some(d) => format!(
+                    "crafted definition: group {:?}, {}, {:?}",
+                    String::from_utf8_lossy(&d.group),
+                    show(&d.args),
+                    d.processor
+                ),
+                None => "crafted: no definition".into(),
+            };
+            crafted.definition = definition.map(Box::new);
+            d.body = codec::encode(&crafted);
+        }
+        7 => {
+            // Another encoding version in the module ID.
+            let v: u16 = *rng.pick(&[0, 1, 2, 4, 1023]);
+            let id = u16::from_be_bytes([d.head[8], d.head[9]]) & !0x3ff | v;
+            d.head[8..10].copy_from_slice(&id.to_be_bytes());
+            what = format!("encoding version {v}");
+            if !(1..=3).contains(&v) {
+                return (d.payload(), Some(false), what);
+            }
+        }
+        _ => {
+            // Anywhere, the head and tail too; or the body with a stale CRC.
+            // (Not the type byte: another core type's corrupt value is
+            // Redis' to refuse, and only with sanitize-dump-payload.)
+            let mut p = d.payload();
+            let body_end = p.len() - 8;
+            let at = 1 + rng.below(body_end as u64 - 1) as usize;
+            p[at] ^= 1 << rng.below(8);
+            if rng.chance(50) {
+                return (p, Some(false), format!("bit {at} flipped, CRC stale"));
+            }
+            p.truncate(body_end);
+            return (with_crc(p), None, format!("bit {at} flipped"));
+        }
+    }
+    let expect = loads(&d);
+    (d.payload(), expect, what)
+}
+
+/// What a RESTOREd index must be: it dumps again, that payload decodes
+/// (the core) to the same index, its definition parses and its processor
+/// has a COUNT, it loads again as the same value, XPROCESS.INFO reads it.
+fn check_restored(w: &mut Wire, key: &[u8], sent: Option<&Dump>) -> Result<(), String> {
+    info_fields(w, key)?;
+    let Resp::Bulk(Some(again)) = w.call(&[b"DUMP", key])? else {
+        return Err("DUMP of a restored index".into());
+    };
+    let again = Dump::split(&again).ok_or("the restored index's DUMP does not split")?;
+    let index = decode(&again.body, again.encver())
+        .map_err(|e| format!("the restored index dumps a payload the core refuses: {e}"))?;
+    let loaded = sent.and_then(|sent| decode(&sent.body, sent.encver()).ok());
+    if loaded.is_some_and(|sent| codec::encode(&sent) != codec::encode(&index)) {
+        return Err("the restored index is not the payload's".into());
+    }
+    if let Some(d) = index.definition.as_deref() {
+        if let Err(e) = d.request(&index.stream) {
+            return Err(format!("a restored definition does not parse: {e}"));
+        }
+        if d.processor.as_ref().is_some_and(|p| p.count == 0) {
+            return Err("a restored processor of COUNT 0".into());
+        }
+    }
+    let copy = b"{t}copy";
+    let argv: [&[u8]; 5] = [b"RESTORE", copy, b"0", &again.payload(), b"REPLACE"];
+    if w.call(&argv)? != Resp::Simple(bytes("OK")) {
+        return Err("a restored index's DUMP does not load".into());
+    }
+    let digests = w.call(&[b"DEBUG", b"DIGEST-VALUE", key, copy])?;
+    match &digests {
+        Resp::Array(Some(d)) if d.len() == 2 && d[0] == d[1] => {}
+        other => return Err(format!("DIGEST-VALUE of the index and its copy: {other:?}")),
+    }
+    w.call(&[b"DEL", key, copy])?;
+    Ok(())
+}
+
+/// RESTORE of corrupted and crafted DUMP payloads of an index that carries
+/// a definition (with ranges, business keys, a processor's settings): each
+/// is refused (a whole-call error that changed nothing, no key made) or
+/// loads a valid index, and the module decides as the core's decoder does.
+/// Last, a crafted definition that removes the call's own keys, restored
+/// at the group's own dedupe key: a call that runs it is refused and
+/// changes nothing; then a corrupted payload there, which may carry a
+/// running processor (stopped right away), and a call that runs whatever
+/// it loaded.
+fn restore_phase(w: &mut Wire, rng: &mut Rng, stats: &mut Stats) -> Result<(), String> {
+    let ok = Resp::Simple(bytes("OK"));
+    if w.call(&[b"CONFIG", b"SET", b"rdbcompression", b"no"])? != ok {
+        return Err("CONFIG SET rdbcompression no".into());
+    }
+    // Core types' payloads checked deeply too (a flipped bit may make one).
+    w.call(&[b"CONFIG", b"SET", b"sanitize-dump-payload", b"yes"])?;
+    let text = *rng.pick(&R_DEFINITIONS);
+    let mut define = vec![bytes("XPROCESS.DEFINE"), bytes("{t}s"), bytes("g")];
+    define.extend(words(text));
+    if call_words(w, &define)? != ok {
+        return Err(format!("DEFINE {text}"));
+    }
+    // Ranges and business keys: the definition takes a few entries.
+    w.call(&[
+        b"XPROCESS",
+        b"{t}s",
+        b"g",
+        b"CONSUMER",
+        b"c3",
+        b"READ",
+        b"COUNT",
+        b"2",
+    ])?;
+    if rng.chance(60) {
+        let mut start = vec![bytes("XPROCESS.START"), bytes("{t}s"), bytes("g")];
+        start.extend(words("CONSUMER p COUNT 7"));
+        if rng.chance(50) {
+            start.extend(words("CLAIM 1000"));
+        }
+        if call_words(w, &start)? != ok {
+            return Err(show(&start));
+        }
+        if !matches!(
+            w.call(&[b"XPROCESS.STOP", b"{t}s", b"g"])?,
+            Resp::Int(0 | 1)
+        ) {
+            return Err("STOP".into());
+        }
+    }
+    let derived = b"{t}s:xprocess:g";
+    let Resp::Bulk(Some(payload)) = w.call(&[b"DUMP", derived])? else {
+        return Err("DUMP of the index".into());
+    };
+    let dump =
+        Dump::split(&payload).ok_or_else(|| format!("unexpected DUMP payload {payload:?}"))?;
+    let index = decode(&dump.body, dump.encver())
+        .map_err(|e| format!("the core refuses the server's own payload: {e}"))?;
+    if index.definition.is_none() || dump.encver() != ENCODING_VERSION {
+        return Err(format!("DUMP without a definition: {index:?}"));
+    }
+    stats.restore_phases += 1;
+    let digest = || vec![bytes("DEBUG"), bytes("DIGEST")];
+    for n in 0..R_RESTORES {
+        let (payload, expect, what) = corrupt(rng, &dump, &index);
+        let key = format!("{{t}}r{n}").into_bytes();
+        let restore = vec![bytes("RESTORE"), key.clone(), bytes("0"), payload.clone()];
+        w.send(&[digest(), restore, digest()])
+            .map_err(|e| format!("write: {e}"))?;
+        let (before, reply, after) = (w.read()?, w.read()?, w.read()?);
+        let at = |problem: String| format!("RESTORE {n} ({what}): {problem}");
+        match reply {
+            Resp::Error(e) => {
+                stats.restores_refused += 1;
+                if code(&e) != "ERR" || e.contains("internal error") {
+                    return Err(at(format!("unexpected error {e}")));
+                }
+                if before != after {
+                    return Err(at(format!("refused ({e}), but the dataset changed")));
+                }
+                if expect == Some(true) {
+                    return Err(at(format!("refused ({e}) a payload the core decodes")));
+                }
+                if w.call(&[b"EXISTS", &key])? != Resp::Int(0) {
+                    return Err(at(format!("refused ({e}), but the key exists")));
+                }
+            }
+            Resp::Simple(s) if s == b"OK" => {
+                stats.restores_loaded += 1;
+                if expect == Some(false) {
+                    return Err(at("loaded a payload the core refuses".into()));
+                }
+                check_restored(w, &key, Dump::split(&payload).as_ref()).map_err(at)?;
+            }
+            other => return Err(at(format!("reply {other:?}"))),
+        }
+    }
+
+    // A definition DEFINE would refuse, loaded at the group's own key: a
+    // call that runs it is refused and changes nothing.
+    let own = *rng.pick(&R_OWN_KEY_DEFINITIONS);
+    let mut crafted = index.clone();
+    crafted.definition = Some(Box::new(Definition {
+        group: bytes("g"),
+        args: words(own),
+        processor: None,
+    }));
+    let mut d = dump.clone();
+    d.body = codec::encode(&crafted);
+    let argv: [&[u8]; 5] = [b"RESTORE", derived, b"0", &d.payload(), b"REPLACE"];
+    if w.call(&argv)? != ok {
+        return Err(format!("RESTORE of a definition that parses ({own})"));
+    }
+    let call = words("XPROCESS {t}s g CONSUMER c1 READ COUNT 2");
+    let calls = [call, words("XPROCESS {t}s g IDS 2 7-0 9-9")];
+    for call in calls {
+        w.send(&[digest(), call.clone(), digest()])
+            .map_err(|e| format!("write: {e}"))?;
+        let (before, reply, after) = (w.read()?, w.read()?, w.read()?);
+        match reply {
+            Resp::Error(e) if code(&e) == "ERR" && before == after => {}
+            other => {
+                return Err(format!(
+                    "{} with the loaded definition {own}: {other:?}, changed: {}",
+                    show(&call),
+                    before != after
+                ))
+            }
+        }
+    }
+
+    // Whatever a corrupted payload at the group's own key loads, a call
+    // that runs it answers; a running processor it carries is stopped.
+    let (payload, _, what) = corrupt(rng, &dump, &index);
+    let argv: [&[u8]; 5] = [b"RESTORE", derived, b"0", &payload, b"REPLACE"];
+    if let Resp::Simple(_) = w.call(&argv)? {
+        match w.call(&[b"XPROCESS.STOP", b"{t}s", b"g"])? {
+            Resp::Int(0 | 1) | Resp::Error(_) => {}
+            other => return Err(format!("STOP after RESTORE ({what}): {other:?}")),
+        }
+        let call = words("XPROCESS {t}s g CONSUMER c1 READ COUNT 2");
+        match call_words(w, &call)? {
+            Resp::Array(Some(_)) => {}
+            Resp::Error(e) if ["ERR", "WRONGTYPE", "NOGROUP"].contains(&code(&e)) => {}
+            other => return Err(format!("a call after RESTORE ({what}): {other:?}")),
+        }
+    }
+    Ok(())
+}
+
 fn show(argv: &[Vec<u8>]) -> String {
     argv.iter()
         .map(|a| {
@@ -1394,6 +2604,18 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// INFO xprocess' entries taken by processor batches.
+fn processor_entries(w: &mut Wire) -> u64 {
+    let Ok(Resp::Bulk(Some(info))) = w.call(&[b"INFO", b"xprocess"]) else {
+        panic!("INFO xprocess");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("xprocess_processor_entries:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("xprocess_processor_entries in INFO xprocess")
 }
 
 fn assert_log_clean(server: &Server) {
@@ -1468,6 +2690,20 @@ fn hostile_argument_vectors() {
                 std::path::Path::new(&format!("/proc/{pid}")).exists(),
                 "redis-server (pid {pid}) is gone after case {case}"
             );
+            // The RESTORE and processor phases, each on a fresh dataset.
+            for phase in ["restore", "processor"] {
+                setup(&mut w);
+                let done = match phase {
+                    "restore" => restore_phase(&mut w, &mut rng, &mut stats),
+                    _ => processor_phase(&mut w, &mut rng, &mut stats),
+                };
+                if let Err(problem) = done {
+                    panic!(
+                        "{phase} phase after case {case} (FUZZ_SEED={seed}): {problem}\nlog:\n{}",
+                        server.log_tail(40)
+                    );
+                }
+            }
             setup(&mut w);
         }
     }
@@ -1483,6 +2719,13 @@ fn hostile_argument_vectors() {
     if cases >= 2000 {
         assert!(stats.whole_call_errors > 0 && stats.applied > 0);
         assert!(stats.duplicates > 0 && stats.slot_errors > 0);
+        assert!(stats.defines > 0 && stats.undefines > 0 && stats.starts > 0);
+        assert!(stats.definition_errors > 0 && stats.defined_ran > 0);
+        assert!(stats.restores_loaded > 0 && stats.restores_refused > 0);
+        assert!(stats.processor_starts > 0 && stats.processor_entries > 0);
+        let ran = processor_entries(&mut w);
+        assert!(ran > 0, "no processor batch took an entry");
+        println!("fuzz_live: processors took {ran} entries");
     }
 }
 

@@ -264,22 +264,6 @@ fn dump_restore_copy_and_migrate_keep_the_index() {
     assert!(!common::exists(&mut con, DEDUPE));
 }
 
-/// Redis' CRC-64 (Jones, reflected), which closes every DUMP payload.
-fn crc64(data: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    let mut crc = 0u64;
-    for &byte in data {
-        crc ^= u64::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
 
 /// A DUMP payload of `body` as our value's one string buffer, with the
 /// type and module ID of `real` (a real DUMP of an index) and a valid CRC.

@@ -10,14 +10,15 @@
 //! - exactness: a key is found exactly while its window has not ended, with
 //!   the fingerprint and entry that recorded it;
 //! - the replica, fed the patches' argv, has the same live records;
-//! - a store saved and loaded (encode -> decode) has the same live records;
+//! - a store saved and loaded (encode -> decode, the current encoding
+//!   version) has the same live records;
 //! - nothing live is dropped and memory follows the live records.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use xprocess_core::id::StreamId;
-use xprocess_core::index::codec::{decode, encode};
+use xprocess_core::index::codec::{decode, encode, ENCODING_VERSION};
 use xprocess_core::index::key_store::{KeyPatch, KeyRecord};
 use xprocess_core::index::patch::{self, Change};
 use xprocess_core::index::ranges::Index;
@@ -103,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
             live.len()
         );
     }
-    let loaded = decode(&encode(&primary), 2).expect("our own encoding decodes");
+    let loaded = decode(&encode(&primary), ENCODING_VERSION).expect("our own encoding decodes");
     assert_eq!(loaded.keys.live(), primary.keys.live());
     assert_eq!(
         encode(&loaded),

@@ -11,6 +11,17 @@
 //! - `parse` never panics; on `Ok`, the request is consistent with argv
 //!   (key positions, numids, IDs round-trip through their text form);
 //! - the derived dedupe key keeps the stream's hash slot;
+//! - `parse_definition` and `parse_defined_call` never panic; a call shaped
+//!   `key group [CONSUMER c] IDS|READ ...` (the server runs the group's
+//!   definition for it) is never a valid call with effects; a definition
+//!   that parses comes back the same from a stored [`Definition`]
+//!   (`request()`), from its RDB bytes (encoding version 3) and from its
+//!   XPROCESS.PATCH (payload version 3, and an AOF rewrite's patches);
+//! - a call that parses is its definition plus its defined call: without
+//!   its `IDS`/`READ` tail (and `CONSUMER`) it parses as a definition, the
+//!   tail alone as a defined call, and the two together make the same
+//!   request (a call with `STORE`, `TTL` or a `CONSUMER` after another
+//!   option, none part of a definition, has its definition refused);
 //! - `process` over an in-memory keyspace of every kind of key (strings,
 //!   numbers, HyperLogLogs valid and not, lists, hashes, sets and sorted
 //!   sets small enough to be emptied, streams): an op that `plan_entry`
@@ -27,12 +38,16 @@
 use libfuzzer_sys::fuzz_target;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use xprocess_core::definition::{Definition, Processor};
 use xprocess_core::entry::Entry;
 use xprocess_core::entry::Fields;
-use xprocess_core::errors::{ErrorKind, ReplyError};
+use xprocess_core::errors::{self, ErrorKind, ReplyError};
 use xprocess_core::id::StreamId;
+use xprocess_core::index::codec::{self, ENCODING_VERSION};
+use xprocess_core::index::patch;
+use xprocess_core::index::ranges::Index;
 use xprocess_core::key_name::{derived_dedupe_key, hash_tag};
-use xprocess_core::parse::parse;
+use xprocess_core::parse::{parse, parse_defined_call, parse_definition};
 use xprocess_core::plan::{Native, Op};
 use xprocess_core::process::{process, Backend, Outcome, Poison};
 use xprocess_core::request::{Effect, Pairs, Request, StoreKind};
@@ -1200,6 +1215,207 @@ fn whole_call(req: &Request, mem: &mut Mem, salt: u64) -> Option<(Vec<u8>, KeyKi
     Some((dedupe, kind))
 }
 
+/// A processor's settings as XPROCESS.START sets them (a consumer, a
+/// positive COUNT, a CLAIM or none), drawn from `salt`, or none.
+fn processor_from(salt: u64, argv: &[&[u8]]) -> Option<Processor> {
+    if salt.is_multiple_of(3) {
+        return None;
+    }
+    let consumer = argv[(salt >> 8) as usize % argv.len()].to_vec();
+    let count = match (salt >> 16) % 4 {
+        0 => 1,
+        1 => 100,
+        2 => i64::MAX as u64,
+        _ => 1 + (salt >> 24) % 1000,
+    };
+    let claim = match (salt >> 32) % 4 {
+        0 => None,
+        1 => Some(0),
+        2 => Some(i64::MAX as u64),
+        _ => Some((salt >> 40) % 100_000),
+    };
+    Some(Processor {
+        consumer,
+        count,
+        claim,
+        running: salt & 4 != 0,
+    })
+}
+
+/// The argv of a change as XPROCESS.PATCH gets it, parsed back.
+fn patch_round_trip(stream: &[u8], change: &patch::Change) -> patch::Change {
+    let args = patch::to_args(b"k", stream, change);
+    let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let parsed = patch::parse(&argv)
+        .unwrap_or_else(|e| panic!("a patch we wrote does not parse ({e}): {change:?}"));
+    assert_eq!((parsed.key, parsed.stream), (&b"k"[..], stream));
+    parsed.change
+}
+
+/// `argv[3..]` of an XPROCESS.DEFINE that `parse_definition` accepted as
+/// `expected`: stored as a [`Definition`] (with a processor or not), it
+/// parses back to the same request, and its RDB bytes and its patches
+/// carry it whole.
+fn check_definition_round_trip(argv: &[&[u8]], expected: &Request, salt: u64) {
+    let stream = argv[1];
+    let definition = Definition {
+        group: argv[2].to_vec(),
+        args: argv[3..].iter().map(|a| a.to_vec()).collect(),
+        processor: processor_from(salt, argv),
+    };
+    let again = definition
+        .request(stream)
+        .unwrap_or_else(|e| panic!("a stored definition does not parse again: {e}"));
+    assert_eq!(&again, expected, "a stored definition parses differently");
+
+    // RDB (and DUMP/RESTORE): encoding version 3.
+    let mut index = Index::new(stream);
+    index.definition = Some(Box::new(definition.clone()));
+    let bytes = codec::encode(&index);
+    let decoded = codec::decode(&bytes, ENCODING_VERSION).unwrap_or_else(|e| {
+        panic!("a valid definition's payload is refused ({e}): {definition:?}")
+    });
+    assert_eq!(decoded, index, "a definition's payload decodes differently");
+    assert_eq!(codec::encode(&decoded), bytes);
+    let cut = (salt >> 3) as usize % bytes.len();
+    assert!(codec::decode(&bytes[..cut], ENCODING_VERSION).is_err());
+    assert!(
+        codec::decode(&bytes, 2).is_err(),
+        "a version-3 payload read as 2"
+    );
+
+    // XPROCESS.PATCH: DEFINE/START/STOP, UNDEFINE, and an AOF rewrite.
+    let change = patch::Change {
+        definition: Some(Some(definition.clone())),
+        ..patch::Change::default()
+    };
+    let parsed = patch_round_trip(stream, &change);
+    assert_eq!(parsed, change, "a definition's patch parses differently");
+    let mut replica = Index::new(stream);
+    patch::apply(&mut replica, &parsed).expect("a definition's patch applies");
+    assert_eq!(replica, index, "a definition's patch applies differently");
+    let mut rebuilt = Index::new(stream);
+    for change in patch::rebuild(&index) {
+        let parsed = patch_round_trip(stream, &change);
+        patch::apply(&mut rebuilt, &parsed).expect("a rebuild patch applies");
+    }
+    assert_eq!(
+        rebuilt, index,
+        "an AOF rewrite's patches rebuild differently"
+    );
+    let undefine = patch::Change {
+        definition: Some(None),
+        ..patch::Change::default()
+    };
+    patch::apply(&mut replica, &patch_round_trip(stream, &undefine)).unwrap();
+    assert_eq!(replica, Index::new(stream), "UNDEFINE leaves a definition");
+
+    // A processor of COUNT 0 (START refuses it) is refused when loaded.
+    if let Some(p) = index.definition.as_mut().and_then(|d| d.processor.as_mut()) {
+        p.count = 0;
+        assert!(codec::decode(&codec::encode(&index), ENCODING_VERSION).is_err());
+    }
+}
+
+/// The input as XPROCESS.DEFINE's argv and as a call that runs a
+/// definition: neither parser panics, what they accept is consistent.
+fn check_definition_parsers(argv: &[&[u8]], salt: u64) {
+    match parse_definition(argv) {
+        Ok(req) => {
+            assert!(argv.len() > 3 && !req.effects.is_empty());
+            assert_eq!((req.stream, req.group), (argv[1], argv[2]));
+            assert!(req.consumer.is_none() && req.store.is_none() && req.ttl.is_none());
+            assert!(req.ids.is_empty() && req.read.is_none());
+            for &p in &req.key_positions {
+                assert!(p < argv.len(), "key position {p} outside argv");
+            }
+            check_definition_round_trip(argv, &req, salt);
+        }
+        Err(e) => assert!(e.as_str().starts_with("ERR "), "DEFINE error: {e}"),
+    }
+    let Some(call) = parse_defined_call(argv) else {
+        return;
+    };
+    // The server runs the definition for this shape, so it must never be
+    // a call with effects of its own.
+    assert!(
+        parse(argv).is_err(),
+        "a defined call's shape parses as a call"
+    );
+    let call = match call {
+        Ok(call) => call,
+        Err(e) => {
+            assert!(e.as_str().starts_with("ERR "), "defined call error: {e}");
+            return;
+        }
+    };
+    assert_eq!((call.stream, call.group), (argv[1], argv[2]));
+    let consumer = argv[3].eq_ignore_ascii_case(b"CONSUMER");
+    assert_eq!(call.consumer, consumer.then(|| argv[4]));
+    assert!(call.effects.is_empty() && call.when.is_empty());
+    assert!(call.dedupe.is_none() && call.business_key.is_none());
+    assert!(call.dead_letter.is_none() && call.delete.is_none());
+    assert_eq!(call.key_positions, vec![1]);
+    match call.read {
+        Some(_) => assert!(call.ids.is_empty() && call.consumer.is_some()),
+        None => assert!(!call.ids.is_empty()),
+    }
+}
+
+/// A call that parsed, split as a definition and a call that runs it: the
+/// options and effects, without `CONSUMER` (when it is the first option)
+/// and without the `IDS`/`READ` tail, must parse as a definition, and the
+/// tail, with the consumer, as a defined call; the definition's request
+/// with the defined call's consumer, IDs and READ is the call's request.
+fn check_call_as_definition(argv: &[&[u8]], req: &Request, salt: u64) {
+    let tail = match req.read {
+        Some(_) => argv
+            .iter()
+            .rposition(|a| a.eq_ignore_ascii_case(b"READ"))
+            .expect("READ's token"),
+        None => argv.len() - req.ids.len() - 2,
+    };
+    let consumer_first = argv[3].eq_ignore_ascii_case(b"CONSUMER");
+    let skip = if consumer_first { 2 } else { 0 };
+    let mut definition_argv: Vec<&[u8]> = vec![b"XPROCESS.DEFINE", argv[1], argv[2]];
+    definition_argv.extend(&argv[3 + skip..tail]);
+    let definition = parse_definition(&definition_argv);
+    let consumer = req.consumer.is_some() && !consumer_first;
+    if consumer || req.store.is_some() || req.ttl.is_some() {
+        let e = definition.expect_err("a definition with CONSUMER, STORE or TTL");
+        assert_eq!(e, errors::NOT_IN_DEFINITION);
+        return;
+    }
+    let mut definition = definition.unwrap_or_else(|e| {
+        panic!(
+            "a call parses, its definition does not: {e}\nargv: {:?}",
+            show(argv)
+        )
+    });
+    let mut call_argv: Vec<&[u8]> = argv[..3].to_vec();
+    call_argv.extend(&argv[3..3 + skip]);
+    call_argv.extend(&argv[tail..]);
+    let call = parse_defined_call(&call_argv)
+        .expect("the tail of a call is a defined call")
+        .unwrap_or_else(|e| panic!("a call parses, its tail does not: {e}"));
+    definition.consumer = call.consumer;
+    definition.ids = call.ids;
+    definition.read = call.read;
+    for p in definition.key_positions.iter_mut().skip(1) {
+        *p += skip; // CONSUMER c came before every key but the stream
+    }
+    assert_eq!(&definition, req, "definition + defined call != the call");
+    check_definition_round_trip(
+        &definition_argv,
+        &parse_definition(&definition_argv).unwrap(),
+        salt,
+    );
+}
+
+fn show<'a>(argv: &[&'a [u8]]) -> Vec<Cow<'a, str>> {
+    argv.iter().map(|a| String::from_utf8_lossy(a)).collect()
+}
+
 /// The first byte that selects the structured mode (see [`structured`]).
 const STRUCTURED: u8 = 0xfe;
 
@@ -1393,6 +1609,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     check_templates(&argv[1..]);
+    check_definition_parsers(&argv, mix(rest));
     let req = match parse(&argv) {
         Ok(req) => req,
         Err(e) => {
@@ -1404,6 +1621,7 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     check_parse(&argv, &req);
+    check_call_as_definition(&argv, &req, mix(rest));
     if argv.len() > 2 {
         check_dedupe_key(argv[1], argv[2]);
     }

@@ -869,3 +869,20 @@ pub fn snapshot(con: &mut Connection, keys: &[&str]) -> Vec<String> {
     out.extend(digest_value(con, keys));
     out
 }
+
+/// Redis' CRC-64 (Jones, reflected), which closes every DUMP payload.
+pub fn crc64(data: &[u8]) -> u64 {
+    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
+    let mut crc = 0u64;
+    for &byte in data {
+        crc ^= u64::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}

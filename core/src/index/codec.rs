@@ -162,7 +162,8 @@ pub(super) fn read_definition(
             count: r.u64()?,
             claim: match (r.flag()?, r.u64()?) {
                 (true, claim) => Some(claim),
-                (false, _) => None,
+                (false, 0) => None,
+                (false, _) => return Err("a claim without its flag"),
             },
             running: r.flag()?,
         }),
@@ -175,8 +176,12 @@ pub(super) fn read_definition(
     if definition.request(stream).is_err() {
         return Err("the definition does not parse");
     }
-    if definition.processor.as_ref().is_some_and(|p| p.count == 0) {
-        return Err("the processor's count is 0");
+    // As XPROCESS.START takes them: a positive count, integers of Redis.
+    let max = i64::MAX as u64;
+    if let Some(p) = &definition.processor {
+        if p.count == 0 || p.count > max || p.claim.is_some_and(|ms| ms > max) {
+            return Err("the processor's count or claim is out of range");
+        }
     }
     Ok(Some(definition))
 }
@@ -376,6 +381,18 @@ mod tests {
         let running = bytes.len() - 8;
         bytes[running] = 2;
         assert!(decode(&bytes, 3).is_err(), "a flag of 2");
+        let mut index = with_definition(Index::new(b"s"));
+        let claim_of = |index: &mut Index, claim| {
+            let definition = index.definition.as_mut().unwrap();
+            definition.processor.as_mut().unwrap().claim = claim;
+        };
+        claim_of(&mut index, Some(1 << 63));
+        assert!(decode(&encode(&index), 3).is_err(), "a claim START refuses");
+        claim_of(&mut index, None);
+        let mut bytes = encode(&index);
+        let claim = bytes.len() - 16;
+        bytes[claim] = 7;
+        assert!(decode(&bytes, 3).is_err(), "a claim without its flag");
     }
 
     #[test]
