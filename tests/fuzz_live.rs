@@ -2222,7 +2222,6 @@ fn put_rdb_len(out: &mut Vec<u8>, n: usize) {
     }
 }
 
-
 fn with_crc(mut payload: Vec<u8>) -> Vec<u8> {
     let crc = common::crc64(&payload);
     payload.extend(crc.to_le_bytes());

@@ -264,7 +264,6 @@ fn dump_restore_copy_and_migrate_keep_the_index() {
     assert!(!common::exists(&mut con, DEDUPE));
 }
 
-
 /// A DUMP payload of `body` as our value's one string buffer, with the
 /// type and module ID of `real` (a real DUMP of an index) and a valid CRC.
 fn forge(real: &[u8], body: &[u8]) -> Vec<u8> {
@@ -288,12 +287,12 @@ fn le(n: u64) -> [u8; 8] {
     n.to_le_bytes()
 }
 
-/// Our encoding (version 2, see core/src/index/codec.rs): stream, recorded,
+/// Our encoding (version 3, see core/src/index/codec.rs): stream, recorded,
 /// lost, count, ranges, then the business keys: now, window, expired,
-/// conflicts, count, keys (none here).
+/// conflicts, count, keys (none here), then the definition (none: 0).
 fn body(stream: &[u8], count: u64, ranges: &[[u64; 5]]) -> Vec<u8> {
     let mut b = ranges_body(stream, count, ranges);
-    for n in [0, 0, 0, 0, 0] {
+    for n in [0, 0, 0, 0, 0, 0] {
         b.extend_from_slice(&le(n));
     }
     b
@@ -311,6 +310,7 @@ fn body_with_key(key_count: u64, now: u64, expires: u32) -> Vec<u8> {
     b.extend_from_slice(&expires.to_le_bytes());
     b.extend_from_slice(&le(1));
     b.extend_from_slice(&le(0));
+    b.extend_from_slice(&le(0)); // no definition
     b
 }
 
@@ -383,6 +383,16 @@ fn restore_refuses_corrupt_payloads_and_the_server_lives_on() {
         ("key count overflows", body_with_key(u64::MAX / 8, 100, 200)),
         ("store time out of range", body_with_key(1, 1 << 40, 200)),
         ("a key already expired", body_with_key(1, 300, 200)),
+        ("a definition flag of 2", {
+            let mut b = good.clone();
+            let at = b.len() - 8;
+            b[at] = 2;
+            b
+        }),
+        (
+            "a definition cut short",
+            [&good[..good.len() - 8], &le(1)[..], &le(1)[..]].concat(),
+        ),
         ("stream length past the end", {
             let mut b = good.clone();
             b[..8].copy_from_slice(&le(1 << 40));

@@ -86,7 +86,7 @@ fn command_info_gives_arity_flags_and_key_specs() {
     let srv = Server::start();
     let mut con = srv.conn();
     let info = strings(&call(&mut con, &["COMMAND", "INFO", "xprocess"]));
-    assert_eq!(info[..2], ["xprocess".to_string(), "-8".to_string()]);
+    assert_eq!(info[..2], ["xprocess".to_string(), "-6".to_string()]);
     for flag in ["write", "denyoom", "movablekeys"] {
         assert!(info.contains(&flag.to_string()), "no flag {flag}: {info:?}");
     }

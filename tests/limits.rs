@@ -153,7 +153,11 @@ fn configs_from_loadmodule_arguments_and_redis_conf_example() {
         [
             ("xprocess.default-ttl".to_string(), "1000".to_string()),
             ("xprocess.key-window".to_string(), "5000".to_string()),
-            ("xprocess.max-ids".to_string(), "3".to_string())
+            ("xprocess.max-ids".to_string(), "3".to_string()),
+            (
+                "xprocess.processor-budget-us".to_string(),
+                "1000".to_string()
+            )
         ]
     );
     let ids = pending_entries(&mut con, 4);
