@@ -994,6 +994,10 @@ fn read_clause(rng: &mut Rng, a: &mut Vec<Vec<u8>>) {
         a.push(bytes("BLOCK"));
         a.push(bytes(rng.pick(&["1", "2", "-1", "x"])));
     }
+    if rng.chance(20) {
+        a.push(bytes("REPLY"));
+        a.push(bytes(rng.pick(&["COUNTS", "counts", "COUNTS", "PAIRS"])));
+    }
 }
 
 /// A mutated case must not wait long: any `BLOCK` value that is a number
@@ -1418,6 +1422,59 @@ fn is_read(items: &[Resp]) -> bool {
         .all(|i| matches!(i, Resp::Array(Some(pair)) if pair.len() == 2))
 }
 
+/// READ's `REPLY COUNTS`: `applied n duplicates n dead-lettered n failed n
+/// errors [[id, error] ...]` (RESP2).
+fn is_counts(items: &[Resp]) -> bool {
+    items.len() == 10 && matches!(&items[0], Resp::Simple(f) if f == b"applied")
+}
+
+/// The counts are numbers, `failed` says how many `errors` pairs follow,
+/// each an ID and an error of a slot's kind; an applied or dead-lettered
+/// entry changed the dataset.
+fn check_counts(items: &[Resp], changed: bool, stats: &mut Stats) -> Result<(), String> {
+    let names = ["applied", "duplicates", "dead-lettered", "failed", "errors"];
+    let mut n = [0u64; 4];
+    for (i, name) in names.iter().enumerate() {
+        if !matches!(&items[2 * i], Resp::Simple(f) if f == name.as_bytes()) {
+            return Err(format!("REPLY COUNTS: field {i} is not {name}: {items:?}"));
+        }
+        match &items[2 * i + 1] {
+            Resp::Int(v) if i < 4 && *v >= 0 => n[i] = *v as u64,
+            Resp::Array(Some(errors)) if i == 4 => {
+                if errors.len() as u64 != n[3] {
+                    return Err(format!(
+                        "REPLY COUNTS: failed {} but {} errors",
+                        n[3],
+                        errors.len()
+                    ));
+                }
+                for e in errors {
+                    let ok = matches!(e, Resp::Array(Some(pair)) if pair.len() == 2
+                        && matches!(&pair[0], Resp::Bulk(Some(_)))
+                        && matches!(&pair[1], Resp::Error(e) if SLOT_CODES.contains(&code(e))));
+                    if !ok {
+                        return Err(format!("REPLY COUNTS: malformed error {e:?}"));
+                    }
+                }
+            }
+            other => return Err(format!("REPLY COUNTS: {name} is {other:?}")),
+        }
+    }
+    if n[0] + n[1] + n[2] + n[3] == 0 {
+        return Err("REPLY COUNTS of nothing taken (an empty READ is an empty array)".into());
+    }
+    if n[0] + n[2] > 0 && !changed {
+        return Err(format!(
+            "REPLY COUNTS applied {} but nothing changed",
+            n[0] + n[2]
+        ));
+    }
+    stats.applied += n[0];
+    stats.duplicates += n[1];
+    stats.dead_lettered += n[2];
+    Ok(())
+}
+
 /// A READ takes at most COUNT entries, each once, with a valid outcome. It
 /// changes the PEL even when every entry fails, so only "applied but
 /// nothing changed" is checked against the digest.
@@ -1741,6 +1798,11 @@ fn check_case(w: &mut Wire, argv: &[Vec<u8>], stats: &mut Stats) -> Result<(), S
             stats.arrays += 1;
             stats.reads += 1;
             check_read(argv, &items, changed, stats)?;
+        }
+        Resp::Array(Some(items)) if is_counts(&items) => {
+            stats.arrays += 1;
+            stats.reads += 1;
+            check_counts(&items, changed, stats)?;
         }
         Resp::Array(Some(items)) => {
             stats.arrays += 1;

@@ -501,3 +501,91 @@ fn a_whole_call_error_of_the_dedupe_store_takes_nothing() {
     assert!(err(&out).contains("belongs to stream"), "{out:?}");
     assert!(pel(&mut con, "s", "g").is_empty(), "nothing was taken");
 }
+
+/// `REPLY COUNTS` as field -> value, from a RESP2 flat array or a RESP3 map.
+fn counts(v: &Value) -> std::collections::BTreeMap<String, Value> {
+    let pairs: Vec<(Value, Value)> = match v {
+        Value::Array(flat) => flat
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect(),
+        Value::Map(map) => map.clone(),
+        other => panic!("expected REPLY COUNTS' map, got {other:?}"),
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| (redis::from_redis_value(&k).unwrap(), v))
+        .collect()
+}
+
+#[test]
+fn reply_counts_gives_the_outcomes_and_the_failed_entries() {
+    let server = Server::start();
+    let mut con = server.conn();
+    group(&mut con);
+    add(&mut con, &[("cust", "c"), ("amount", "4")]);
+    let bad = add(&mut con, &[("cust", "c"), ("amount", "x")]);
+    // One entry recorded before the group delivers it: a duplicate.
+    let dup = add(&mut con, &[("cust", "c"), ("amount", "5")]);
+    let _: Value = call(
+        &mut con,
+        &[
+            "XPROCESS", "s", "g", "HINCRBY", "{s}t", "$cust", "$amount", "IDS", "1", &dup,
+        ],
+    );
+    for resp3 in [false, true] {
+        let mut c = if resp3 {
+            server.conn_resp3()
+        } else {
+            server.conn()
+        };
+        let out = read(&mut c, "w", &[], &["REPLY", "COUNTS", "CLAIM", "0"]);
+        let m = counts(&out);
+        let int = |name: &str| -> i64 { redis::from_redis_value(&m[name]).unwrap() };
+        if !resp3 {
+            assert_eq!(
+                m.keys().collect::<Vec<_>>(),
+                ["applied", "dead-lettered", "duplicates", "errors", "failed"]
+            );
+            assert_eq!(
+                (int("applied"), int("duplicates"), int("failed")),
+                (1, 1, 1),
+                "{out:?}"
+            );
+        } else {
+            // Only the failed entry is left: claimed again, failing again.
+            assert_eq!(
+                (int("applied"), int("duplicates"), int("failed")),
+                (0, 0, 1),
+                "{out:?}"
+            );
+        }
+        assert_eq!(int("dead-lettered"), 0);
+        let Value::Array(errors) = &m["errors"] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(errors.len(), 1);
+        let Value::Array(pair) = &errors[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(redis::from_redis_value::<String>(&pair[0]).unwrap(), bad);
+        assert_eq!(
+            error_text(&pair[1]).as_deref(),
+            Some("ERR value is not an integer or out of range")
+        );
+    }
+    assert_eq!(total(&mut con), 9);
+    // Nothing to do: an empty array, as without REPLY COUNTS.
+    let _: i64 = q(&mut con, &["XACK", "s", "g", &bad]);
+    let out = read(&mut con, "w", &[], &["REPLY", "COUNTS"]);
+    assert_eq!(out, Value::Array(vec![]));
+    // BLOCK waits, and replies the counts of what woke it.
+    let mut waiter = server.conn();
+    let handle =
+        thread::spawn(move || read(&mut waiter, "w", &[], &["REPLY", "COUNTS", "BLOCK", "0"]));
+    wait_blocked(&mut con, 1);
+    add(&mut con, &[("cust", "c"), ("amount", "1")]);
+    let woke = counts(&handle.join().unwrap());
+    assert_eq!(woke["applied"], Value::Int(1));
+    assert_eq!(woke["errors"], Value::Array(vec![]));
+}

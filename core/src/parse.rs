@@ -8,7 +8,8 @@
 //!          [DEADLETTER dead-letter-key AFTER deliveries]
 //!          effect [effect ...]
 //!          (IDS numids id [id ...] |
-//!           READ [COUNT count] [CLAIM min-idle-milliseconds] [BLOCK milliseconds])
+//!           READ [COUNT count] [CLAIM min-idle-milliseconds] [BLOCK milliseconds]
+//!                [REPLY COUNTS])
 //! ```
 //! Positional arguments first, then a case-insensitive option loop, then the
 //! effects, then IDS or READ. Everything borrows from argv: parsing allocates only the
@@ -544,7 +545,8 @@ fn parse_ids(args: &mut Args<'_, '_>, req: &mut Request<'_>) -> Result<(), Reply
     Ok(())
 }
 
-/// After `READ`: `[COUNT count] [CLAIM min-idle-ms] [BLOCK ms]`, to the end.
+/// After `READ`: `[COUNT count] [CLAIM min-idle-ms] [BLOCK ms] [REPLY
+/// COUNTS]`, to the end.
 fn parse_read(args: &mut Args<'_, '_>) -> Result<Read, ReplyError> {
     let mut read = Read::default();
     while let Some(token) = args.peek() {
@@ -554,6 +556,11 @@ fn parse_read(args: &mut Args<'_, '_>) -> Result<Read, ReplyError> {
         } else if is(token, "CLAIM") && read.claim.is_none() {
             let idle = parse_i64(args.next()?).filter(|n| *n >= 0);
             read.claim = Some(idle.ok_or(errors::BAD_MIN_IDLE)? as u64);
+        } else if is(token, "REPLY") && !read.counts {
+            if !is(args.next()?, "COUNTS") {
+                return Err(errors::SYNTAX.into());
+            }
+            read.counts = true;
         } else if is(token, "BLOCK") && read.block.is_none() {
             read.block = Some(match parse_i64(args.next()?) {
                 Some(ms) if ms < 0 => return Err(errors::NEGATIVE_TIMEOUT.into()),
@@ -781,7 +788,8 @@ mod tests {
             Some(Read {
                 count: Some(10),
                 claim: Some(0),
-                block: Some(500)
+                block: Some(500),
+                counts: false,
             })
         );
         assert!(r.ids.is_empty());
@@ -793,6 +801,14 @@ mod tests {
             })
         );
         assert_eq!(r.key_positions, vec![1, 6, 10]);
+        let counts = parse(&argv(
+            "XPROCESS s g CONSUMER c SADD k m READ reply counts COUNT 5",
+        ));
+        assert!(counts.unwrap().read.unwrap().counts);
+        let c = "XPROCESS s g CONSUMER c SADD k m READ REPLY";
+        assert_eq!(err(c), errors::SYNTAX);
+        assert_eq!(err(&format!("{c} PAIRS")), errors::SYNTAX);
+        assert_eq!(err(&format!("{c} COUNTS REPLY COUNTS")), errors::SYNTAX);
         let bare = parse(&argv("XPROCESS s g CONSUMER c SADD k m READ")).unwrap();
         assert_eq!(bare.read, Some(Read::default()));
 

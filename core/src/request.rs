@@ -302,7 +302,7 @@ pub struct DeadLetter<'a> {
     pub after: u64,
 }
 
-/// `READ [COUNT count] [CLAIM min-idle-ms] [BLOCK ms]`.
+/// `READ [COUNT count] [CLAIM min-idle-ms] [BLOCK ms] [REPLY COUNTS]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Read {
     /// `None`: the default ([`DEFAULT_READ_COUNT`]); capped by `xprocess.max-ids`.
@@ -311,6 +311,9 @@ pub struct Read {
     pub claim: Option<u64>,
     /// Wait up to this many ms for new entries (0: forever).
     pub block: Option<u64>,
+    /// `REPLY COUNTS`: how many entries had each outcome, and the failed
+    /// ones with their errors, instead of a pair per entry.
+    pub counts: bool,
 }
 
 /// READ's COUNT when none is given.

@@ -1,7 +1,7 @@
 //! One batch of a standing processor: `XPROCESS key group CONSUMER consumer
-//! READ COUNT n [CLAIM ms]` through RedisModule_Call, which runs it as the
-//! command it is (one atomic unit, its writes in one MULTI/EXEC on every
-//! server) and hands back its reply to count.
+//! READ COUNT n [CLAIM ms] REPLY COUNTS` through RedisModule_Call, which
+//! runs it as the command it is (one atomic unit, its writes in one
+//! MULTI/EXEC on every server) and hands back its counts.
 
 use crate::redis::acl;
 use crate::redis::call::Redis;
@@ -38,6 +38,8 @@ pub fn run(
         b"CONSUMER",
         &processor.consumer,
         b"READ",
+        b"REPLY",
+        b"COUNTS",
         b"COUNT",
         count.as_bytes(),
     ];
@@ -48,35 +50,51 @@ pub fn run(
     Ok(count_outcomes(&reply))
 }
 
-/// READ's reply: an `[id, outcome]` pair per entry, the outcome 1
-/// (applied), 0 (duplicate), 2 (dead-lettered) or the entry's error.
+/// READ's `REPLY COUNTS` (a flat field/value array: RedisModule_Call
+/// replies in RESP2), or an empty array when it took nothing.
 fn count_outcomes(reply: &CallReply) -> Batch {
     let mut batch = Batch::default();
-    let CallReply::Array(pairs) = reply else {
+    let CallReply::Array(fields) = reply else {
         return batch;
     };
-    for pair in pairs.iter().flatten() {
-        let CallReply::Array(pair) = pair else {
+    let items: Vec<_> = fields.iter().flatten().collect();
+    for pair in items.chunks(2) {
+        let [CallReply::String(name), value] = pair else {
             continue;
         };
-        batch.taken += 1;
-        let outcome = pair.get(1);
-        match outcome {
-            Some(Ok(CallReply::I64(n))) => match n.to_i64() {
-                0 => batch.duplicates += 1,
-                2 => batch.dead_lettered += 1,
-                _ => batch.processed += 1,
-            },
-            Some(Err(e)) => {
-                batch.failed += 1;
-                let id = match pair.get(0) {
-                    Some(Ok(CallReply::String(id))) => id.to_string().unwrap_or_default(),
-                    _ => String::new(),
-                };
-                batch.last_error = Some((id, e.to_utf8_string().unwrap_or_default()));
-            }
-            _ => batch.failed += 1,
+        let n = match value {
+            CallReply::I64(n) => n.to_i64().max(0) as u64,
+            _ => 0,
         };
+        match name.as_bytes() {
+            b"applied" => batch.processed = n,
+            b"duplicates" => batch.duplicates = n,
+            b"dead-lettered" => batch.dead_lettered = n,
+            b"failed" => batch.failed = n,
+            b"errors" => batch.last_error = last_error(value),
+            _ => {}
+        }
     }
+    batch.taken = batch.processed + batch.duplicates + batch.dead_lettered + batch.failed;
     batch
+}
+
+/// The last `[id, error]` pair of `errors`.
+fn last_error(errors: &CallReply) -> Option<(String, String)> {
+    let CallReply::Array(pairs) = errors else {
+        return None;
+    };
+    let last = pairs.iter().flatten().last()?;
+    let CallReply::Array(pair) = last else {
+        return None;
+    };
+    let id = match pair.get(0) {
+        Some(Ok(CallReply::String(id))) => id.to_string().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let error = match pair.get(1) {
+        Some(Err(e)) => e.to_utf8_string().unwrap_or_default(),
+        _ => String::new(),
+    };
+    Some((id, error))
 }

@@ -285,6 +285,10 @@ const ARGS: [Arg; 11] = [
             integer(c"count").token(c"COUNT").optional(),
             integer(c"min-idle-time").token(c"CLAIM").optional(),
             integer(c"milliseconds").token(c"BLOCK").optional(),
+            Arg::new(c"reply", ArgKind::Block)
+                .token(c"REPLY")
+                .optional()
+                .sub(&[Arg::new(c"counts", ArgKind::Token).token(c"COUNTS")]),
         ]),
     ]),
 ];
@@ -323,7 +327,7 @@ fn execute(ctx: &Context, req: &Request) -> Result<(), ReplyError> {
         Some(timeout) if done.outcomes.is_empty() && block::can_block(ctx) => {
             block::wait(ctx, req.stream, timeout)
         }
-        _ => reply::done(ctx, &done, req.read.is_some()),
+        _ => reply::done(ctx, &done, req.read),
     }
     Ok(())
 }
