@@ -10,7 +10,11 @@
 //! - READ: `XPROCESS ... CONSUMER c ... READ COUNT 100` until it replies an
 //!   empty array;
 //! - at-least-once floor: XREADGROUP COUNT 100, then XACK of those IDs (no
-//!   effect, no dedupe).
+//!   effect, no dedupe);
+//! - standing processor: the group's effect defined (`XPROCESS.DEFINE`,
+//!   before the clock starts), then `XPROCESS.START ... COUNT 100`: the
+//!   server works the entries off by itself; the client only asks XINFO
+//!   GROUPS every millisecond whether it is done.
 //!
 //! The client checks every reply as it comes (the IDs are the stream's, in
 //! order, each once; every entry replied 1), and the end state is checked as
@@ -35,9 +39,10 @@ pub enum Loop {
     Ids,
     Read,
     Ack,
+    Standing,
 }
 
-pub const ALL: [Loop; 4] = [Loop::Lua, Loop::Ids, Loop::Read, Loop::Ack];
+pub const ALL: [Loop; 5] = [Loop::Lua, Loop::Ids, Loop::Read, Loop::Ack, Loop::Standing];
 
 impl Loop {
     pub fn name(self) -> &'static str {
@@ -46,6 +51,7 @@ impl Loop {
             Loop::Ids => "XREADGROUP COUNT 100 + XPROCESS ... IDS 100 id...",
             Loop::Read => "XPROCESS ... READ COUNT 100",
             Loop::Ack => "XREADGROUP COUNT 100 + XACK 100 IDs (at-least-once floor)",
+            Loop::Standing => "XPROCESS.START COUNT 100 (standing processor, no worker)",
         }
     }
 
@@ -56,6 +62,7 @@ impl Loop {
             Loop::Ids => "loop-ids",
             Loop::Read => "loop-read",
             Loop::Ack => "loop-ack",
+            Loop::Standing => "loop-standing",
         }
     }
 
@@ -67,6 +74,8 @@ impl Loop {
             Loop::Ids => &["xreadgroup", "xprocess"],
             Loop::Read => &["xprocess"],
             Loop::Ack => &["xreadgroup", "xack"],
+            // The batches are XPROCESS calls the server makes itself.
+            Loop::Standing => &["xprocess.start", "xprocess", "xinfo"],
         }
     }
 
@@ -116,6 +125,13 @@ pub fn measure(module: &Path, who: Loop, n: usize) -> LoopSample {
     let entries = workload::entries(0, n as u64);
     workload::add_new(&mut con, server.port(), &entries);
     assert_eq!(workload::pending_count(&mut con), 0);
+    if who == Loop::Standing {
+        let args = [STREAM, GROUP, "HINCRBY", TOTALS, "$customer", "$amount"];
+        let _: () = redis::cmd("XPROCESS.DEFINE")
+            .arg(&args)
+            .query(&mut con)
+            .unwrap();
+    }
 
     let mut conn = Conn::new(server.port());
     let _: () = redis::cmd("CONFIG")
@@ -169,6 +185,9 @@ pub fn measure(module: &Path, who: Loop, n: usize) -> LoopSample {
 /// The loop itself, until the server has nothing left to give; every reply
 /// is checked against `entries`. Returns the requests written.
 fn run(conn: &mut Conn, who: Loop, entries: &[Entry], sha: &str) -> u64 {
+    if who == Loop::Standing {
+        return standing(conn, entries.len());
+    }
     let count = COUNT.to_string();
     let mut take = Vec::new();
     match who {
@@ -302,7 +321,7 @@ fn encode_then(who: Loop, out: &mut Vec<u8>, ids: &[&[u8]], sha: &str) {
             args.extend_from_slice(ids);
             encode(out, &args);
         }
-        Loop::Read => unreachable!("READ sends one command"),
+        Loop::Read | Loop::Standing => unreachable!("no second command"),
     }
 }
 
@@ -327,7 +346,50 @@ fn check_then(conn: &mut Conn, who: Loop, got: usize) {
                 "{tag}: {r:?}"
             )
         }),
-        Loop::Read => unreachable!(),
+        Loop::Read | Loop::Standing => unreachable!(),
+    }
+}
+
+/// Start the processor, then ask XINFO GROUPS every millisecond until the
+/// group has read every entry and has none pending. Returns the requests
+/// written.
+fn standing(conn: &mut Conn, n: usize) -> u64 {
+    let mut start = Vec::new();
+    let args = [
+        "XPROCESS.START",
+        STREAM,
+        GROUP,
+        "CONSUMER",
+        CONSUMER,
+        "COUNT",
+        "100",
+    ];
+    encode(&mut start, &args.map(str::as_bytes));
+    conn.send(&start);
+    conn.reply(|r| assert!(matches!(r, Resp::Simple), "XPROCESS.START: {r:?}"));
+    let mut info = Vec::new();
+    encode(&mut info, &["XINFO", "GROUPS", STREAM].map(str::as_bytes));
+    let mut trips = 1;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        conn.send(&info);
+        trips += 1;
+        let done = conn.reply(|r| {
+            let group = r.items()[0].items();
+            let field = |name: &[u8]| {
+                let at = group
+                    .chunks(2)
+                    .find(|kv| matches!(kv[0], Resp::Bulk(Some(f)) if f == name));
+                match at.map(|kv| &kv[1]) {
+                    Some(Resp::Int(v)) => *v,
+                    other => panic!("XINFO GROUPS {}: {other:?}", String::from_utf8_lossy(name)),
+                }
+            };
+            field(b"entries-read") == n as i64 && field(b"pending") == 0
+        });
+        if done {
+            return trips;
+        }
     }
 }
 
