@@ -30,8 +30,8 @@ pub fn key_window_ms() -> u64 {
 }
 
 /// `xprocess.processor-budget-us`: how long standing processors may hold
-/// the server per turn of its event loop, in microseconds, so that other
-/// clients wait at most about that long for them.
+/// the server per turn of its event loop, in microseconds (another client's
+/// command waits about two turns at most).
 pub static PROCESSOR_BUDGET_US: AtomicI64 = AtomicI64::new(DEFAULT_PROCESSOR_BUDGET_US);
 pub const DEFAULT_PROCESSOR_BUDGET_US: i64 = 1000;
 

@@ -26,7 +26,7 @@
 //! see memory.rs; 0 skips them, as BENCH_ONLY does unless it names `memory`),
 //! BENCH_LOOP_N (100000: entries of the consumer loops; 0 skips them, as
 //! BENCH_ONLY does unless it names `loop` or a loop's tag: `loop-lua`,
-//! `loop-ids`, `loop-read`, `loop-ack`).
+//! `loop-ids`, `loop-read`, `loop-ack`, `loop-standing`).
 
 mod consumer_loop;
 mod contenders;

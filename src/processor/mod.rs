@@ -43,8 +43,9 @@ thread_local! {
     static ROUND: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The first batch of a processor whose cost is not known yet.
-const FIRST_BATCH: u64 = 10;
+/// The first batch of a processor whose cost is not known yet, and the
+/// smallest batch a turn starts after its first.
+const SMALLEST_BATCH: u64 = 10;
 
 /// How often running processors look for work no XADD announced.
 const HEARTBEAT_MS: u64 = 100;
@@ -101,7 +102,7 @@ fn tick(ctx: &Context) {
         more |= step(ctx, name, until);
     }
     if more {
-        timer::after(ctx, 0, &TICK_PENDING, tick);
+        timer::next_turn(&TICK_PENDING, tick);
     }
 }
 
@@ -122,17 +123,25 @@ fn step(ctx: &Context, name: &Name, until: Instant) -> bool {
         return false;
     };
     let redis = Redis::new(ctx);
+    let mut first = true;
     loop {
         let count = batch_size(name, processor, until);
+        // A batch's own cost (the call, the group's read and ack) is paid
+        // per batch: when the time left fits only a few entries, the next
+        // turn takes them.
+        if count < SMALLEST_BATCH.min(processor.count) && !first {
+            return true;
+        }
+        first = false;
         let started = Instant::now();
-        match batch::run(&redis, &name.stream, &name.group, processor, count) {
+        match batch::run(&redis, &name.stream, &name.group, processor, count.max(1)) {
             Err(e) => {
                 failed(ctx, name, &definition, e);
                 return false;
             }
             Ok(done) => {
                 ran(name, &done, started.elapsed());
-                if done.taken < count || done.failed == done.taken {
+                if done.taken < count.max(1) || done.failed == done.taken {
                     return false;
                 }
             }
@@ -143,15 +152,16 @@ fn step(ctx: &Context, name: &Name, until: Instant) -> bool {
     }
 }
 
-/// As many entries as fit the time left, by what one took lately.
+/// As many entries as fit the time left, by what one took lately (up to
+/// COUNT; 0 when none fits).
 fn batch_size(name: &Name, processor: &Processor, until: Instant) -> u64 {
     let entry_ns = processors::get(name).map_or(0, |k| k.entry_ns);
     let left = until.saturating_duration_since(Instant::now()).as_nanos() as u64;
     let fits = match entry_ns {
-        0 => FIRST_BATCH,
+        0 => SMALLEST_BATCH,
         ns => left / ns,
     };
-    fits.clamp(1, processor.count)
+    fits.min(processor.count)
 }
 
 fn ran(name: &Name, done: &Batch, took: Duration) {

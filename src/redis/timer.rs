@@ -45,6 +45,32 @@ pub fn init(ctx: &Context) {
     MODULE.set(unsafe { raw::RedisModule_GetDetachedThreadSafeContext.unwrap()(ctx.ctx) });
 }
 
+/// Run `f` on the next turn of the event loop, from a timer's callback,
+/// unless `pending` says it is already due. A 0 ms timer set there fires a
+/// millisecond later (Redis rounds the next period of its module timers up
+/// to 1 ms), which would leave the server idle half the time between two
+/// turns of a busy processor: the turn is asked for through the event
+/// loop's one-shot queue instead (its pipe wakes the next turn at once),
+/// whose callback sets the timer, due in that same turn.
+pub fn next_turn(pending: &'static Pending, f: fn(&Context)) {
+    // SAFETY: the API table is written once, at load.
+    let Some(add) = (unsafe { raw::RedisModule_EventLoopAddOneShot }) else {
+        return after_detached(0, pending, f);
+    };
+    if MODULE.get().is_null() || pending.with(|p| p.replace(true)) {
+        return;
+    }
+    let data = Box::into_raw(Box::new(Timer { f, pending })).cast::<c_void>();
+    // SAFETY: `one_shot` takes back the box exactly once.
+    unsafe { add(Some(one_shot), data) };
+}
+
+extern "C" fn one_shot(data: *mut c_void) {
+    // SAFETY: the module's context (set before any one-shot is asked for);
+    // `fire` takes back the box `next_turn` made.
+    unsafe { raw::RedisModule_CreateTimer.unwrap()(MODULE.get(), 0, Some(fire), data) };
+}
+
 /// `after`, where no context is at hand (main thread only). Nothing
 /// happens before `init`.
 pub fn after_detached(ms: u64, pending: &'static Pending, f: fn(&Context)) {
