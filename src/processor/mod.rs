@@ -67,7 +67,10 @@ fn heartbeat(ctx: &Context) {
     if !FOLLOWING.replace(true) {
         events::on_stream_event(ctx, stream_event);
     }
-    tick(ctx);
+    // A busy processor's next turn is due anyway: one turn, one budget.
+    if !TICK_PENDING.get() {
+        tick(ctx);
+    }
     if processors::any_running() {
         timer::after(ctx, HEARTBEAT_MS, &HEARTBEAT_PENDING, heartbeat);
     }
