@@ -11,6 +11,7 @@ use crate::server::backend::RedisBackend;
 use crate::server::cluster;
 use crate::server::{delete, group};
 use crate::stats;
+use crate::store::definition;
 use crate::store::{DedupeKey, Holds, IndexStore, SetStore};
 use crate::stream::entry_cache::{self};
 use redis_module::{Context, ContextFlags, NotifyEvent};
@@ -29,8 +30,9 @@ pub struct Done {
     pub outcomes: Vec<Outcome>,
 }
 
-/// Run one parsed XPROCESS call.
-pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
+/// Run one parsed XPROCESS call; `defined` when it runs the group's stored
+/// definition (else the group must have none).
+pub fn run(ctx: &Context, req: &Request, defined: bool) -> Result<Done, ReplyError> {
     let _window = entry_cache::scope();
     if req.ids.len() > config::max_ids() {
         return Err(ReplyError::too_many_ids(config::max_ids()));
@@ -46,7 +48,7 @@ pub fn run(ctx: &Context, req: &Request) -> Result<Done, ReplyError> {
     };
     let redis = Redis::new(ctx);
     let mut backend = RedisBackend::new(&redis, req);
-    let (kind, key) = check_keys(ctx, &redis, &backend, req, dedupe_key)?;
+    let (kind, key) = check_keys(ctx, &redis, &backend, (req, defined), dedupe_key)?;
     // The store is opened before READ takes anything: its errors are
     // whole-call errors, and must find nothing changed.
     let mut store = match kind {
@@ -123,9 +125,13 @@ fn check_keys(
     ctx: &Context,
     redis: &Redis,
     backend: &RedisBackend,
-    req: &Request,
+    (req, defined): (&Request, bool),
     dedupe_key: &[u8],
 ) -> Result<(StoreKind, DedupeKey), ReplyError> {
+    let mut key = DedupeKey::open(ctx, dedupe_key, false);
+    if !defined {
+        check_no_definition(ctx, req, &mut key)?;
+    }
     match backend.kind(req.stream) {
         KeyKind::Missing => return Err(ReplyError::nogroup(req.stream, req.group)),
         KeyKind::Stream => {}
@@ -143,7 +149,6 @@ fn check_keys(
         // function would be a script started from within one.
         return Err(errors::FCALL_IN_SCRIPT.into());
     }
-    let key = DedupeKey::open(ctx, dedupe_key, false);
     let holds = key.holds();
     let store = choose_store(req, holds)?;
     if holds == Holds::Missing
@@ -161,6 +166,24 @@ fn check_keys(
         redis.read("XPENDING", &args)?;
     }
     Ok((store, key))
+}
+
+/// A call that gives effects is refused for a group with a definition (one
+/// group, one definition). The definition is kept at the derived dedupe
+/// key: without DEDUPE, that is `key`, already open.
+fn check_no_definition(
+    ctx: &Context,
+    req: &Request,
+    key: &mut DedupeKey,
+) -> Result<(), ReplyError> {
+    let has = match req.dedupe {
+        None => definition::in_key(key, req.stream, req.group).is_some(),
+        Some(_) => definition::defined(ctx, req.stream, req.group),
+    };
+    match has {
+        true => Err(errors::DEFINED.into()),
+        false => Ok(()),
+    }
 }
 
 /// The checks of a call's own keys that need no data (so XPROCESS.DEFINE

@@ -17,12 +17,7 @@ use xprocess_core::request::StoreKind;
 pub fn load(ctx: &Context, stream: &[u8], group: &[u8]) -> Result<Option<Definition>, ReplyError> {
     let name = derived_dedupe_key(stream, group)?;
     let mut key = DedupeKey::open(ctx, &name, false);
-    Ok(key
-        .index()
-        .filter(|index| index.stream == stream)
-        .and_then(|index| index.definition.as_deref())
-        .filter(|d| d.group == group)
-        .cloned())
+    Ok(in_key(&mut key, stream, group).cloned())
 }
 
 /// Whether `group` of `stream` has a definition (and a derived dedupe key).
@@ -30,11 +25,14 @@ pub fn defined(ctx: &Context, stream: &[u8], group: &[u8]) -> bool {
     let Ok(name) = derived_dedupe_key(stream, group) else {
         return false;
     };
-    let mut key = DedupeKey::open(ctx, &name, false);
-    let index = key.index().filter(|index| index.stream == stream);
-    index
-        .and_then(|index| index.definition.as_deref())
-        .is_some_and(|d| d.group == group)
+    in_key(&mut DedupeKey::open(ctx, &name, false), stream, group).is_some()
+}
+
+/// The definition of `group` of `stream` in `key`, the group's derived
+/// dedupe key, open.
+pub fn in_key<'k>(key: &'k mut DedupeKey, stream: &[u8], group: &[u8]) -> Option<&'k Definition> {
+    let index = key.index().filter(|index| index.stream == stream)?;
+    index.definition.as_deref().filter(|d| d.group == group)
 }
 
 /// Replace the definition of `group` of `stream` (`None`: remove it), and

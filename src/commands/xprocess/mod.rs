@@ -312,17 +312,13 @@ pub fn xprocess(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
         req.consumer = call.consumer;
         req.ids = call.ids;
         req.read = call.read;
-        return execute(ctx, &req);
+        return execute(ctx, &req, true);
     }
-    let req = parse::parse(argv)?;
-    if definition::defined(ctx, req.stream, req.group) {
-        return Err(errors::DEFINED.into());
-    }
-    execute(ctx, &req)
+    execute(ctx, &parse::parse(argv)?, false)
 }
 
-fn execute(ctx: &Context, req: &Request) -> Result<(), ReplyError> {
-    let done = run::run(ctx, req)?;
+fn execute(ctx: &Context, req: &Request, defined: bool) -> Result<(), ReplyError> {
+    let done = run::run(ctx, req, defined)?;
     match req.read.and_then(|read| read.block) {
         Some(timeout) if done.outcomes.is_empty() && block::can_block(ctx) => {
             block::wait(ctx, req.stream, timeout)
