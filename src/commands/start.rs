@@ -1,15 +1,14 @@
 //! XPROCESS.START: let the server run a group's definition by itself.
 
+use super::{defined, GROUP, KEY, STREAM_KEY_SPEC};
 use crate::processor;
 use crate::redis::call::Redis;
-use crate::redis::command::{entry_point, key, Arg, ArgKind, Begin, Command, Docs, KeySpec};
+use crate::redis::command::{entry_point, Arg, ArgKind, Command, Docs};
 use crate::redis::reply;
-use crate::run::check_write_permission;
 use crate::store::definition;
 use redis_module::Context;
 use xprocess_core::definition::{Processor, DEFAULT_PROCESSOR_COUNT};
 use xprocess_core::errors::{self, ReplyError};
-use xprocess_core::key_name::derived_dedupe_key;
 use xprocess_core::numbers::parse_i64;
 
 entry_point!(entry, start);
@@ -33,8 +32,8 @@ pub const COMMAND: Command = Command {
         since: c"0.3.0",
         key_specs: &STREAM_KEY_SPEC,
         args: &[
-            Arg::new(c"key", ArgKind::Key).key(0),
-            Arg::new(c"group", ArgKind::String),
+            KEY,
+            GROUP,
             Arg::new(c"consumer", ArgKind::String)
                 .token(c"CONSUMER")
                 .optional(),
@@ -46,23 +45,13 @@ pub const COMMAND: Command = Command {
     },
 };
 
-/// The key spec of the processor commands: the stream, in whose slot the
-/// definition lives.
-pub const STREAM_KEY_SPEC: [KeySpec; 1] = [KeySpec {
-    notes: c"the stream (its group's definition is kept in its slot)",
-    flags: key::RW | key::UPDATE,
-    begin: Begin::Index(1),
-    unknown: false,
-}];
-
 /// XPROCESS.START key group [CONSUMER consumer] [COUNT count] [CLAIM min-idle-ms]
 pub fn start(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     let [_, stream, group, options @ ..] = argv else {
         return Err(errors::SYNTAX.into());
     };
     let settings = parse(options)?;
-    check_write_permission(ctx, &derived_dedupe_key(stream, group)?)?;
-    let mut defined = definition::load(ctx, stream, group)?.ok_or(errors::NOT_DEFINED)?;
+    let mut defined = defined(ctx, stream, group)?;
     // The group must exist, as for a call (XPENDING with count 0 says so).
     let args: [&[u8]; 5] = [stream, group, b"-", b"+", b"0"];
     Redis::new(ctx).read("XPENDING", &args)?;

@@ -1,13 +1,11 @@
 //! XPROCESS.STOP: stop a group's standing processor (its settings stay).
 
-use crate::commands::start::STREAM_KEY_SPEC;
-use crate::redis::command::{entry_point, Arg, ArgKind, Command, Docs};
+use super::{defined, GROUP, KEY, STREAM_KEY_SPEC};
+use crate::redis::command::{entry_point, Command, Docs};
 use crate::redis::reply;
-use crate::run::check_write_permission;
 use crate::store::definition;
 use redis_module::Context;
 use xprocess_core::errors::{self, ReplyError};
-use xprocess_core::key_name::derived_dedupe_key;
 
 entry_point!(entry, stop);
 
@@ -22,10 +20,7 @@ pub const COMMAND: Command = Command {
         complexity: c"O(1)",
         since: c"0.3.0",
         key_specs: &STREAM_KEY_SPEC,
-        args: &[
-            Arg::new(c"key", ArgKind::Key).key(0),
-            Arg::new(c"group", ArgKind::String),
-        ],
+        args: &[KEY, GROUP],
     },
 };
 
@@ -34,8 +29,7 @@ pub fn stop(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
     let [_, stream, group] = argv else {
         return Err(errors::SYNTAX.into());
     };
-    check_write_permission(ctx, &derived_dedupe_key(stream, group)?)?;
-    let mut defined = definition::load(ctx, stream, group)?.ok_or(errors::NOT_DEFINED)?;
+    let mut defined = defined(ctx, stream, group)?;
     let running = defined.processor.as_mut().filter(|p| p.running);
     let Some(processor) = running else {
         reply::integer(ctx, 0);
