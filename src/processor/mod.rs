@@ -136,15 +136,16 @@ fn step(ctx: &Context, name: &Name, until: Instant) -> bool {
             return true;
         }
         first = false;
+        let count = count.max(1);
         let started = Instant::now();
-        match batch::run(&redis, &name.stream, &name.group, processor, count.max(1)) {
+        match batch::run(&redis, &name.stream, &name.group, processor, count) {
             Err(e) => {
                 failed(ctx, name, &definition, e);
                 return false;
             }
             Ok(done) => {
                 ran(name, &done, started.elapsed());
-                if done.taken < count.max(1) || done.failed == done.taken {
+                if done.taken < count || done.failed == done.taken {
                     return false;
                 }
             }
@@ -158,7 +159,7 @@ fn step(ctx: &Context, name: &Name, until: Instant) -> bool {
 /// As many entries as fit the time left, by what one took lately (up to
 /// COUNT; 0 when none fits).
 fn batch_size(name: &Name, processor: &Processor, until: Instant) -> u64 {
-    let entry_ns = processors::get(name).map_or(0, |k| k.entry_ns);
+    let entry_ns = processors::entry_ns(name);
     let left = until.saturating_duration_since(Instant::now()).as_nanos() as u64;
     let fits = match entry_ns {
         0 => SMALLEST_BATCH,

@@ -107,6 +107,17 @@ pub fn update(name: &Name, f: impl FnOnce(&mut Known)) {
     });
 }
 
+/// What one entry of `name`'s batches took lately (0: not known).
+pub fn entry_ns(name: &Name) -> u64 {
+    KNOWN.with(|known| {
+        let known = known.borrow();
+        known
+            .iter()
+            .find(|k| k.name == *name)
+            .map_or(0, |k| k.entry_ns)
+    })
+}
+
 pub fn get(name: &Name) -> Option<Known> {
     KNOWN.with(|known| known.borrow().iter().find(|k| k.name == *name).cloned())
 }
