@@ -65,7 +65,12 @@ pub fn patch(ctx: &Context, argv: &[&[u8]]) -> Result<(), ReplyError> {
             parsed.stream,
         ));
     }
-    let old = index.definition.clone();
+    // Only a definition change needs the old one (to follow its processor).
+    let old = parsed
+        .change
+        .definition
+        .as_ref()
+        .and_then(|_| index.definition.clone());
     if let Err(why) = patch::apply(index, &parsed.change) {
         ctx.log_warning(&format!("xprocess: XPROCESS.PATCH refused: {why}"));
         return Err(ReplyError::err(format!(
