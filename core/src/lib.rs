@@ -17,6 +17,7 @@ pub mod definition;
 pub mod entry;
 pub mod errors;
 pub mod fast_map;
+pub mod group_read;
 pub mod id;
 pub mod index;
 pub mod key_name;

@@ -35,6 +35,11 @@ pub trait Backend: State {
     fn dead_letter(&mut self, key: &[u8], poison: &Poison) -> Result<(), ReplyError>;
     /// Acknowledge `ids` in the group.
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError>;
+    /// Entries `ids` failed: each must stay (or now be) pending for the
+    /// consumer (a reader that kept an entry out of the PEL puts it there).
+    fn leave_pending(&mut self, _ids: &[StreamId]) -> Result<(), ReplyError> {
+        Ok(())
+    }
     /// Report a broken invariant (a write failing after validation).
     fn warn(&mut self, message: &str);
     /// Write whatever `apply` deferred (before the records and the XACK).
@@ -102,14 +107,16 @@ pub fn process<B: Backend, D: DedupeStore>(
         forbidden: &forbidden,
     };
     let mut acks = Vec::with_capacity(ids.len());
+    let mut failed = Vec::new();
     let outcomes = ids
         .iter()
         .enumerate()
         .map(|(n, &id)| {
             backend.entries_after(ids.len() - n - 1);
             let outcome = process_one(req, id, keys.as_ref(), backend, store, &rules);
-            if !matches!(outcome, Outcome::Failed(_)) {
-                acks.push(id);
+            match outcome {
+                Outcome::Failed(_) => failed.push(id),
+                _ => acks.push(id),
             }
             outcome
         })
@@ -121,6 +128,11 @@ pub fn process<B: Backend, D: DedupeStore>(
     if !acks.is_empty() {
         if let Err(e) = backend.ack(&acks) {
             backend.warn(&format!("XACK failed: {e}"));
+        }
+    }
+    if !failed.is_empty() {
+        if let Err(e) = backend.leave_pending(&failed) {
+            backend.warn(&format!("leaving failed entries pending failed: {e}"));
         }
     }
     outcomes

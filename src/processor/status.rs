@@ -2,8 +2,9 @@
 
 use crate::redis::call::Redis;
 use crate::redis::reply::Value as Field;
+use crate::server::group::info;
 use crate::stats::processors::{self, Name};
-use redis_module::{CallReply, Context};
+use redis_module::Context;
 use xprocess_core::definition::Definition;
 
 /// What XPROCESS.INFO and XPROCESS.LIST say of a definition and its
@@ -50,69 +51,6 @@ pub fn fields(ctx: &Context, db: i32, stream: &[u8], d: &Definition) -> Vec<(&'s
 /// server cannot tell how many were not delivered (entries deleted between
 /// the group's position and the end).
 pub fn lag(redis: &Redis, stream: &[u8], group: &[u8]) -> Option<u64> {
-    let CallReply::Array(groups) = redis.read("XINFO", &[b"GROUPS", stream]).ok()? else {
-        return None;
-    };
-    for info in groups.iter().flatten() {
-        let fields = pairs(&info);
-        let field = |name: &[u8]| fields.iter().find(|(f, _)| f == name).map(|(_, v)| v);
-        if field(b"name").and_then(|v| v.as_bytes()) != Some(group) {
-            continue;
-        }
-        let number = |name: &[u8]| field(name).and_then(|v| v.as_u64());
-        return Some(number(b"lag")? + number(b"pending")?);
-    }
-    None
-}
-
-/// A field of XINFO's reply: a name and a string or a number.
-enum Value {
-    Bytes(Vec<u8>),
-    Number(u64),
-    Other,
-}
-
-impl Value {
-    fn as_bytes(&self) -> Option<&[u8]> {
-        match self {
-            Value::Bytes(b) => Some(b),
-            _ => None,
-        }
-    }
-
-    fn as_u64(&self) -> Option<u64> {
-        match self {
-            Value::Number(n) => Some(*n),
-            _ => None,
-        }
-    }
-}
-
-/// A group's fields: a flat array (RESP2) or a map (RESP3).
-fn pairs(reply: &CallReply) -> Vec<(Vec<u8>, Value)> {
-    let value = |v: &CallReply| match v {
-        CallReply::String(s) => Value::Bytes(s.as_bytes().to_vec()),
-        CallReply::I64(n) => u64::try_from(n.to_i64()).map_or(Value::Other, Value::Number),
-        _ => Value::Other,
-    };
-    let mut out = Vec::new();
-    match reply {
-        CallReply::Array(items) => {
-            let items: Vec<_> = items.iter().flatten().collect();
-            for pair in items.chunks(2) {
-                if let [CallReply::String(f), v] = pair {
-                    out.push((f.as_bytes().to_vec(), value(v)));
-                }
-            }
-        }
-        CallReply::Map(map) => {
-            for (f, v) in map.iter() {
-                if let (Ok(CallReply::String(f)), Ok(v)) = (f, v) {
-                    out.push((f.as_bytes().to_vec(), value(&v)));
-                }
-            }
-        }
-        _ => {}
-    }
-    out
+    let info = info::group(redis, stream, group)?;
+    Some(info.lag? + info.position.pending)
 }

@@ -157,10 +157,23 @@ impl Redis<'_> {
         lead: &[&[u8]],
         ids: &[StreamId],
     ) -> Result<CallReply<'static>, ReplyError> {
+        self.with_ids_then(write, cmd, lead, ids, &[])
+    }
+
+    /// `cmd lead... id... tail...`, as `with_ids`.
+    pub fn with_ids_then(
+        &self,
+        write: bool,
+        cmd: &str,
+        lead: &[&[u8]],
+        ids: &[StreamId],
+        tail: &[&[u8]],
+    ) -> Result<CallReply<'static>, ReplyError> {
         let texts: Vec<IdText> = ids.iter().map(|id| id.text()).collect();
-        let mut args: Vec<&[u8]> = Vec::with_capacity(lead.len() + ids.len());
+        let mut args: Vec<&[u8]> = Vec::with_capacity(lead.len() + ids.len() + tail.len());
         args.extend_from_slice(lead);
         args.extend(texts.iter().map(IdText::as_bytes));
+        args.extend_from_slice(tail);
         match write {
             true => self.write(cmd, &args),
             false => self.read(cmd, &args),

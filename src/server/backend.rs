@@ -32,6 +32,15 @@ use xprocess_core::state::{KeyKind, State, StringHead};
 const READ_AHEAD: usize = 256;
 const READ_AHEAD_BYTES: usize = 256 * 1024;
 
+/// An entry READ took for the consumer.
+struct Took {
+    /// A claimed entry's fields (new ones are in the entry cache).
+    fields: Option<Fields>,
+    /// Pending for the consumer now; a new entry READ kept out of the PEL
+    /// is not (see `group::fresh`), and counts one delivery.
+    in_pel: bool,
+}
+
 /// The server, as seen by one XPROCESS call.
 pub struct RedisBackend<'r, 'c> {
     redis: &'r Redis<'c>,
@@ -45,9 +54,8 @@ pub struct RedisBackend<'r, 'c> {
     hash_writes: HashWrites,
     /// Hash field values read so far (see `hash::reads`).
     hash_reads: RefCell<HashReads>,
-    /// The entries READ took, pending for the consumer now; the fields of
-    /// claimed ones (new ones are in the entry cache).
-    taken: FastMap<StreamId, Option<Fields>>,
+    /// The entries READ took for the consumer.
+    taken: FastMap<StreamId, Took>,
     consumer: &'r [u8],
     /// The call's highest ID: entries past it are never read ahead.
     last: StreamId,
@@ -99,6 +107,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         stats::update(|s| {
             s.read_claimed += taken.claimed.len() as u64;
             s.read_new += taken.new.len() as u64;
+            s.read_outside_pel += taken.outside_pel as u64;
         });
         let ids: Vec<StreamId> = taken
             .claimed
@@ -106,14 +115,38 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
             .chain(&taken.new)
             .map(|e| e.0)
             .collect();
-        self.taken
-            .extend(taken.new.iter().map(|(id, _)| (*id, None)));
+        let new = taken.new.iter().enumerate().map(|(n, (id, _))| {
+            let in_pel = n >= taken.outside_pel;
+            (
+                *id,
+                Took {
+                    fields: None,
+                    in_pel,
+                },
+            )
+        });
+        self.taken.extend(new);
         if let Some(&(first, _)) = taken.new.first() {
             entry_cache::store(self.db, self.stream, None, first, taken.new);
         }
-        self.taken
-            .extend(taken.claimed.into_iter().map(|(id, f)| (id, Some(f))));
+        let claimed = taken.claimed.into_iter().map(|(id, fields)| {
+            let fields = Some(fields);
+            (
+                id,
+                Took {
+                    fields,
+                    in_pel: true,
+                },
+            )
+        });
+        self.taken.extend(claimed);
         ids
+    }
+
+    /// Whether entry `id` is in the PEL, as far as this call knows (an
+    /// entry READ did not take is).
+    fn in_pel(&self, id: StreamId) -> bool {
+        self.taken.get(&id).is_none_or(|t| t.in_pel)
     }
 
     /// Entry `id`'s row of the group's PEL: its consumer and delivery
@@ -307,7 +340,7 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn read_entry(&mut self, id: StreamId, count_from: Option<StreamId>) -> Option<Fields> {
-        if let Some(Some(fields)) = self.taken.get_mut(&id).map(Option::take) {
+        if let Some(fields) = self.taken.get_mut(&id).and_then(|t| t.fields.take()) {
             return Some(fields);
         }
         match entry_cache::take(self.db, self.stream, id) {
@@ -357,6 +390,9 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn deliveries(&mut self, id: StreamId) -> Result<u64, ReplyError> {
+        if !self.in_pel(id) {
+            return Ok(1); // read by this call, outside the PEL
+        }
         Ok(self.pending(id)?.map_or(0, |(_, deliveries)| deliveries))
     }
 
@@ -382,7 +418,36 @@ impl Backend for RedisBackend<'_, '_> {
     }
 
     fn ack(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {
-        self.redis.ack(self.stream, self.group, ids)
+        if self.taken.values().all(|t| t.in_pel) {
+            return self.redis.ack(self.stream, self.group, ids);
+        }
+        let pending: Vec<StreamId> = ids.iter().copied().filter(|id| self.in_pel(*id)).collect();
+        match pending.is_empty() {
+            true => Ok(()),
+            false => self.redis.ack(self.stream, self.group, &pending),
+        }
+    }
+
+    fn leave_pending(&mut self, ids: &[StreamId]) -> Result<(), ReplyError> {
+        let outside: Vec<StreamId> = ids.iter().copied().filter(|id| !self.in_pel(*id)).collect();
+        if outside.is_empty() {
+            return Ok(());
+        }
+        // As XREADGROUP would have left them: pending for the consumer,
+        // delivered once, now (an explicit time, for replicas and the AOF).
+        let now = clock::now_ms().to_string();
+        let lead: [&[u8]; 4] = [self.stream, self.group, self.consumer, b"0"];
+        let tail: [&[u8]; 6] = [
+            b"TIME",
+            now.as_bytes(),
+            b"RETRYCOUNT",
+            b"1",
+            b"FORCE",
+            b"JUSTID",
+        ];
+        self.redis
+            .with_ids_then(true, "XCLAIM", &lead, &outside, &tail)
+            .map(drop)
     }
 
     fn warn(&mut self, message: &str) {

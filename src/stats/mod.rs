@@ -32,6 +32,8 @@ pub struct Stats {
     /// Entries READ took: new ones, and idle ones claimed (CLAIM).
     pub read_new: u64,
     pub read_claimed: u64,
+    /// New entries READ kept out of the PEL (read straight from the stream).
+    pub read_outside_pel: u64,
     /// READ calls that blocked (BLOCK), and those waiting now.
     pub blocked: u64,
     pub blocked_clients: u64,

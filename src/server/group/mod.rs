@@ -1,8 +1,12 @@
 //! READ's group side: take entries for the consumer as XAUTOCLAIM and
 //! `XREADGROUP ... >` do, by running them (replicated, so replicas and the
 //! AOF get their deterministic XCLAIM / XGROUP SETID forms inside the call's
-//! MULTI/EXEC). Their replies carry the entries' fields, so a READ never
-//! reads an entry twice.
+//! MULTI/EXEC), or, for new entries, straight from the stream (`fresh`).
+//! Their replies carry the entries' fields, so a READ never reads an entry
+//! twice.
+
+pub mod fresh;
+pub mod info;
 
 use crate::config;
 use crate::redis::call::Redis;
@@ -19,6 +23,8 @@ use xprocess_core::request::{Read, Request, DEFAULT_READ_COUNT};
 pub struct Taken {
     pub claimed: Vec<(StreamId, Fields)>,
     pub new: Vec<(StreamId, Fields)>,
+    /// How many of the first new entries are outside the PEL (`fresh`).
+    pub outside_pel: usize,
 }
 
 /// How many entries a READ takes at most.
@@ -54,27 +60,45 @@ pub fn take(redis: &Redis, req: &Request, read: &Read) -> Result<Taken, ReplyErr
     }
     let want = count - taken.claimed.len();
     if want > 0 {
-        let n = want.to_string();
-        let args: [&[u8]; 8] = [
-            b"GROUP",
-            req.group,
-            consumer,
-            b"COUNT",
-            n.as_bytes(),
-            b"STREAMS",
-            req.stream,
-            b">",
-        ];
-        // [[stream, [entry, ...]]], or null when there is nothing new.
-        if let CallReply::Array(streams) = redis.write("XREADGROUP", &args)? {
-            if let Some(Ok(CallReply::Array(stream))) = streams.get(0) {
-                if let Some(Ok(entries)) = stream.get(1) {
-                    entries_into(&entries, &mut taken.new);
-                }
+        let names = (req.stream, req.group, consumer);
+        match fresh::take(redis, names, want)? {
+            Some(fresh) => {
+                taken.outside_pel = fresh.entries.len().saturating_sub(1);
+                taken.new = fresh.entries;
             }
+            None => read_new(redis, names, want, &mut taken.new)?,
         }
     }
     Ok(taken)
+}
+
+/// `XREADGROUP GROUP group consumer COUNT want STREAMS stream >` into `out`.
+fn read_new(
+    redis: &Redis,
+    (stream, group, consumer): (&[u8], &[u8], &[u8]),
+    want: usize,
+    out: &mut Vec<(StreamId, Fields)>,
+) -> Result<(), ReplyError> {
+    let n = want.to_string();
+    let args: [&[u8]; 8] = [
+        b"GROUP",
+        group,
+        consumer,
+        b"COUNT",
+        n.as_bytes(),
+        b"STREAMS",
+        stream,
+        b">",
+    ];
+    // [[stream, [entry, ...]]], or null when there is nothing new.
+    if let CallReply::Array(streams) = redis.write("XREADGROUP", &args)? {
+        if let Some(Ok(CallReply::Array(stream))) = streams.get(0) {
+            if let Some(Ok(entries)) = stream.get(1) {
+                entries_into(&entries, out);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `[[id, [field, value, ...]], ...]` into `out`.
