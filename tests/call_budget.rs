@@ -159,20 +159,23 @@ fn one_id_per_call_seeks_once() {
     assert_eq!(flags, [true, false, true]);
 }
 
-/// READ: XREADGROUP + XACK per call, XAUTOCLAIM on top with CLAIM; no
-/// XPENDING per entry (the entries were just taken for the consumer), no
-/// stream read (XREADGROUP's reply carries the fields), and no stream walk
-/// per entry to record it.
+/// READ: per call, XINFO GROUPS and XINFO STREAM (where the group is, how
+/// to count), XGROUP SETID past all new entries but the last, XREADGROUP
+/// COUNT 1 for the last, and one XACK; XAUTOCLAIM on top with CLAIM. No
+/// XPENDING per entry (the entries were just taken for the consumer), one
+/// read of the stream for all entries, no stream walk per entry to record
+/// it, and all but one new entry kept out of the PEL.
 #[test]
-fn read_makes_two_redis_calls_per_call_and_none_per_entry() {
+fn read_makes_five_redis_calls_per_call_and_none_per_entry() {
     let srv = Server::start();
     let mut con = srv.conn();
     q::<String>(&mut con, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
     let read = |con: &mut Connection, claim: bool| {
-        let (calls, misses, scans) = (
+        let (calls, misses, scans, outside) = (
             counter(con, "redis_calls"),
             counter(con, "entry_cache_misses"),
             counter(con, "gap_scans"),
+            counter(con, "read_outside_pel"),
         );
         let mut args = vec![
             "s", "g", "CONSUMER", "c", "HINCRBY", "totals", "$user", "$amount",
@@ -189,6 +192,7 @@ fn read_makes_two_redis_calls_per_call_and_none_per_entry() {
             counter(con, "redis_calls") - calls,
             counter(con, "entry_cache_misses") - misses,
             counter(con, "gap_scans") - scans,
+            counter(con, "read_outside_pel") - outside,
         )
     };
     read(&mut con, false); // nothing to take yet
@@ -196,9 +200,10 @@ fn read_makes_two_redis_calls_per_call_and_none_per_entry() {
         for _ in 0..100 {
             xadd_id(&mut con, "s", "*", &[("user", "u"), ("amount", "1")]);
         }
-        let (taken, calls, misses, scans) = read(&mut con, claim);
+        let (taken, calls, misses, scans, outside) = read(&mut con, claim);
         assert_eq!(taken, 100);
-        assert_eq!(calls, 2 + u64::from(claim), "CLAIM: {claim}");
+        assert_eq!(calls, 5 + u64::from(claim), "CLAIM: {claim}");
+        assert_eq!(outside, 99);
         assert_eq!(misses, 0);
         // The entries read are a window of the stream: the index learns
         // from it that nothing lies between them (at most the gap before
