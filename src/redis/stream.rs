@@ -10,6 +10,8 @@ use xprocess_core::id::StreamId;
 pub struct Cursor {
     key: *mut raw::RedisModuleKey,
     running: bool,
+    /// Fields of the entry `next_id` returned last.
+    fields: usize,
 }
 
 impl Cursor {
@@ -23,6 +25,7 @@ impl Cursor {
         (!key.is_null()).then_some(Cursor {
             key,
             running: false,
+            fields: 0,
         })
     }
 
@@ -52,6 +55,7 @@ impl Cursor {
         let status = unsafe {
             raw::RedisModule_StreamIteratorNextID.unwrap()(self.key, &mut id, &mut numfields)
         };
+        self.fields = usize::try_from(numfields).unwrap_or(0);
         (status == raw::REDISMODULE_OK as i32).then_some(StreamId {
             ms: id.ms,
             seq: id.seq,
@@ -76,7 +80,7 @@ impl Cursor {
 
     /// The field/value pairs of the entry `next_id` just returned.
     pub fn fields(&mut self) -> Fields {
-        let mut fields = Vec::new();
+        let mut fields = Vec::with_capacity(self.fields.min(1024));
         while let Some((field, value)) = self.next_field() {
             fields.push((field.as_slice().to_vec(), value.as_slice().to_vec()));
         }

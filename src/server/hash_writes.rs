@@ -13,35 +13,48 @@ use xprocess_core::fast_map::FastMap;
 /// One key's pending fields.
 pub type KeyWrites = (Vec<u8>, Vec<(Vec<u8>, Pending)>);
 
+/// A call's effects write few hashes (often one) and many fields of each:
+/// keys are found by comparing names, fields by hashing.
 #[derive(Default)]
 pub struct HashWrites {
-    /// key -> field -> pending write
-    keys: FastMap<Vec<u8>, FastMap<Vec<u8>, Pending>>,
+    /// key, and its field -> pending write
+    keys: Vec<(Vec<u8>, FastMap<Vec<u8>, Pending>)>,
 }
 
 impl HashWrites {
+    fn of(&self, key: &[u8]) -> Option<&FastMap<Vec<u8>, Pending>> {
+        self.keys.iter().find(|(k, _)| k == key).map(|(_, f)| f)
+    }
+
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        self.keys.iter().position(|(k, _)| k == key)
+    }
+
     pub fn get(&self, key: &[u8], field: &[u8]) -> Option<i64> {
-        Some(self.keys.get(key)?.get(field)?.0)
+        Some(self.of(key)?.get(field)?.0)
     }
 
     /// The fields of `key` with pending writes.
     pub fn fields(&self, key: &[u8]) -> impl Iterator<Item = &[u8]> {
-        self.keys
-            .get(key)
+        self.of(key)
             .into_iter()
             .flat_map(|f| f.keys().map(Vec::as_slice))
     }
 
     /// Whether `key` has pending writes (so it is, or will be, a hash).
     pub fn touches(&self, key: &[u8]) -> bool {
-        self.keys.contains_key(key)
+        self.of(key).is_some()
     }
 
     pub fn set(&mut self, key: &[u8], field: &[u8], value: i64) {
-        let fields = match self.keys.get_mut(key) {
-            Some(fields) => fields,
-            None => self.keys.entry(key.to_vec()).or_default(),
+        let at = match self.position(key) {
+            Some(at) => at,
+            None => {
+                self.keys.push((key.to_vec(), FastMap::default()));
+                self.keys.len() - 1
+            }
         };
+        let fields = &mut self.keys[at].1;
         match fields.get_mut(field) {
             Some(slot) => *slot = (value, slot.1 + 1),
             None => {
@@ -52,17 +65,19 @@ impl HashWrites {
 
     /// Remove and return the pending write of one field.
     pub fn take(&mut self, key: &[u8], field: &[u8]) -> Option<Pending> {
-        let fields = self.keys.get_mut(key)?;
+        let at = self.position(key)?;
+        let fields = &mut self.keys[at].1;
         let pending = fields.remove(field);
         if fields.is_empty() {
-            self.keys.remove(key);
+            self.keys.swap_remove(at);
         }
         pending
     }
 
     /// Remove and return the pending writes of one key, fields sorted.
     pub fn take_key(&mut self, key: &[u8]) -> Option<Vec<(Vec<u8>, Pending)>> {
-        let mut fields: Vec<_> = self.keys.remove(key)?.into_iter().collect();
+        let at = self.position(key)?;
+        let mut fields: Vec<_> = self.keys.swap_remove(at).1.into_iter().collect();
         fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Some(fields)
     }
@@ -72,7 +87,7 @@ impl HashWrites {
     pub fn drain_by_key(&mut self) -> Vec<KeyWrites> {
         let mut out: Vec<_> = self
             .keys
-            .drain()
+            .drain(..)
             .map(|(key, fields)| {
                 let mut fields: Vec<_> = fields.into_iter().collect();
                 fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
