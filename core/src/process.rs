@@ -16,11 +16,12 @@ use crate::plan::{plan_entry, KeyRules, Op};
 use crate::request::{BusinessKey, DeadLetter, Request};
 use crate::state::{KeyKind, State};
 use crate::store::DedupeStore;
+use std::borrow::Cow;
 
 /// What the command needs from the server, beyond the planning view.
 pub trait Backend: State {
     /// The consumer that entry `id` is pending for, `None` if not pending.
-    fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError>;
+    fn pending_owner(&mut self, id: StreamId) -> Result<Option<Cow<'_, [u8]>>, ReplyError>;
     /// The field/value pairs of entry `id`, `None` if it is not in the stream.
     /// The dedupe store will then count the entries from `count_from` to
     /// `id` (see `DedupeStore::recorded_below`): a reader may count them in
@@ -164,19 +165,34 @@ fn process_one<B: Backend, D: DedupeStore>(
         let error = ReplyError::entry_not_found(id_text);
         return dead_letter_or_fail(req, id, error, None, backend, store);
     };
-    let fields: Vec<(&[u8], &[u8])> = owned
-        .iter()
-        .map(|(f, v)| (f.as_slice(), v.as_slice()))
-        .collect();
+    // Entries rarely have more than a few fields: those need no allocation.
+    let mut inline: [(&[u8], &[u8]); INLINE_FIELDS] = [(&[], &[]); INLINE_FIELDS];
+    let many: Vec<(&[u8], &[u8])>;
+    let pairs = owned.iter().map(|(f, v)| (f.as_slice(), v.as_slice()));
+    let fields: &[(&[u8], &[u8])] = match owned.len() <= INLINE_FIELDS {
+        true => {
+            for (slot, pair) in inline.iter_mut().zip(pairs) {
+                *slot = pair;
+            }
+            &inline[..owned.len()]
+        }
+        false => {
+            many = pairs.collect();
+            &many
+        }
+    };
     let entry = Entry {
         id: id_text,
-        fields: &fields,
+        fields,
     };
     match apply_entry(req, &entry, id, keys, backend, store, rules) {
         Ok(outcome) => outcome,
         Err(e) => dead_letter_or_fail(req, id, e, Some(&owned), backend, store),
     }
 }
+
+/// Fields of an entry viewed without allocating.
+const INLINE_FIELDS: usize = 8;
 
 /// CONSUMER fencing: the entry must be pending for this consumer.
 fn check_owner<B: Backend>(
@@ -340,8 +356,8 @@ mod tests {
     }
 
     impl Backend for Mem {
-        fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
-            Ok(self.pel.get(&id).cloned())
+        fn pending_owner(&mut self, id: StreamId) -> Result<Option<Cow<'_, [u8]>>, ReplyError> {
+            Ok(self.pel.get(&id).map(|o| Cow::Borrowed(o.as_slice())))
         }
         fn read_entry(&mut self, id: StreamId, _: Option<StreamId>) -> Option<Fields> {
             self.entries.get(&id).cloned()
@@ -433,6 +449,30 @@ mod tests {
         assert_eq!(again[..2], [Outcome::Duplicate, Outcome::Duplicate]);
         assert_eq!(total(&m), 3, "a retried call changes no effect");
         assert_eq!(store.committed.len(), 2);
+    }
+
+    #[test]
+    fn entries_with_many_fields_are_templated_as_those_with_few() {
+        let (mut m, mut store) = (mem(), MemoryStore::default());
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = (0..12)
+            .map(|n| (format!("f{n}").into_bytes(), n.to_string().into_bytes()))
+            .collect();
+        fields.push((b"cust".to_vec(), b"c".to_vec()));
+        m.entries.insert(id(5), fields);
+        m.pel.insert(id(5), b"alice".to_vec());
+        let out = run(
+            "XPROCESS s g HINCRBY t $cust $f11 IDS 2 5 1",
+            &mut m,
+            &mut store,
+        );
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Applied,
+                Outcome::Failed(ReplyError::err("ERR entry 1-0 has no field 'f11'"))
+            ]
+        );
+        assert_eq!(total(&m), 11);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::stats;
 use crate::stream::entry_cache::{self, Lookup};
 use crate::stream::reader;
 use redis_module::CallReply;
+use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;
@@ -332,11 +333,11 @@ impl State for RedisBackend<'_, '_> {
 }
 
 impl Backend for RedisBackend<'_, '_> {
-    fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
+    fn pending_owner(&mut self, id: StreamId) -> Result<Option<Cow<'_, [u8]>>, ReplyError> {
         if self.taken.contains_key(&id) {
-            return Ok(Some(self.consumer.to_vec())); // READ took it for us
+            return Ok(Some(Cow::Borrowed(self.consumer))); // READ took it for us
         }
-        Ok(self.pending(id)?.map(|(owner, _)| owner))
+        Ok(self.pending(id)?.map(|(owner, _)| Cow::Owned(owner)))
     }
 
     fn read_entry(&mut self, id: StreamId, count_from: Option<StreamId>) -> Option<Fields> {
