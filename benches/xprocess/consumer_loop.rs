@@ -9,6 +9,8 @@
 //! - IDS: XREADGROUP COUNT 100, then one `XPROCESS ... IDS 100 id...`;
 //! - READ: `XPROCESS ... CONSUMER c ... READ COUNT 100` until it replies an
 //!   empty array;
+//! - READ with `REPLY COUNTS`: the same, the reply how many entries had each
+//!   outcome instead of a pair per entry (still the empty array at the end);
 //! - at-least-once floor: XREADGROUP COUNT 100, then XACK of those IDs (no
 //!   effect, no dedupe);
 //! - standing processor: the group's effect defined (`XPROCESS.DEFINE`,
@@ -38,11 +40,19 @@ pub enum Loop {
     Lua,
     Ids,
     Read,
+    ReadCounts,
     Ack,
     Standing,
 }
 
-pub const ALL: [Loop; 5] = [Loop::Lua, Loop::Ids, Loop::Read, Loop::Ack, Loop::Standing];
+pub const ALL: [Loop; 6] = [
+    Loop::Lua,
+    Loop::Ids,
+    Loop::Read,
+    Loop::ReadCounts,
+    Loop::Ack,
+    Loop::Standing,
+];
 
 impl Loop {
     pub fn name(self) -> &'static str {
@@ -50,6 +60,7 @@ impl Loop {
             Loop::Lua => "XREADGROUP COUNT 100 + EVALSHA per entry (Lua script, pipelined)",
             Loop::Ids => "XREADGROUP COUNT 100 + XPROCESS ... IDS 100 id...",
             Loop::Read => "XPROCESS ... READ COUNT 100",
+            Loop::ReadCounts => "XPROCESS ... READ COUNT 100 REPLY COUNTS",
             Loop::Ack => "XREADGROUP COUNT 100 + XACK 100 IDs (at-least-once floor)",
             Loop::Standing => "XPROCESS.START COUNT 100 (standing processor, no worker)",
         }
@@ -61,6 +72,7 @@ impl Loop {
             Loop::Lua => "loop-lua",
             Loop::Ids => "loop-ids",
             Loop::Read => "loop-read",
+            Loop::ReadCounts => "loop-read-counts",
             Loop::Ack => "loop-ack",
             Loop::Standing => "loop-standing",
         }
@@ -72,7 +84,7 @@ impl Loop {
         match self {
             Loop::Lua => &["xreadgroup", "evalsha"],
             Loop::Ids => &["xreadgroup", "xprocess"],
-            Loop::Read => &["xprocess"],
+            Loop::Read | Loop::ReadCounts => &["xprocess"],
             Loop::Ack => &["xreadgroup", "xack"],
             // The batches are XPROCESS calls the server makes itself.
             Loop::Standing => &["xprocess.start", "xprocess", "xinfo"],
@@ -191,8 +203,8 @@ fn run(conn: &mut Conn, who: Loop, entries: &[Entry], sha: &str) -> u64 {
     let count = COUNT.to_string();
     let mut take = Vec::new();
     match who {
-        Loop::Read => {
-            let args = [
+        Loop::Read | Loop::ReadCounts => {
+            let mut args = vec![
                 "XPROCESS",
                 STREAM,
                 GROUP,
@@ -206,7 +218,11 @@ fn run(conn: &mut Conn, who: Loop, entries: &[Entry], sha: &str) -> u64 {
                 "COUNT",
                 &count,
             ];
-            encode(&mut take, &args.map(str::as_bytes));
+            if who == Loop::ReadCounts {
+                args.extend(["REPLY", "COUNTS"]);
+            }
+            let args: Vec<&[u8]> = args.into_iter().map(str::as_bytes).collect();
+            encode(&mut take, &args);
         }
         _ => {
             let args = [
@@ -232,6 +248,7 @@ fn run(conn: &mut Conn, who: Loop, entries: &[Entry], sha: &str) -> u64 {
         then.clear();
         let got = conn.reply(|r| match who {
             Loop::Read => check_read(r, &entries[done..]),
+            Loop::ReadCounts => check_counts(r, entries.len() - done),
             _ => {
                 let ids = stream_ids(r, &entries[done..]);
                 encode_then(who, &mut then, &ids, sha);
@@ -241,7 +258,7 @@ fn run(conn: &mut Conn, who: Loop, entries: &[Entry], sha: &str) -> u64 {
         if got == 0 {
             break;
         }
-        if who != Loop::Read {
+        if !matches!(who, Loop::Read | Loop::ReadCounts) {
             conn.send(&then);
             trips += 1;
             check_then(conn, who, got);
@@ -288,6 +305,36 @@ fn check_read(reply: &Resp<'_>, expected: &[Entry]) -> usize {
     pairs.len()
 }
 
+/// A `READ ... REPLY COUNTS` reply when `left` entries are still new: the
+/// empty array when none are, else every entry taken (the next
+/// `min(COUNT, left)`, as nothing else reads the group) applied, none a
+/// duplicate, dead-lettered or failed; the number applied.
+pub fn check_counts(reply: &Resp<'_>, left: usize) -> usize {
+    let fields = reply.items();
+    if fields.is_empty() {
+        assert_eq!(left, 0, "READ REPLY COUNTS: empty with {left} entries left");
+        return 0;
+    }
+    let field = |name: &str| {
+        let at = fields.chunks(2).find(|kv| kv[0].text() == name.as_bytes());
+        &at.unwrap_or_else(|| panic!("READ REPLY COUNTS: no {name} in {reply:?}"))[1]
+    };
+    let count = |name: &str| match field(name) {
+        Resp::Int(v) => *v as usize,
+        other => panic!("READ REPLY COUNTS: {name} is {other:?}"),
+    };
+    let applied = count("applied");
+    assert_eq!(applied, COUNT.min(left), "READ REPLY COUNTS: applied");
+    for name in ["duplicates", "dead-lettered", "failed"] {
+        assert_eq!(count(name), 0, "READ REPLY COUNTS: {name}");
+    }
+    assert!(
+        field("errors").items().is_empty(),
+        "READ REPLY COUNTS: errors {reply:?}"
+    );
+    applied
+}
+
 /// What the loop sends for the IDs it read.
 fn encode_then(who: Loop, out: &mut Vec<u8>, ids: &[&[u8]], sha: &str) {
     match who {
@@ -321,7 +368,7 @@ fn encode_then(who: Loop, out: &mut Vec<u8>, ids: &[&[u8]], sha: &str) {
             args.extend_from_slice(ids);
             encode(out, &args);
         }
-        Loop::Read | Loop::Standing => unreachable!("no second command"),
+        Loop::Read | Loop::ReadCounts | Loop::Standing => unreachable!("no second command"),
     }
 }
 
@@ -346,7 +393,7 @@ fn check_then(conn: &mut Conn, who: Loop, got: usize) {
                 "{tag}: {r:?}"
             )
         }),
-        Loop::Read | Loop::Standing => unreachable!(),
+        Loop::Read | Loop::ReadCounts | Loop::Standing => unreachable!(),
     }
 }
 
@@ -366,7 +413,7 @@ fn standing(conn: &mut Conn, n: usize) -> u64 {
     ];
     encode(&mut start, &args.map(str::as_bytes));
     conn.send(&start);
-    conn.reply(|r| assert!(matches!(r, Resp::Simple), "XPROCESS.START: {r:?}"));
+    conn.reply(|r| assert!(matches!(r, Resp::Simple(_)), "XPROCESS.START: {r:?}"));
     let mut info = Vec::new();
     encode(&mut info, &["XINFO", "GROUPS", STREAM].map(str::as_bytes));
     let mut trips = 1;

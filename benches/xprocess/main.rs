@@ -26,7 +26,8 @@
 //! see memory.rs; 0 skips them, as BENCH_ONLY does unless it names `memory`),
 //! BENCH_LOOP_N (100000: entries of the consumer loops; 0 skips them, as
 //! BENCH_ONLY does unless it names `loop` or a loop's tag: `loop-lua`,
-//! `loop-ids`, `loop-read`, `loop-ack`, `loop-standing`).
+//! `loop-ids`, `loop-read`, `loop-read-counts`, `loop-ack`,
+//! `loop-standing`).
 
 mod consumer_loop;
 mod contenders;
@@ -210,7 +211,7 @@ fn measure_loops(cfg: &Config, module: &Path) -> Vec<LoopResults> {
             let start = Instant::now();
             let s = consumer_loop::measure(module, r.who, cfg.loop_n);
             eprintln!(
-                "round {}/{} {:<12} {:>10.0} entries/s {:>6.2} server-cpu-us/entry {:>6.2} in commands  ({:.1}s)",
+                "round {}/{} {:<16} {:>10.0} entries/s {:>6.2} server-cpu-us/entry {:>6.2} in commands  ({:.1}s)",
                 round + 1,
                 cfg.rounds,
                 r.who.tag(),
@@ -244,6 +245,11 @@ fn loop_section(cfg: &Config, loops: &[LoopResults]) -> String {
          IDs read (the index store, the default).\n\
          - READ loop: `XPROCESS payments billing CONSUMER worker-1 HINCRBY totals $customer \
          $amount READ COUNT {count}` until it replies an empty array.\n\
+         - READ loop, `REPLY COUNTS`: the same call ending in `REPLY COUNTS`: each reply \
+         is the numbers of entries applied, duplicate, dead-lettered and failed (and the \
+         failed ones' errors) instead of an `[id, outcome]` pair per entry; the client \
+         checks that all the entries it took were applied (the next {count}, or what is \
+         left) and stops at the same empty array.\n\
          - At-least-once floor: XREADGROUP COUNT {count}, then one XACK of the IDs read; no \
          effect, no dedupe.\n\n\
          Timed from the first request to the reply that says nothing is left (a null \

@@ -150,8 +150,9 @@ pub fn latencies(port: u16, units: &[(Vec<u8>, u64)]) -> (Vec<Duration>, Summary
 /// One RESP2 value, borrowing its strings from the read buffer.
 #[derive(Debug)]
 pub enum Resp<'a> {
-    /// A status reply (`+OK`); its text is not needed here.
-    Simple,
+    /// A status reply (`+OK`, or a map's field name in RESP2 from some
+    /// commands, e.g. READ ... REPLY COUNTS).
+    Simple(&'a [u8]),
     Error(&'a [u8]),
     Int(i64),
     /// `None`: the null bulk string.
@@ -177,6 +178,14 @@ impl Resp<'_> {
         }
     }
 
+    /// The text of a bulk string or a status reply.
+    pub fn text(&self) -> &[u8] {
+        match self {
+            Resp::Bulk(Some(b)) | Resp::Simple(b) => b,
+            other => other.unexpected("a string"),
+        }
+    }
+
     fn unexpected(&self, wanted: &str) -> ! {
         match self {
             Resp::Error(e) => panic!(
@@ -193,7 +202,7 @@ impl Resp<'_> {
 pub fn parse_value(buf: &[u8]) -> Option<(usize, Resp<'_>)> {
     let (head, after) = line(buf)?;
     match buf[0] {
-        b'+' => Some((after, Resp::Simple)),
+        b'+' => Some((after, Resp::Simple(head))),
         b'-' => Some((after, Resp::Error(head))),
         b':' => Some((after, Resp::Int(int(head)))),
         b'$' => {
