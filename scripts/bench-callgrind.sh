@@ -16,6 +16,7 @@
 #        scripts/bench-callgrind.sh xprocess1,xprocess100,lua
 #        scripts/bench-callgrind.sh effects
 #        scripts/bench-callgrind.sh fcall
+#        scripts/bench-callgrind.sh pipe
 # `effects` measures the effect contenders (benches/xprocess/contenders.rs,
 # EFFECTS): HSET, INCRBY and ZINCRBY each as XPROCESS with 100 IDs per call,
 # as the Lua script and as the bare command, and XPROCESS whose effect never
@@ -27,6 +28,11 @@
 # and 100 IDs per call, the same logic inline in the Lua script, and the
 # bare FCALL. With FCALL_OUT=<file> it writes their table into that file,
 # in a section of its own (before `make tax`'s, or at the end).
+# `pipe` (or pipe-ack, pipe-read, pipe-standing) counts the pipelines of
+# benches/xprocess/pipeline.rs: the phase is the producer's XADDs and the
+# consumer's work at once, so an entry's count includes its XADD (the same
+# in every row), and the consumer's timed-out BLOCK 1 requests or XINFO
+# polls, which depend on how far the slowed server lags the producer.
 # Entries per phase: N (default 5000; callgrind runs about 50x slower).
 # REDIS_SERVER: the server binary itself (default redis-server on PATH);
 # valgrind does not follow the exec of target/servers' wrappers.
@@ -70,7 +76,7 @@ EOF
 chmod +x "$dir/server.sh" "$dir/profile.sh"
 
 cd "$(dirname "$0")/.."
-REDIS_SERVER="$dir/server.sh" BENCH_ONLY="$only" BENCH_ROUNDS=1 BENCH_N="$n" BENCH_LOOP_N="$n" \
+REDIS_SERVER="$dir/server.sh" BENCH_ONLY="$only" BENCH_ROUNDS=1 BENCH_N="$n" BENCH_LOOP_N="$n" BENCH_PIPE_N="$n" \
     BENCH_LATENCY_CALLS=1 BENCH_PROFILE="$dir/profile.sh {pid} {tag} {ready}" \
     cargo bench --bench xprocess >"$dir/bench.out" 2>"$dir/bench.err" ||
     { tail -20 "$dir/bench.err" >&2; exit 1; }

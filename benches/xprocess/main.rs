@@ -27,12 +27,16 @@
 //! BENCH_LOOP_N (100000: entries of the consumer loops; 0 skips them, as
 //! BENCH_ONLY does unless it names `loop` or a loop's tag: `loop-lua`,
 //! `loop-ids`, `loop-read`, `loop-read-counts`, `loop-ack`,
-//! `loop-standing`).
+//! `loop-standing`), BENCH_PIPE_N (BENCH_LOOP_N: entries of the
+//! pipelines, a producer and a consumer at once, see pipeline.rs; 0 skips
+//! them, as BENCH_ONLY does unless it names `pipe` or a pipeline's tag:
+//! `pipe-ack`, `pipe-read`, `pipe-standing`).
 
 mod consumer_loop;
 mod contenders;
 mod machine;
 mod memory;
+mod pipeline;
 mod profile;
 mod report;
 mod run;
@@ -42,7 +46,8 @@ mod workload;
 
 use consumer_loop::Loop;
 use contenders::Contender;
-use report::{LoopResults, Results};
+use pipeline::Pipe;
+use report::{LoopResults, PipeResults, Results};
 use run::Settings;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -53,6 +58,9 @@ struct Config {
     loop_n: usize,
     /// The consumer loops to run (none when loop_n is 0).
     loops: Vec<Loop>,
+    pipe_n: usize,
+    /// The pipelines to run (none when pipe_n is 0).
+    pipes: Vec<Pipe>,
     rounds: usize,
     only: Option<Vec<String>>,
     out: Option<PathBuf>,
@@ -97,10 +105,21 @@ fn config() -> Config {
         })
         .filter(|_| loop_n > 0)
         .collect();
+    let pipe_n = env_num("BENCH_PIPE_N", loop_n);
+    let pipes = pipeline::ALL
+        .into_iter()
+        .filter(|p| match &only {
+            Some(tags) => tags.iter().any(|t| t == "pipe" || t == p.tag()),
+            None => true,
+        })
+        .filter(|_| pipe_n > 0)
+        .collect();
     Config {
         memory_n,
         loop_n,
         loops,
+        pipe_n,
+        pipes,
         settings: Settings {
             n: env_num("BENCH_N", 100_000).max(1),
             latency_calls: env_num("BENCH_LATENCY_CALLS", 2_000).max(1),
@@ -159,7 +178,7 @@ fn contenders(cfg: &Config) -> Vec<Contender> {
         .chain(contenders::FCALLS.into_iter().filter(|c| named(c, "fcall")))
         .collect();
     assert!(
-        !chosen.is_empty() || cfg.memory_n > 0 || !cfg.loops.is_empty(),
+        !chosen.is_empty() || cfg.memory_n > 0 || !cfg.loops.is_empty() || !cfg.pipes.is_empty(),
         "BENCH_ONLY matches no contender"
     );
     chosen
@@ -224,6 +243,84 @@ fn measure_loops(cfg: &Config, module: &Path) -> Vec<LoopResults> {
         }
     }
     all
+}
+
+/// All rounds of the pipelines, rotating like `measure_all`.
+fn measure_pipes(cfg: &Config, module: &Path) -> Vec<PipeResults> {
+    let mut all: Vec<PipeResults> = cfg
+        .pipes
+        .iter()
+        .map(|&who| PipeResults {
+            who,
+            samples: Vec::new(),
+        })
+        .collect();
+    for round in 0..cfg.rounds {
+        for i in 0..all.len() {
+            let r = &mut all[(round + i) % cfg.pipes.len()];
+            let start = Instant::now();
+            let s = pipeline::measure(module, r.who, cfg.pipe_n);
+            eprintln!(
+                "round {}/{} {:<16} {:>10.0} entries/s producer {:>7.1} ms {:>6.2} server-cpu-us/entry  ({:.1}s)",
+                round + 1,
+                cfg.rounds,
+                r.who.tag(),
+                s.entries_per_s,
+                s.producer_ms,
+                s.server_cpu_us,
+                start.elapsed().as_secs_f64()
+            );
+            r.samples.push(s);
+        }
+    }
+    all
+}
+
+fn pipe_section(cfg: &Config, pipes: &[PipeResults]) -> String {
+    if pipes.is_empty() {
+        return String::new();
+    }
+    format!(
+        "## The pipeline: a producer and a consumer at once\n\n\
+         N = {n} entries produced while they are consumed (benches/xprocess/pipeline.rs). \
+         A fresh server per consumer and round, the group created at `$` (`MKSTREAM`) \
+         before the clock; for the standing processor, `XPROCESS.DEFINE payments billing \
+         HINCRBY totals $customer $amount` and `XPROCESS.START payments billing CONSUMER \
+         worker-1 COUNT {count}` before the clock too. At the start instant a producer on \
+         its own connection pipelines the N XADDs (`*` IDs, the entries of the tables \
+         above) as fast as it can: one thread writes them {chunk} commands at a time while \
+         another reads the replies. Meanwhile the consumer, on another connection:\n\n\
+         - at-least-once floor: `XREADGROUP GROUP billing worker-1 COUNT {count} BLOCK 1 \
+         STREAMS payments >`, then one XACK of the IDs read, in a loop;\n\
+         - READ worker: `XPROCESS payments billing CONSUMER worker-1 HINCRBY totals \
+         $customer $amount READ COUNT {count} BLOCK 1` in a loop;\n\
+         - standing processor: no worker; the client asks XINFO GROUPS every millisecond \
+         whether entries-read is N and nothing is pending.\n\n\
+         Timed from the start instant until every entry is applied (acked for the floor): \
+         the worker's own count of the entries it got applied or acked, XINFO GROUPS for \
+         the standing processor. entries/s is N over that time; *producer's last reply* is \
+         the producer's own time to get every XADD's reply. A consumer at the head of a \
+         growing stream takes what is there, often fewer than {count} entries per request, \
+         so this measures keeping up with arrivals, not draining a backlog (the consumer \
+         loops above). Every reply is checked (XADD no error; XREADGROUP the next entries' \
+         fields in order, XACK acked them all; READ every entry replied 1), then the end \
+         state (totals per customer equal the sums, PEL empty, N IDs in the dedupe store, \
+         none for the floor). Server CPU is the server's main thread over the timed phase \
+         (`/proc/<pid>/task/<pid>/schedstat`), the XADDs included; *of which* are INFO \
+         commandstats usec (the consumer's: XREADGROUP and XACK; XPROCESS; the standing \
+         processor's XPROCESS batches and the XINFO polls). The producer's two threads, \
+         the consumer and the server share the machine's cores. Rounds: {rounds}, each \
+         consumer on a fresh server in every round, the order rotating; median (min–max) \
+         over rounds. Instructions per entry: `scripts/bench-callgrind.sh pipe`.\n\n{}\n\
+         ### Ratios of the pipelines\n\n\
+         Per round, median (min–max) over rounds.\n\n{}\n",
+        report::pipe_table(pipes, cfg.pipe_n),
+        report::pipe_ratio_table(pipes),
+        n = cfg.pipe_n,
+        count = consumer_loop::COUNT,
+        chunk = pipeline::CHUNK,
+        rounds = cfg.rounds,
+    )
 }
 
 fn loop_section(cfg: &Config, loops: &[LoopResults]) -> String {
@@ -319,6 +416,7 @@ fn document(
     cfg: &Config,
     all: &[Results],
     loops: &[LoopResults],
+    pipes: &[PipeResults],
     memory: &[memory::Figure],
     keys: Option<&memory::KeyFigure>,
 ) -> String {
@@ -349,6 +447,7 @@ fn document(
          Higher is better for XPROCESS everywhere.\n\n{}\n\
          {}\
          {}\
+         {}\
          ## Commands run inside the top-level command\n\n\
          From INFO commandstats during the pipelined phase: RedisModule_Call (XPROCESS) or \
          redis.call (Lua) invocations per entry and their own µs per entry. The rest of the \
@@ -357,6 +456,7 @@ fn document(
         report::results_table(all),
         report::ratio_table(all),
         loop_section(cfg, loops),
+        pipe_section(cfg, pipes),
         memory,
         report::inner_table(all),
     )
@@ -373,13 +473,14 @@ fn main() {
     let started = Instant::now();
     let all = measure_all(&cfg, &module.0, &chosen);
     let loops = measure_loops(&cfg, &module.0);
+    let pipes = measure_pipes(&cfg, &module.0);
     let memory = match cfg.memory_n {
         0 => Vec::new(),
         n => memory::measure(&module.0, n.max(10_000)),
     };
     let keys =
         (cfg.memory_n > 0).then(|| memory::business_keys(&module.0, cfg.memory_n.max(10_000)));
-    let doc = document(&cfg, &all, &loops, &memory, keys.as_ref());
+    let doc = document(&cfg, &all, &loops, &pipes, &memory, keys.as_ref());
     println!("{doc}");
     eprintln!("total {:.0}s", started.elapsed().as_secs_f64());
     if let Some(out) = &cfg.out {

@@ -2,6 +2,7 @@
 
 use crate::consumer_loop::{Loop, LoopSample};
 use crate::contenders::{Call, Contender, Store, Way};
+use crate::pipeline::{Pipe, PipeSample};
 use crate::run::Sample;
 use std::fmt::Write;
 use std::path::Path;
@@ -473,5 +474,72 @@ pub fn loop_time_text(all: &[LoopResults]) -> String {
         fmt_int(eps(floor)),
         eps(floor) / eps(lua),
     );
+    t
+}
+
+/// One pipeline's samples, one per round.
+pub struct PipeResults {
+    pub who: Pipe,
+    pub samples: Vec<PipeSample>,
+}
+
+impl PipeResults {
+    fn over(&self, f: impl Fn(&PipeSample) -> f64) -> Spread {
+        over_samples(&self.samples, f)
+    }
+}
+
+/// The pipeline results: medians with (min–max) over rounds.
+pub fn pipe_table(all: &[PipeResults], n: usize) -> String {
+    let mut t = String::from(
+        "| Consumer | entries/s (all applied) | all applied, ms | producer's last reply, ms | producer entries/s | server CPU µs/entry | of which XADD | of which the consumer's commands | server waiting for a CPU µs/entry | consumer requests per 100 entries |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in all {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.who.name(),
+            show(r.over(|s| s.entries_per_s), fmt_int),
+            show(r.over(|s| s.wall_ms), dec(1)),
+            show(r.over(|s| s.producer_ms), dec(1)),
+            show(r.over(|s| n as f64 * 1e3 / s.producer_ms), fmt_int),
+            show(r.over(|s| s.server_cpu_us), dec(2)),
+            show(r.over(|s| s.xadd_us), dec(2)),
+            show(r.over(|s| s.consumer_us), dec(2)),
+            show(r.over(|s| s.server_wait_us), dec(2)),
+            show(r.over(|s| s.trips_per_100), dec(1)),
+        );
+    }
+    t
+}
+
+/// Per-round ratios against the floor pipeline, and the standing
+/// processor's target (on the median).
+pub fn pipe_ratio_table(all: &[PipeResults]) -> String {
+    let Some(floor) = all.iter().find(|r| r.who == Pipe::Ack) else {
+        return "(ratios need the pipe-ack pipeline)\n".into();
+    };
+    let mut t = String::from(
+        "| Consumer | entries/s ÷ floor pipeline | server CPU/entry: floor ÷ it | target (entries/s) |\n\
+         |---|---:|---:|---|\n",
+    );
+    for r in all.iter().filter(|r| r.who != Pipe::Ack) {
+        let vs_floor = ratio_samples(&r.samples, &floor.samples, |s| s.entries_per_s);
+        let verdict = if r.who == Pipe::Standing {
+            let met = vs_floor.median >= 1.0;
+            let word = if met { "**met**" } else { "**not met**" };
+            format!("≥ 1.0x floor pipeline: {word}")
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {verdict} |",
+            r.who.name(),
+            x(vs_floor),
+            x(ratio_samples(&floor.samples, &r.samples, |s| s.server_cpu_us)),
+        );
+    }
     t
 }

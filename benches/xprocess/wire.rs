@@ -129,6 +129,29 @@ pub fn pipeline(port: u16, payload: &[u8], count: u64) -> (Duration, Summary) {
     })
 }
 
+/// Write `chunks` on `sock` from a second thread, each in one write, while
+/// this thread reads the `count` replies to the commands in them (a producer
+/// that never waits for the server). Returns the time from `start` to the
+/// last reply.
+pub fn produce(
+    sock: TcpStream,
+    chunks: &[Vec<u8>],
+    count: u64,
+    start: Instant,
+) -> (Duration, Summary) {
+    let mut reader = sock;
+    let mut writer = reader.try_clone().unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for chunk in chunks {
+                writer.write_all(chunk).expect("write commands");
+            }
+        });
+        let summary = read_replies(&mut reader, count);
+        (start.elapsed(), summary)
+    })
+}
+
 /// Round-trip times of `units`, sent one after the other on one connection;
 /// each unit is `(bytes, commands in it)` (a unit of several commands is one
 /// write and one wait, e.g. the naive pipeline of one entry).
