@@ -30,7 +30,13 @@
 //! `loop-standing`), BENCH_PIPE_N (BENCH_LOOP_N: entries of the
 //! pipelines, a producer and a consumer at once, see pipeline.rs; 0 skips
 //! them, as BENCH_ONLY does unless it names `pipe` or a pipeline's tag:
-//! `pipe-ack`, `pipe-read`, `pipe-standing`).
+//! `pipe-ack`, `pipe-read`, `pipe-standing`), BENCH_PY_N (BENCH_LOOP_N:
+//! entries of the consumer loops run by redis-py, see python.rs; 0 skips
+//! them, as BENCH_ONLY does unless it names `py` or a loop's tag:
+//! `py-loop-lua`, `py-loop-ids`, `py-loop-read`, `py-loop-read-counts`,
+//! `py-loop-ack`), BENCH_PYTHON (the Python with redis-py; without it the
+//! first of target/bench/venv, target/examples/venv and python3 that
+//! imports redis; with none the redis-py rows are skipped with a note).
 
 mod consumer_loop;
 mod contenders;
@@ -38,6 +44,7 @@ mod machine;
 mod memory;
 mod pipeline;
 mod profile;
+mod python;
 mod report;
 mod run;
 mod server;
@@ -47,7 +54,8 @@ mod workload;
 use consumer_loop::Loop;
 use contenders::Contender;
 use pipeline::Pipe;
-use report::{LoopResults, PipeResults, Results};
+use python::{PyLoop, Python};
+use report::{LoopResults, PipeResults, PyResults, Results};
 use run::Settings;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,6 +69,9 @@ struct Config {
     pipe_n: usize,
     /// The pipelines to run (none when pipe_n is 0).
     pipes: Vec<Pipe>,
+    py_n: usize,
+    /// The redis-py loops to run (none when py_n is 0).
+    py_loops: Vec<PyLoop>,
     rounds: usize,
     only: Option<Vec<String>>,
     out: Option<PathBuf>,
@@ -114,12 +125,23 @@ fn config() -> Config {
         })
         .filter(|_| pipe_n > 0)
         .collect();
+    let py_n = env_num("BENCH_PY_N", loop_n);
+    let py_loops = python::ALL
+        .into_iter()
+        .filter(|l| match &only {
+            Some(tags) => tags.iter().any(|t| t == "py" || t == l.tag()),
+            None => true,
+        })
+        .filter(|_| py_n > 0)
+        .collect();
     Config {
         memory_n,
         loop_n,
         loops,
         pipe_n,
         pipes,
+        py_n,
+        py_loops,
         settings: Settings {
             n: env_num("BENCH_N", 100_000).max(1),
             latency_calls: env_num("BENCH_LATENCY_CALLS", 2_000).max(1),
@@ -178,7 +200,11 @@ fn contenders(cfg: &Config) -> Vec<Contender> {
         .chain(contenders::FCALLS.into_iter().filter(|c| named(c, "fcall")))
         .collect();
     assert!(
-        !chosen.is_empty() || cfg.memory_n > 0 || !cfg.loops.is_empty() || !cfg.pipes.is_empty(),
+        !chosen.is_empty()
+            || cfg.memory_n > 0
+            || !cfg.loops.is_empty()
+            || !cfg.pipes.is_empty()
+            || !cfg.py_loops.is_empty(),
         "BENCH_ONLY matches no contender"
     );
     chosen
@@ -274,6 +300,80 @@ fn measure_pipes(cfg: &Config, module: &Path) -> Vec<PipeResults> {
         }
     }
     all
+}
+
+/// All rounds of the redis-py loops, rotating like `measure_all`; none
+/// without a Python with redis-py.
+fn measure_py(cfg: &Config, module: &Path, py: Option<&Python>) -> Vec<PyResults> {
+    let Some(py) = py else {
+        return Vec::new();
+    };
+    let mut all: Vec<PyResults> = cfg
+        .py_loops
+        .iter()
+        .map(|&who| PyResults {
+            who,
+            samples: Vec::new(),
+        })
+        .collect();
+    for round in 0..cfg.rounds {
+        for i in 0..all.len() {
+            let r = &mut all[(round + i) % cfg.py_loops.len()];
+            let start = Instant::now();
+            let s = python::measure(module, py, repo(), r.who, cfg.py_n);
+            eprintln!(
+                "round {}/{} {:<20} {:>10.0} entries/s {:>6.2} server-cpu-us/entry {:>6.2} python-cpu-us/entry  ({:.1}s)",
+                round + 1,
+                cfg.rounds,
+                r.who.tag(),
+                s.entries_per_s,
+                s.server_cpu_us,
+                s.client_cpu_us,
+                start.elapsed().as_secs_f64()
+            );
+            r.samples.push(s);
+        }
+    }
+    all
+}
+
+/// The redis-py section: its tables, or why its rows were skipped.
+fn py_section(cfg: &Config, py: &Option<Result<Python, String>>, loops: &[PyResults]) -> String {
+    let Some(py) = py else {
+        return String::new();
+    };
+    let head = format!(
+        "## The consumer loop with redis-py\n\n\
+         The loops above as a Python worker runs them: benches/python/consumer_loop.py \
+         with redis-py, one connection, each request waiting for its reply, until the \
+         server has nothing left; N = {} new entries in the stream of a fresh server per \
+         loop and round (XADDed, the group created at `$`, not timed). The floor: \
+         `xreadgroup(count={count})` then `xack` of the IDs read; Lua: `xreadgroup`, then \
+         `evalsha` of the same script per entry in one redis-py pipeline; IDS: \
+         `xreadgroup`, then `XPROCESS ... IDS <k> <id>...`; READ: `XPROCESS ... CONSUMER \
+         worker-1 HINCRBY totals $customer $amount READ COUNT {count}` (with and without \
+         `REPLY COUNTS`) until the empty array. The script checks every reply (every \
+         entry 1, or applied = the entries taken; XACK acked all) and times the loop \
+         itself (started through its stdin once connected, the script loaded); then the \
+         end state is checked as above. Server CPU is its main thread over the loop; \
+         *Python CPU* the script's thread (redis-py encoding and parsing, the checks). \
+         Rounds: {}, the order rotating; median (min–max) over rounds.\n\n",
+        cfg.py_n,
+        cfg.rounds,
+        count = consumer_loop::COUNT,
+    );
+    match py {
+        Err(why) => format!("{head}_Skipped: {why}._\n\n"),
+        Ok(py) => format!(
+            "{head}Client: {} (`{}`).\n\n{}\n\
+             ### Ratios of the redis-py loops\n\n\
+             Per round, median (min–max) over rounds.\n\n{}\n",
+            py.describe,
+            py.exe_name(),
+            report::py_table(loops),
+            report::py_ratio_table(loops),
+        ),
+    }
 }
 
 fn pipe_section(cfg: &Config, pipes: &[PipeResults]) -> String {
@@ -417,6 +517,7 @@ fn document(
     all: &[Results],
     loops: &[LoopResults],
     pipes: &[PipeResults],
+    py: (&Option<Result<Python, String>>, &[PyResults]),
     memory: &[memory::Figure],
     keys: Option<&memory::KeyFigure>,
 ) -> String {
@@ -448,6 +549,7 @@ fn document(
          {}\
          {}\
          {}\
+         {}\
          ## Commands run inside the top-level command\n\n\
          From INFO commandstats during the pipelined phase: RedisModule_Call (XPROCESS) or \
          redis.call (Lua) invocations per entry and their own µs per entry. The rest of the \
@@ -457,6 +559,7 @@ fn document(
         report::ratio_table(all),
         loop_section(cfg, loops),
         pipe_section(cfg, pipes),
+        py_section(cfg, py.0, py.1),
         memory,
         report::inner_table(all),
     )
@@ -474,13 +577,26 @@ fn main() {
     let all = measure_all(&cfg, &module.0, &chosen);
     let loops = measure_loops(&cfg, &module.0);
     let pipes = measure_pipes(&cfg, &module.0);
+    let py = (!cfg.py_loops.is_empty()).then(|| python::find(repo()));
+    if let Some(Err(why)) = &py {
+        eprintln!("warning: the redis-py loops are skipped: {why}");
+    }
+    let py_loops = measure_py(&cfg, &module.0, py.as_ref().and_then(|p| p.as_ref().ok()));
     let memory = match cfg.memory_n {
         0 => Vec::new(),
         n => memory::measure(&module.0, n.max(10_000)),
     };
     let keys =
         (cfg.memory_n > 0).then(|| memory::business_keys(&module.0, cfg.memory_n.max(10_000)));
-    let doc = document(&cfg, &all, &loops, &pipes, &memory, keys.as_ref());
+    let doc = document(
+        &cfg,
+        &all,
+        &loops,
+        &pipes,
+        (&py, &py_loops),
+        &memory,
+        keys.as_ref(),
+    );
     println!("{doc}");
     eprintln!("total {:.0}s", started.elapsed().as_secs_f64());
     if let Some(out) = &cfg.out {

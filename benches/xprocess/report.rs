@@ -3,6 +3,7 @@
 use crate::consumer_loop::{Loop, LoopSample};
 use crate::contenders::{Call, Contender, Store, Way};
 use crate::pipeline::{Pipe, PipeSample};
+use crate::python::{PyLoop, PySample};
 use crate::run::Sample;
 use std::fmt::Write;
 use std::path::Path;
@@ -538,6 +539,68 @@ pub fn pipe_ratio_table(all: &[PipeResults]) -> String {
             "| {} | {} | {} | {verdict} |",
             r.who.name(),
             x(vs_floor),
+            x(ratio_samples(&floor.samples, &r.samples, |s| s.server_cpu_us)),
+        );
+    }
+    t
+}
+
+/// One redis-py loop's samples, one per round.
+pub struct PyResults {
+    pub who: PyLoop,
+    pub samples: Vec<PySample>,
+}
+
+impl PyResults {
+    fn over(&self, f: impl Fn(&PySample) -> f64) -> Spread {
+        over_samples(&self.samples, f)
+    }
+}
+
+/// The redis-py loops: medians with (min–max) over rounds.
+pub fn py_table(all: &[PyResults]) -> String {
+    let mut t = String::from(
+        "| Loop (redis-py) | entries/s | wall µs/entry | server CPU µs/entry | Python CPU µs/entry | server waiting for a CPU µs/entry | requests per 100 entries |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in all {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {:.2} |",
+            r.who.name(),
+            show(r.over(|s| s.entries_per_s), fmt_int),
+            show(r.over(|s| s.wall_us), dec(2)),
+            show(r.over(|s| s.server_cpu_us), dec(2)),
+            show(r.over(|s| s.client_cpu_us), dec(2)),
+            show(r.over(|s| s.server_wait_us), dec(2)),
+            r.over(|s| s.trips_per_100).median,
+        );
+    }
+    t
+}
+
+/// Per-round ratios against the redis-py floor and the redis-py Lua loop
+/// (its columns empty without it).
+pub fn py_ratio_table(all: &[PyResults]) -> String {
+    let find = |w: PyLoop| all.iter().find(|r| r.who == w);
+    let Some(floor) = find(PyLoop::Ack) else {
+        return "(ratios need the py-loop-ack loop)\n".into();
+    };
+    let lua = find(PyLoop::Lua);
+    let mut t = String::from(
+        "| Loop (redis-py) | entries/s ÷ py floor | entries/s ÷ py Lua loop | server CPU/entry: py floor ÷ it |\n\
+         |---|---:|---:|---:|\n",
+    );
+    let eps = |s: &PySample| s.entries_per_s;
+    for r in all.iter().filter(|r| r.who != PyLoop::Ack) {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} |",
+            r.who.name(),
+            x(ratio_samples(&r.samples, &floor.samples, eps)),
+            lua.map_or("–".into(), |l| x(ratio_samples(
+                &r.samples, &l.samples, eps
+            ))),
             x(ratio_samples(&floor.samples, &r.samples, |s| s.server_cpu_us)),
         );
     }
