@@ -40,7 +40,7 @@ SERVERS_DIR := $(CURDIR)/target/servers
 # the module and its tests (redis-server).
 DEB_PACKAGES := redis-server libclang-dev clang build-essential
 
-.PHONY: help build debug run test lint fmt clean deps servers examples-deps chaos bench tax fuzz fuzz-lib fuzz-smoke failover
+.PHONY: help build debug run test lint fmt clean deps servers examples-deps chaos bench bench-deps tax fuzz fuzz-lib fuzz-smoke failover
 
 help: ## Show this help (the default goal)
 	@echo "xprocess: exactly-once Redis Streams processing as one command (Redis module)"
@@ -210,6 +210,12 @@ failover: deps ## Failover runs: kill -9 the primary under load, promote the rep
 	$(CARGO) build
 	FAILOVER_ROUNDS=$(FAILOVER_ROUNDS) $(CARGO) test --test failover -- --nocapture
 
+# `make bench` runs `cargo bench --bench xprocess`: the per-entry tables,
+# the consumer loops (raw RESP client), the pipelines (a producer and a
+# consumer at once) and the same consumer loops run by redis-py
+# (benches/python/consumer_loop.py, with the venv `make bench-deps` makes in
+# target/bench/venv; without python3 those rows are skipped with a note in
+# the report).
 # `make bench` then counts the instructions per entry of the newer effects
 # (HSET, INCRBY, ZINCRBY at 100 IDs per call against the Lua script and the
 # bare command) under callgrind: scripts/bench-callgrind.sh effects, on
@@ -229,9 +235,26 @@ BENCH_CALLGRIND_N ?= 5000
 EFFECT_TAGS := $(foreach e,hset incrby zincrby,$(e)100 $(e)-lua $(e)-native) noeffect100
 FCALL_TAGS := fcall1 fcall100 fcall-lua fcall-native
 
-# valgrind joins the packages `make deps` installs, for this target only.
-bench: DEB_PACKAGES += valgrind
-bench: build ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, the whole consumer loop four ways (READ, IDS, Lua, XACK floor), and instructions per entry of HSET, INCRBY and ZINCRBY vs Lua and of an FCALL effect vs the same logic in Lua (callgrind); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_ROUNDS, BENCH_ONLY, BENCH_CALLGRIND_N)
+BENCH_VENV := $(CURDIR)/target/bench/venv
+
+# python3 and python3-venv (Debian's python3 has no venv module without it)
+# join the packages `make deps` installs, for these targets only.
+bench-deps: DEB_PACKAGES += python3 python3-venv
+bench-deps: deps ## Install redis-py for the benchmark's redis-py consumer loops (target/bench/venv); no python3: they are skipped
+	@if ! command -v python3 >/dev/null 2>&1; then \
+		echo "bench-deps: no python3: the redis-py loops of make bench will be skipped"; exit 0; \
+	fi; \
+	if [ ! -f $(BENCH_VENV)/.installed ] || [ benches/python/requirements.txt -nt $(BENCH_VENV)/.installed ]; then \
+		set -x; \
+		python3 -m venv $(BENCH_VENV); \
+		$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r benches/python/requirements.txt; \
+		touch $(BENCH_VENV)/.installed; \
+	fi
+
+# valgrind (and bench-deps' python3, python3-venv) join the packages
+# `make deps` installs, for this target only.
+bench: DEB_PACKAGES += valgrind python3 python3-venv
+bench: build bench-deps ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, the whole consumer loop (READ, READ REPLY COUNTS, IDS, Lua, XACK floor, standing processor), the pipeline (producer and consumer at once), the consumer loop with redis-py, and instructions per entry of HSET, INCRBY and ZINCRBY vs Lua and of an FCALL effect vs the same logic in Lua (callgrind); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_PIPE_N, BENCH_PY_N, BENCH_ROUNDS, BENCH_ONLY, BENCH_CALLGRIND_N)
 	$(if $(BENCH_ONLY),BENCH_ONLY='$(BENCH_ONLY)') $(CARGO) bench --bench xprocess
 	@only=",$$(echo '$(BENCH_ONLY)' | tr -d ' '),"; tags=""; \
 	for t in $(EFFECT_TAGS); do [[ "$$only" == *",$$t,"* ]] && tags="$$tags,$$t"; done; \
