@@ -76,7 +76,10 @@ EOF
 chmod +x "$dir/server.sh" "$dir/profile.sh"
 
 cd "$(dirname "$0")/.."
-REDIS_SERVER="$dir/server.sh" BENCH_ONLY="$only" BENCH_ROUNDS=1 BENCH_N="$n" BENCH_LOOP_N="$n" BENCH_PIPE_N="$n" \
+# Without BENCH_OUT: that run's own tables (timings under callgrind) must not
+# replace the file `make bench BENCH_OUT=...` has just written; this script
+# writes its sections itself (EFFECTS_OUT, FCALL_OUT).
+env -u BENCH_OUT REDIS_SERVER="$dir/server.sh" BENCH_ONLY="$only" BENCH_ROUNDS=1 BENCH_N="$n" BENCH_LOOP_N="$n" BENCH_PIPE_N="$n" BENCH_PY_N="$n" \
     BENCH_LATENCY_CALLS=1 BENCH_PROFILE="$dir/profile.sh {pid} {tag} {ready}" \
     cargo bench --bench xprocess >"$dir/bench.out" 2>"$dir/bench.err" ||
     { tail -20 "$dir/bench.err" >&2; exit 1; }
