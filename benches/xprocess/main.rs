@@ -7,9 +7,11 @@
 //! pipelined connection (timed: entries/s; INFO commandstats: server µs per
 //! entry), the end state is checked (totals, empty PEL, dedupe set), the
 //! dedupe set is measured, and then sequential single calls on fresh entries
-//! give p50/p99 latency. Then the whole consumer loop, end to end, four
-//! ways (consumer_loop.rs), each on a fresh server in every round. Prints
-//! Markdown tables and writes BENCHMARKS.md.
+//! give p50/p99 latency. Then the whole consumer loop, end to end, six
+//! ways (consumer_loop.rs); the pipeline, a producer and a consumer at
+//! once, three ways (pipeline.rs); and the consumer loop run by redis-py,
+//! five ways (python.rs, benches/python/consumer_loop.py), each on a fresh
+//! server in every round. Prints Markdown tables and writes BENCHMARKS.md.
 //!
 //! Environment: BENCH_N (default 100000), BENCH_ROUNDS (5),
 //! BENCH_LATENCY_CALLS (2000), BENCH_ONLY (comma-separated tags, e.g.
