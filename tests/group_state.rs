@@ -30,7 +30,7 @@ fn add(con: &mut Connection, n: u64) {
     let id = format!("{}-0", 1000 + n);
     for side in [FLOOR, READ] {
         let mut fields = vec![("amount", amount.as_str())];
-        if n % 7 != 0 {
+        if !n.is_multiple_of(7) {
             fields.push(("cust", cust.as_str()));
         }
         xadd_id(con, &stream(side), &id, &fields);

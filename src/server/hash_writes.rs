@@ -13,16 +13,19 @@ use xprocess_core::fast_map::FastMap;
 /// One key's pending fields.
 pub type KeyWrites = (Vec<u8>, Vec<(Vec<u8>, Pending)>);
 
+/// One key's pending writes: field -> pending write.
+type FieldWrites = FastMap<Vec<u8>, Pending>;
+
 /// A call's effects write few hashes (often one) and many fields of each:
 /// keys are found by comparing names, fields by hashing.
 #[derive(Default)]
 pub struct HashWrites {
     /// key, and its field -> pending write
-    keys: Vec<(Vec<u8>, FastMap<Vec<u8>, Pending>)>,
+    keys: Vec<(Vec<u8>, FieldWrites)>,
 }
 
 impl HashWrites {
-    fn of(&self, key: &[u8]) -> Option<&FastMap<Vec<u8>, Pending>> {
+    fn of(&self, key: &[u8]) -> Option<&FieldWrites> {
         self.keys.iter().find(|(k, _)| k == key).map(|(_, f)| f)
     }
 
