@@ -138,6 +138,7 @@ pub fn measure(module: &Path, who: Loop, n: usize) -> LoopSample {
     workload::add_new(&mut con, server.port(), &entries);
     assert_eq!(workload::pending_count(&mut con), 0);
     if who == Loop::Standing {
+        crate::profile::keep_batch_sizes(&mut con);
         let args = [STREAM, GROUP, "HINCRBY", TOTALS, "$customer", "$amount"];
         let _: () = redis::cmd("XPROCESS.DEFINE")
             .arg(&args)
@@ -424,7 +425,7 @@ pub fn poll_until_done(conn: &mut Conn, n: usize) -> u64 {
     encode(&mut info, &["XINFO", "GROUPS", STREAM].map(str::as_bytes));
     let mut trips = 0;
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        std::thread::sleep(crate::profile::poll_interval());
         conn.send(&info);
         trips += 1;
         let done = conn.reply(|r| {

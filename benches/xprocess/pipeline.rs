@@ -105,6 +105,7 @@ pub fn measure(module: &Path, who: Pipe, n: usize) -> PipeSample {
         .query(&mut con)
         .unwrap();
     if who == Pipe::Standing {
+        crate::profile::keep_batch_sizes(&mut con);
         let define = [STREAM, GROUP, "HINCRBY", TOTALS, "$customer", "$amount"];
         let _: () = redis::cmd("XPROCESS.DEFINE")
             .arg(&define)

@@ -72,3 +72,31 @@ fn ready_path() -> PathBuf {
     let _ = std::fs::remove_file(&path);
     path
 }
+
+/// The processor budget (µs) a standing processor gets in a profiled run.
+/// Under callgrind the server runs about 50 times slower while the budget
+/// is wall-clock time, so the default 1 ms would shrink batches to a couple
+/// of entries; 50 ms keeps them as large as at full speed (COUNT 100).
+const PROFILED_BUDGET_US: &str = "50000";
+
+/// In a profiled run, give standing processors the budget that keeps their
+/// batches as large as unprofiled (`PROFILED_BUDGET_US`).
+pub fn keep_batch_sizes(con: &mut redis::Connection) {
+    if std::env::var_os("BENCH_PROFILE").is_none() {
+        return;
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "xprocess.processor-budget-us", PROFILED_BUDGET_US])
+        .query(con)
+        .unwrap();
+}
+
+/// How often a client polls for a standing processor's progress: every
+/// millisecond, or every 50 in a profiled run, whose server is about 50
+/// times slower (else the polls would be counted 50 times over).
+pub fn poll_interval() -> Duration {
+    match std::env::var_os("BENCH_PROFILE") {
+        Some(_) => Duration::from_millis(50),
+        None => Duration::from_millis(1),
+    }
+}
