@@ -17,6 +17,7 @@
 #        scripts/bench-callgrind.sh effects
 #        scripts/bench-callgrind.sh fcall
 #        scripts/bench-callgrind.sh pipe
+#        scripts/bench-callgrind.sh loops
 # `effects` measures the effect contenders (benches/xprocess/contenders.rs,
 # EFFECTS): HSET, INCRBY and ZINCRBY each as XPROCESS with 100 IDs per call,
 # as the Lua script and as the bare command, and XPROCESS whose effect never
@@ -33,6 +34,14 @@
 # consumer's work at once, so an entry's count includes its XADD (the same
 # in every row), and the consumer's timed-out BLOCK 1 requests or XINFO
 # polls, which depend on how far the slowed server lags the producer.
+# `loops` (this script's own tag, not cargo bench's) counts the consumer
+# loops (loop-lua, loop-ids, loop-read, loop-read-counts, loop-ack,
+# loop-standing), the pipelines (pipe-ack, pipe-read, pipe-standing) and the
+# per-entry contenders xprocess1, xprocess10, xprocess100, lua and naive.
+# With LOOPS_OUT=<file> (`make bench` sets BENCHMARKS.md) it writes their
+# table, with ratios to the floors and to Lua and naive, into that file, in
+# a section of its own right below the line under which `cargo bench` keeps
+# everything, replaced when measured again.
 # Entries per phase: N (default 5000; callgrind runs about 50x slower).
 # REDIS_SERVER: the server binary itself (default redis-server on PATH);
 # valgrind does not follow the exec of target/servers' wrappers.
@@ -44,6 +53,7 @@ only=${1:-loop}
 n=${N:-5000}
 effects_out=${EFFECTS_OUT:-}
 fcall_out=${FCALL_OUT:-}
+loops_out=${LOOPS_OUT:-}
 server=$(command -v "${REDIS_SERVER:-redis-server}")
 for tool in callgrind_control callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "$tool not found: install valgrind" >&2; exit 1; }
@@ -55,6 +65,35 @@ fi
 if [ -n "$fcall_out" ] && [ "$only" != fcall ]; then
     echo "FCALL_OUT is for the FCALL table: run with the tag 'fcall' alone" >&2
     exit 1
+fi
+if [ -n "$loops_out" ] && [ "$only" != loops ]; then
+    echo "LOOPS_OUT is for the loops table: run with the tag 'loops' alone" >&2
+    exit 1
+fi
+
+# The rows of the loops table: tag, its kind (what its ratios compare it
+# with: `loop` the floor loop-ack, `pipe` the floor pipe-ack, `call` Lua and
+# naive), then its name as the tables of `cargo bench` give it.
+loops_rows() {
+    printf '%s\t%s\t%s\n' \
+        loop-lua loop 'XREADGROUP COUNT 100 + EVALSHA per entry (Lua script, pipelined)' \
+        loop-ids loop 'XREADGROUP COUNT 100 + XPROCESS ... IDS 100 id...' \
+        loop-read loop 'XPROCESS ... READ COUNT 100' \
+        loop-read-counts loop 'XPROCESS ... READ COUNT 100 REPLY COUNTS' \
+        loop-ack loop 'XREADGROUP COUNT 100 + XACK 100 IDs (at-least-once floor)' \
+        loop-standing loop 'XPROCESS.START COUNT 100 (standing processor, no worker)' \
+        pipe-ack pipe 'XREADGROUP COUNT 100 BLOCK 1 + XACK (at-least-once floor)' \
+        pipe-read pipe 'XPROCESS ... READ COUNT 100 BLOCK 1 (worker)' \
+        pipe-standing pipe 'XPROCESS.START COUNT 100 (standing processor, no worker)' \
+        xprocess1 call 'XPROCESS (index), 1 ID per call' \
+        xprocess10 call 'XPROCESS (index), 10 IDs per call' \
+        xprocess100 call 'XPROCESS (index), 100 IDs per call' \
+        lua call 'Lua script (EVALSHA), 1 entry per call' \
+        naive call 'naive pipeline HINCRBY+SADD+XACK (not atomic)'
+}
+bench_only=$only
+if [ "$only" = loops ]; then
+    bench_only=$(loops_rows | cut -f1 | paste -sd,)
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/xprocess-callgrind.XXXXXX")
 
@@ -78,8 +117,8 @@ chmod +x "$dir/server.sh" "$dir/profile.sh"
 cd "$(dirname "$0")/.."
 # Without BENCH_OUT: that run's own tables (timings under callgrind) must not
 # replace the file `make bench BENCH_OUT=...` has just written; this script
-# writes its sections itself (EFFECTS_OUT, FCALL_OUT).
-env -u BENCH_OUT REDIS_SERVER="$dir/server.sh" BENCH_ONLY="$only" BENCH_ROUNDS=1 BENCH_N="$n" BENCH_LOOP_N="$n" BENCH_PIPE_N="$n" BENCH_PY_N="$n" \
+# writes its sections itself (EFFECTS_OUT, FCALL_OUT, LOOPS_OUT).
+env -u BENCH_OUT REDIS_SERVER="$dir/server.sh" BENCH_ONLY="$bench_only" BENCH_ROUNDS=1 BENCH_N="$n" BENCH_LOOP_N="$n" BENCH_PIPE_N="$n" BENCH_PY_N="$n" \
     BENCH_LATENCY_CALLS=1 BENCH_PROFILE="$dir/profile.sh {pid} {tag} {ready}" \
     cargo bench --bench xprocess >"$dir/bench.out" 2>"$dir/bench.err" ||
     { tail -20 "$dir/bench.err" >&2; exit 1; }
@@ -103,7 +142,7 @@ done <"$dir/per-entry.tsv"
 echo "profiles: $dir/cg.<pid>.out.1 (callgrind_annotate --inclusive=yes <file>); pids: $dir/dumps"
 
 case $only in
-effects | fcall) ;;
+effects | fcall | loops) ;;
 *) exit 0 ;;
 esac
 
@@ -243,10 +282,96 @@ fcall_tables() {
     echo "wrote the FCALL table into $fcall_out"
 }
 
-[ "$only" = effects ] || {
+# ---- the loops table ----------------------------------------------------------
+
+# One row per loops_rows; the ratios are of the figures without serverCron.
+loops_table() {
+    local tag kind what v lua nat r_floor r_lua r_nat
+    lua=$(field lua 3) nat=$(field naive 3)
+    echo "| Tag | Contender | instructions per entry, without serverCron | whole dump | ÷ floor | Lua ÷ XPROCESS | naive ÷ XPROCESS |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    while IFS=$'\t' read -r tag kind what; do
+        v=$(field "$tag" 3) r_floor=– r_lua=– r_nat=–
+        case $kind in
+        loop | pipe) r_floor="$(ratio "$v" "$(field "$kind-ack" 3)")x" ;;
+        call)
+            if [[ $tag == xprocess* ]]; then
+                r_lua="$(ratio "$lua" "$v")x" r_nat="$(ratio "$nat" "$v")x"
+            fi
+            ;;
+        esac
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$tag" "$what" "$(comma "$v")" \
+            "$(comma "$(field "$tag" 2)")" "$r_floor" "$r_lua" "$r_nat"
+    done < <(loops_rows)
+}
+
+loops_section() {
+    cat <<EOF
+<!-- make bench loops: begin. Generated by \`make bench\` (scripts/bench-callgrind.sh loops); replaced when measured again. -->
+
+## Instructions per entry (callgrind)
+
+The consumer loops, the pipelines and the per-entry contenders of the
+tables above, their instructions counted instead of their time: instruction
+counts do not depend on the machine's load. \`scripts/bench-callgrind.sh
+loops\`: each once on a fresh server under \`valgrind --tool=callgrind\`,
+N = $n entries, counters zeroed when the timed phase starts and dumped when
+it ends (everything the server ran for the phase: reading the socket,
+parsing, the commands, the replies, a standing processor's timer), / N;
+the phase's checks as in the timed runs. The per-entry contenders' phase is
+the pipelined one of the Results table. *Instructions per entry* is without
+serverCron (its inclusive cost taken out: it runs ten times a second of
+wall time whatever the load, so a phase callgrind slows down counts more of
+it); *whole dump* keeps it.
+
+- *÷ floor*: the row ÷ its floor, loop-ack for the consumer loops and
+  pipe-ack for the pipelines; below 1.00x is cheaper than the floor.
+- *Lua ÷ XPROCESS*, *naive ÷ XPROCESS*: the Lua script's and the naive
+  pipeline's instructions ÷ XPROCESS's, as the Ratios table orients them
+  (above 1.00x XPROCESS costs the server less).
+- The pipelines' figures include the producer's XADDs (the same in every
+  pipeline row), and the consumer's timed-out BLOCK 1 requests or XINFO
+  polls, which depend on how far the slowed server lags the producer.
+- The standing processor's rows (loop-standing, pipe-standing) run with a
+  50 ms processor budget (\`xprocess.processor-budget-us\`) and poll its
+  progress every 50 ms under callgrind (benches/xprocess/profile.rs,
+  \`keep_batch_sizes\`, \`poll_interval\`): the server runs about 50 times
+  slower while both are wall-clock time, so its batches are as large as at
+  full speed (COUNT 100) and the polls are not counted 50 times over.
+- The redis-py loops (py-loop-*) are left out: they send the server the
+  same requests as the loops here (the Lua loop's EVALSHAs in one pipeline
+  too), and the server's instructions do not depend on the client.
+
+$(machine)
+
+$(loops_table)
+<!-- make bench loops: end -->
+EOF
+}
+
+loops_tables() {
+    [ -n "$loops_out" ] || return 0
+    # The names must be those of cargo bench's tables: warn if one changed.
+    local tag kind what
+    while IFS=$'\t' read -r tag kind what; do
+        grep -qF "| $what |" "$dir/bench.out" ||
+            echo "warning: the name of $tag, '$what', is in none of cargo bench's tables: update loops_rows" >&2
+    done < <(loops_rows)
+    loops_section >"$dir/section.md"
+    write_section '<!-- make bench loops: begin' '<!-- make bench loops: end -->' after-marker "$loops_out"
+    echo "wrote the loops table into $loops_out"
+}
+
+case $only in
+fcall)
     fcall_tables
     exit 0
-}
+    ;;
+loops)
+    loops_tables
+    exit 0
+    ;;
+esac
 
 # ---- the effects table --------------------------------------------------------
 
