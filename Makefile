@@ -216,7 +216,15 @@ failover: deps ## Failover runs: kill -9 the primary under load, promote the rep
 # (benches/python/consumer_loop.py, with the venv `make bench-deps` makes in
 # target/bench/venv; without python3 those rows are skipped with a note in
 # the report).
-# `make bench` then counts the instructions per entry of the newer effects
+# `make bench` then counts the instructions per entry of the consumer loops,
+# the pipelines and xprocess1, xprocess10, xprocess100, lua and naive under
+# callgrind (scripts/bench-callgrind.sh loops; the redis-py loops send the
+# same requests as the raw client's) and writes their table, with ratios to
+# the floors and to Lua and naive, into BENCHMARKS.md (or BENCH_OUT):
+# without BENCH_ONLY, or when BENCH_ONLY names `loops`, which is no tag of
+# `cargo bench` (BENCH_ONLY=loops alone skips the timed run); BENCH_ONLY
+# naming some of its tags (LOOP_TAGS) only prints them.
+# Then the instructions per entry of the newer effects
 # (HSET, INCRBY, ZINCRBY at 100 IDs per call against the Lua script and the
 # bare command) under callgrind: scripts/bench-callgrind.sh effects, on
 # $(REDIS_SERVER) (the binary itself: valgrind does not follow the exec of
@@ -234,6 +242,14 @@ BENCH_ONLY ?=
 BENCH_CALLGRIND_N ?= 5000
 EFFECT_TAGS := $(foreach e,hset incrby zincrby,$(e)100 $(e)-lua $(e)-native) noeffect100
 FCALL_TAGS := fcall1 fcall100 fcall-lua fcall-native
+LOOP_TAGS := loop-lua loop-ids loop-read loop-read-counts loop-ack loop-standing \
+	pipe-ack pipe-read pipe-standing xprocess1 xprocess10 xprocess100 lua naive
+# BENCH_ONLY without `loops`, which only the callgrind part knows: the
+# cargo bench run is skipped when nothing else is left.
+comma := ,
+empty :=
+space := $(empty) $(empty)
+BENCH_MAIN_ONLY := $(subst $(space),$(comma),$(strip $(filter-out loops,$(subst $(comma),$(space),$(BENCH_ONLY)))))
 
 BENCH_VENV := $(CURDIR)/target/bench/venv
 
@@ -254,8 +270,23 @@ bench-deps: deps ## Install redis-py for the benchmark's redis-py consumer loops
 # valgrind (and bench-deps' python3, python3-venv) join the packages
 # `make deps` installs, for this target only.
 bench: DEB_PACKAGES += valgrind python3 python3-venv
-bench: build bench-deps ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, the whole consumer loop (READ, READ REPLY COUNTS, IDS, Lua, XACK floor, standing processor), the pipeline (producer and consumer at once), the consumer loop with redis-py, and instructions per entry of HSET, INCRBY and ZINCRBY vs Lua and of an FCALL effect vs the same logic in Lua (callgrind); writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_PIPE_N, BENCH_PY_N, BENCH_ROUNDS, BENCH_ONLY, BENCH_CALLGRIND_N)
-	$(if $(BENCH_ONLY),BENCH_ONLY='$(BENCH_ONLY)') $(CARGO) bench --bench xprocess
+bench: build bench-deps ## Benchmark XPROCESS vs the Lua script, the naive pipeline and bare XACK, the whole consumer loop (READ, READ REPLY COUNTS, IDS, Lua, XACK floor, standing processor), the pipeline (producer and consumer at once), the consumer loop with redis-py, and, under callgrind, instructions per entry of the loops, pipelines and per-entry contenders, of HSET, INCRBY and ZINCRBY vs Lua and of an FCALL effect vs the same logic in Lua; writes BENCHMARKS.md (BENCH_N, BENCH_LOOP_N, BENCH_PIPE_N, BENCH_PY_N, BENCH_ROUNDS, BENCH_ONLY, BENCH_CALLGRIND_N)
+	@if [ -n "$(BENCH_ONLY)" ] && [ -z "$(BENCH_MAIN_ONLY)" ]; then \
+		echo "bench: BENCH_ONLY names only loops: no cargo bench run, the callgrind part alone"; \
+	else \
+		echo "+ $(if $(BENCH_ONLY),BENCH_ONLY='$(BENCH_MAIN_ONLY)' )$(CARGO) bench --bench xprocess"; \
+		$(if $(BENCH_ONLY),BENCH_ONLY='$(BENCH_MAIN_ONLY)') $(CARGO) bench --bench xprocess; \
+	fi
+	@only=",$$(echo '$(BENCH_ONLY)' | tr -d ' '),"; tags=""; \
+	for t in $(LOOP_TAGS); do [[ "$$only" == *",$$t,"* ]] && tags="$$tags,$$t"; done; \
+	if [ -z "$(BENCH_ONLY)" ] || [[ "$$only" == *,loops,* ]]; then \
+		out="$${BENCH_OUT:-$(CURDIR)/BENCHMARKS.md}"; \
+		echo "+ LOOPS_OUT=$$out REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh loops"; \
+		LOOPS_OUT="$$out" REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh loops; \
+	elif [ -n "$$tags" ]; then \
+		echo "+ REDIS_SERVER=$(REDIS_SERVER) N=$(BENCH_CALLGRIND_N) scripts/bench-callgrind.sh $${tags#,}"; \
+		REDIS_SERVER="$(REDIS_SERVER)" N=$(BENCH_CALLGRIND_N) bash scripts/bench-callgrind.sh "$${tags#,}"; \
+	fi
 	@only=",$$(echo '$(BENCH_ONLY)' | tr -d ' '),"; tags=""; \
 	for t in $(EFFECT_TAGS); do [[ "$$only" == *",$$t,"* ]] && tags="$$tags,$$t"; done; \
 	if [ -z "$(BENCH_ONLY)" ] || [[ "$$only" == *,effects,* ]]; then \
