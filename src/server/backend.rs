@@ -128,7 +128,7 @@ impl<'r, 'c> RedisBackend<'r, 'c> {
         });
         self.taken.extend(new);
         if let Some(&(first, _)) = taken.new.first() {
-            entry_cache::store(self.db, self.stream, None, first, taken.new);
+            entry_cache::store(self.db, self.stream, taken.lead, first, taken.new);
         }
         let claimed = taken.claimed.into_iter().map(|(id, fields)| {
             let fields = Some(fields);

@@ -21,6 +21,7 @@
 
 use crate::redis::call::Redis;
 use crate::server::group::info;
+use crate::stream::entry_cache::Lead;
 use crate::stream::reader;
 use redis_module::CallReply;
 use xprocess_core::entry::Fields;
@@ -36,6 +37,10 @@ pub const SMALLEST: usize = 8;
 /// outside the PEL.
 pub struct Fresh {
     pub entries: Vec<(StreamId, Fields)>,
+    /// No entry lies between the group's position and the first of them:
+    /// the dedupe index, whose last record is usually that position, needs
+    /// no walk of the stream to learn it.
+    pub lead: Option<Lead>,
 }
 
 /// Up to `want` new entries for `consumer`, or `None` (nothing written)
@@ -73,7 +78,8 @@ pub fn take(
         let warning = format!("xprocess: READ read {last:?} last, not the entry it expected");
         redis.ctx.log_warning(&warning);
     }
-    Ok(Some(Fresh { entries }))
+    let lead = Some(Lead { from, count: 0 });
+    Ok(Some(Fresh { entries, lead }))
 }
 
 /// Whether an entry from `from` on is pending in the group already.

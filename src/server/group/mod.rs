@@ -10,6 +10,7 @@ pub mod info;
 
 use crate::config;
 use crate::redis::call::Redis;
+use crate::stream::entry_cache::Lead;
 use redis_module::CallReply;
 use xprocess_core::entry::Fields;
 use xprocess_core::errors::ReplyError;
@@ -25,6 +26,8 @@ pub struct Taken {
     pub new: Vec<(StreamId, Fields)>,
     /// How many of the first new entries are outside the PEL (`fresh`).
     pub outside_pel: usize,
+    /// What lies just before the new entries, when known (`fresh`).
+    pub lead: Option<Lead>,
 }
 
 /// How many entries a READ takes at most.
@@ -65,6 +68,7 @@ pub fn take(redis: &Redis, req: &Request, read: &Read) -> Result<Taken, ReplyErr
             Some(fresh) => {
                 taken.outside_pel = fresh.entries.len().saturating_sub(1);
                 taken.new = fresh.entries;
+                taken.lead = fresh.lead;
             }
             None => read_new(redis, names, want, &mut taken.new)?,
         }
