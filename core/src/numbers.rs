@@ -78,16 +78,30 @@ fn underflows(text: &str) -> bool {
 /// and counters are formatted per entry).
 pub fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
-    loop {
+    // Two digits per division: a millisecond ID part has 13.
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     &buf[i..]
 }
+
+/// "00" to "99", two bytes each.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// `n` in decimal (an i64 takes at most 20 bytes, sign included).
 pub fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
@@ -113,6 +127,13 @@ mod tests {
             format_u64(u64::MAX, &mut [0; 20]),
             u64::MAX.to_string().as_bytes()
         );
+        let mut n = 1u64;
+        while let Some(next) = n.checked_mul(3) {
+            for m in [n - 1, n, n + 1, n / 3 * 10] {
+                assert_eq!(format_u64(m, &mut [0; 20]), m.to_string().as_bytes());
+            }
+            n = next;
+        }
     }
 
     #[test]
