@@ -876,8 +876,8 @@ impl State for Mem {
 }
 
 impl Backend for Mem {
-    fn pending_owner(&mut self, id: StreamId) -> Result<Option<Vec<u8>>, ReplyError> {
-        Ok(self.owners.get(&id).cloned())
+    fn pending_owner(&mut self, id: StreamId) -> Result<Option<Cow<'_, [u8]>>, ReplyError> {
+        Ok(self.owners.get(&id).map(|o| Cow::Borrowed(o.as_slice())))
     }
 
     fn read_entry(&mut self, id: StreamId, _count_from: Option<StreamId>) -> Option<Fields> {
