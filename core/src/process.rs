@@ -67,7 +67,7 @@ pub struct Poison<'p> {
     pub error: &'p ReplyError,
     pub deliveries: u64,
     /// `None` when the entry is no longer in the stream.
-    pub fields: Option<&'p [(Vec<u8>, Vec<u8>)]>,
+    pub fields: Option<&'p Fields>,
 }
 
 /// Run the whole call. Whole-call checks are done before; nothing here fails
@@ -168,7 +168,7 @@ fn process_one<B: Backend, D: DedupeStore>(
     // Entries rarely have more than a few fields: those need no allocation.
     let mut inline: [(&[u8], &[u8]); INLINE_FIELDS] = [(&[], &[]); INLINE_FIELDS];
     let many: Vec<(&[u8], &[u8])>;
-    let pairs = owned.iter().map(|(f, v)| (f.as_slice(), v.as_slice()));
+    let pairs = owned.iter();
     let fields: &[(&[u8], &[u8])] = match owned.len() <= INLINE_FIELDS {
         true => {
             for (slot, pair) in inline.iter_mut().zip(pairs) {
@@ -262,7 +262,7 @@ fn dead_letter_or_fail<B: Backend, D: DedupeStore>(
     req: &Request,
     id: StreamId,
     error: ReplyError,
-    fields: Option<&[(Vec<u8>, Vec<u8>)]>,
+    fields: Option<&Fields>,
     backend: &mut B,
     store: &mut D,
 ) -> Outcome {
@@ -380,7 +380,7 @@ mod tests {
             Ok(self.deliveries.get(&id).copied().unwrap_or(0))
         }
         fn dead_letter(&mut self, _key: &[u8], p: &Poison) -> Result<(), ReplyError> {
-            let fields = p.fields.map(<[_]>::len);
+            let fields = p.fields.map(Fields::len);
             self.dead
                 .push((p.id, p.error.to_string(), p.deliveries, fields));
             Ok(())
@@ -406,9 +406,10 @@ mod tests {
     fn mem() -> Mem {
         let mut m = Mem::default();
         for n in 1..=3u64 {
-            let mut fields = vec![(b"amount".to_vec(), n.to_string().into_bytes())];
+            let mut fields = Fields::new();
+            fields.push(b"amount", n.to_string().as_bytes());
             if n < 3 {
-                fields.push((b"cust".to_vec(), b"c".to_vec()));
+                fields.push(b"cust", b"c");
             }
             m.entries.insert(id(n), fields);
             m.pel.insert(id(n), b"alice".to_vec());
@@ -454,10 +455,8 @@ mod tests {
     #[test]
     fn entries_with_many_fields_are_templated_as_those_with_few() {
         let (mut m, mut store) = (mem(), MemoryStore::default());
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = (0..12)
-            .map(|n| (format!("f{n}").into_bytes(), n.to_string().into_bytes()))
-            .collect();
-        fields.push((b"cust".to_vec(), b"c".to_vec()));
+        let mut fields: Fields = (0..12).map(|n| (format!("f{n}"), n.to_string())).collect();
+        fields.push(b"cust", b"c");
         m.entries.insert(id(5), fields);
         m.pel.insert(id(5), b"alice".to_vec());
         let out = run(
@@ -529,7 +528,7 @@ mod tests {
             &[(b"amount", b"7")],
         ];
         for (n, row) in rows.iter().enumerate() {
-            let fields = row.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+            let fields = row.iter().copied().collect();
             m.entries.insert(id(11 + n as u64), fields);
             m.pel.insert(id(11 + n as u64), b"alice".to_vec());
         }

@@ -1026,9 +1026,9 @@ fn entry_fields(argv: &[&[u8]], salt: u64) -> Fields {
     .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
     .collect();
     for pair in argv.windows(2).step_by(3) {
-        f.push((pair[0].to_vec(), pair[1].to_vec()));
+        f.push(pair[0], pair[1]);
     }
-    f.push((b"bin".to_vec(), b"\0\r\n\xff".to_vec()));
+    f.push(b"bin", b"\0\r\n\xff");
     f
 }
 

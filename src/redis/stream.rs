@@ -80,9 +80,10 @@ impl Cursor {
 
     /// The field/value pairs of the entry `next_id` just returned.
     pub fn fields(&mut self) -> Fields {
-        let mut fields = Vec::with_capacity(self.fields.min(1024));
+        let pairs = self.fields.min(1024);
+        let mut fields = Fields::with_capacity(pairs, 32 * pairs);
         while let Some((field, value)) = self.next_field() {
-            fields.push((field.as_slice().to_vec(), value.as_slice().to_vec()));
+            fields.push(field.as_slice(), value.as_slice());
         }
         fields
     }

@@ -407,12 +407,10 @@ impl Backend for RedisBackend<'_, '_> {
         args.extend_from_slice(&[b"@error", poison.error.as_str().as_bytes()]);
         args.extend_from_slice(&[b"@deliveries", deliveries.as_bytes()]);
         // Entry fields as `$field` (as templates name them): never `@...`.
-        let fields = poison.fields.unwrap_or_default();
-        let names: Vec<Vec<u8>> = fields
-            .iter()
-            .map(|(f, _)| [b"$", f.as_slice()].concat())
-            .collect();
-        for (name, (_, value)) in names.iter().zip(fields) {
+        let empty = Fields::new();
+        let fields = poison.fields.unwrap_or(&empty);
+        let names: Vec<Vec<u8>> = fields.iter().map(|(f, _)| [b"$", f].concat()).collect();
+        for (name, (_, value)) in names.iter().zip(fields.iter()) {
             args.extend_from_slice(&[name, value]);
         }
         self.redis.write("XADD", &args).map(drop)

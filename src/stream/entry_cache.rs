@@ -181,7 +181,9 @@ mod tests {
     }
 
     fn fields(n: u64) -> Fields {
-        vec![(b"n".to_vec(), n.to_string().into_bytes())]
+        [(b"n".to_vec(), n.to_string().into_bytes())]
+            .into_iter()
+            .collect()
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn read_ahead(
         // Redis 7.0 asserts (and aborts) if NextID is called again before
         // the current entry's fields were read: always read them.
         let fields = cursor.fields();
-        bytes += fields.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>();
+        bytes += fields.byte_len();
         read.entries.push((id, fields));
     }
     read

@@ -125,7 +125,7 @@ fn entries_into(reply: &CallReply<'_>, out: &mut Vec<(StreamId, Fields)>) {
             while let (Some(Ok(CallReply::String(f))), Some(Ok(CallReply::String(v)))) =
                 (items.next(), items.next())
             {
-                fields.push((f.as_bytes().to_vec(), v.as_bytes().to_vec()));
+                fields.push(f.as_bytes(), v.as_bytes());
             }
         }
         out.push((id, fields));
