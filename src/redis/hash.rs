@@ -66,7 +66,7 @@ impl Hash {
     /// Every field and value, in one walk (one ScanKey call for a listpack;
     /// a hashtable takes several).
     pub fn copy(&self) -> FieldValues {
-        let mut all = FastMap::default();
+        let mut all = FastMap::with_capacity_and_hasher(self.fields(), Default::default());
         // SAFETY: an open key; the callback only sees `all` through
         // `privdata` while ScanKey runs, and copies the strings it is given.
         unsafe {

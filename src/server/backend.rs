@@ -42,6 +42,10 @@ struct Took {
     in_pel: bool,
 }
 
+/// The most fields a call makes room for at once in a hash's deferred
+/// writes (more grow as needed).
+const MAX_FIELDS_ROOM: usize = 1024;
+
 /// The server, as seen by one XPROCESS call.
 pub struct RedisBackend<'r, 'c> {
     redis: &'r Redis<'c>,
@@ -455,6 +459,7 @@ impl Backend for RedisBackend<'_, '_> {
 
     fn entries_after(&mut self, n: usize) {
         self.hash_reads.get_mut().entries_after = n;
+        self.hash_writes.room = (n + 1).min(MAX_FIELDS_ROOM);
     }
 
     fn finish(&mut self) {

@@ -22,6 +22,11 @@ type FieldWrites = FastMap<Vec<u8>, Pending>;
 pub struct HashWrites {
     /// key, and its field -> pending write
     keys: Vec<(Vec<u8>, FieldWrites)>,
+    /// Entries of the call still to come, at most: room for that many
+    /// fields is made when the call's first key is written (a batch often
+    /// writes a new field of one hash per entry; calls that write many
+    /// keys, a templated one per entry, grow each as needed).
+    pub room: usize,
 }
 
 impl HashWrites {
@@ -53,7 +58,9 @@ impl HashWrites {
         let at = match self.position(key) {
             Some(at) => at,
             None => {
-                self.keys.push((key.to_vec(), FastMap::default()));
+                let room = if self.keys.is_empty() { self.room } else { 0 };
+                let fields = FastMap::with_capacity_and_hasher(room, Default::default());
+                self.keys.push((key.to_vec(), fields));
                 self.keys.len() - 1
             }
         };
