@@ -76,6 +76,17 @@ pub struct Entry<'e> {
     pub fields: &'e [(&'e [u8], &'e [u8])],
 }
 
+impl<'e> Entry<'e> {
+    /// The value of `field`; with repeated field names the last wins, as in HSET.
+    pub fn get(&self, field: &[u8]) -> Option<&'e [u8]> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| *v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,16 +104,5 @@ mod tests {
             .collect();
         assert_eq!(back, want);
         assert!(Fields::new().is_empty() && Fields::new().iter().next().is_none());
-    }
-}
-
-impl<'e> Entry<'e> {
-    /// The value of `field`; with repeated field names the last wins, as in HSET.
-    pub fn get(&self, field: &[u8]) -> Option<&'e [u8]> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(f, _)| *f == field)
-            .map(|(_, v)| *v)
     }
 }
