@@ -3,6 +3,7 @@
 
 use crate::errors::ReplyError;
 use crate::id::StreamId;
+use crate::numbers::parse_i64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -39,6 +40,12 @@ pub trait State {
     fn kind(&self, key: &[u8]) -> KeyKind;
     /// The value of a hash field; `None` when the key or field is missing.
     fn hash_field(&self, key: &[u8], field: &[u8]) -> Option<Vec<u8>>;
+    /// A hash field's value as an integer, as HINCRBY reads it: `None` when
+    /// the key or field is missing, `Some(None)` when it is not an integer.
+    /// A server can answer this one without copying the value.
+    fn hash_int(&self, key: &[u8], field: &[u8]) -> Option<Option<i64>> {
+        self.hash_field(key, field).map(|v| parse_i64(&v))
+    }
     /// The last ID generated in an existing stream (XINFO's last-generated-id).
     fn stream_last_id(&self, key: &[u8]) -> StreamId;
     /// At most the first `limit` bytes of a string key's value; `None` when

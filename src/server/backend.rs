@@ -321,6 +321,15 @@ impl State for RedisBackend<'_, '_> {
         self.hash_reads.borrow_mut().get(self.redis.ctx, key, field)
     }
 
+    fn hash_int(&self, key: &[u8], field: &[u8]) -> Option<Option<i64>> {
+        if let Some(value) = self.hash_writes.get(key, field) {
+            return Some(Some(value));
+        }
+        self.hash_reads
+            .borrow_mut()
+            .get_int(self.redis.ctx, key, field)
+    }
+
     fn stream_last_id(&self, key: &[u8]) -> StreamId {
         if let Some(id) = self.last_ids.borrow().get(key) {
             return *id;

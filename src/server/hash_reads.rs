@@ -24,6 +24,7 @@ use crate::redis::hash::{FieldValues, Hash};
 use crate::stats;
 use redis_module::Context;
 use xprocess_core::fast_map::FastMap;
+use xprocess_core::numbers::parse_i64;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Lookups of one hash in one call before it is copied.
@@ -56,26 +57,44 @@ impl HashReads {
     /// The value of `field` in the hash at `key`, `None` when the key or the
     /// field is missing.
     pub fn get(&mut self, ctx: &Context, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+        self.read(ctx, key, field, <[u8]>::to_vec)
+    }
+
+    /// The value of `field` as an integer (`Some(None)`: not one), read
+    /// without copying it.
+    pub fn get_int(&mut self, ctx: &Context, key: &[u8], field: &[u8]) -> Option<Option<i64>> {
+        self.read(ctx, key, field, parse_i64)
+    }
+
+    /// `f` of the value of `field` in the hash at `key`.
+    fn read<T>(
+        &mut self,
+        ctx: &Context,
+        key: &[u8],
+        field: &[u8],
+        f: impl Fn(&[u8]) -> T,
+    ) -> Option<T> {
         if let Some(KeyReads::Copied(all)) = self.keys.get(key) {
             match all.get(field) {
-                Some(Some(value)) => return Some(value.clone()),
+                Some(Some(value)) => return Some(f(value)),
                 None => return None,
-                Some(None) => return Hash::open(ctx, key)?.get(ctx, field),
+                Some(None) => return Hash::open(ctx, key)?.get(ctx, field).map(|v| f(&v)),
             }
         }
         let hash = Hash::open(ctx, key)?;
         if self.entries_after < COPY_AHEAD {
-            return hash.get(ctx, field); // too late in the call for a copy to pay
+            // Too late in the call for a copy to pay.
+            return hash.get(ctx, field).map(|v| f(&v));
         }
         let count = self.count(key);
         if count >= COPY_AFTER && hash.fields() <= COPY_MAX {
             let all = hash.copy();
-            let value = all.get(field).cloned().flatten();
+            let value = all.get(field).and_then(|v| v.as_deref()).map(&f);
             self.keys.insert(key.to_vec(), KeyReads::Copied(all));
             stats::update(|s| s.hash_copies += 1);
             return value;
         }
-        hash.get(ctx, field)
+        hash.get(ctx, field).map(|v| f(&v))
     }
 
     /// Count one more lookup of `key`; the lookups so far.

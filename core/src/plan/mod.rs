@@ -205,9 +205,9 @@ impl<'r, S: State> Planner<'_, 'r, '_, S> {
         let (field, incr) = (self.expand(field)?, self.expand(incr)?);
         let by = parse_i64(&incr).ok_or(errors::NOT_INTEGER)?;
         self.overlay.claim(self.state, &key, KeyKind::Hash)?;
-        let current = match self.overlay.field(self.state, &key, &field) {
+        let current = match self.overlay.field_int(self.state, &key, &field) {
             None => 0,
-            Some(value) => value.int().ok_or(errors::HASH_NOT_INTEGER)?,
+            Some(value) => value.ok_or(errors::HASH_NOT_INTEGER)?,
         };
         let result = current.checked_add(by).ok_or(errors::OVERFLOW)?;
         self.overlay.set_field(&key, &field, Value::Int(result));

@@ -213,6 +213,18 @@ impl<'r, 'k> Overlay<'r, 'k> {
         }
     }
 
+    /// A hash field's value as an integer: `None` when it is missing,
+    /// `Some(None)` when it is not an integer.
+    pub fn field_int(&self, state: &impl State, key: &[u8], field: &[u8]) -> Option<Option<i64>> {
+        let mut planned = self.fields.iter().rev();
+        match planned.find(|(k, f, _)| **k == *key && **f == *field) {
+            Some((_, _, Value::Gone)) => None,
+            Some((_, _, value)) => Some(value.int()),
+            None if self.stale(key) => None,
+            None => state.hash_int(key, field),
+        }
+    }
+
     pub fn set_field(&mut self, key: &Bytes<'r>, field: &Bytes<'r>, value: Value<'r>) {
         let slot = self
             .fields
