@@ -210,3 +210,45 @@ fn check_aof_transactions(commands: &[Vec<String>], workload_keys: &[&str], stor
     let want: HashMap<&str, usize> = [(WORKLOAD_DEDUPE, 2), (WORKLOAD_DEDUPE2, 1)].into();
     assert_eq!(records, want, "transactions recording into each dedupe key");
 }
+
+/// What the harness cuts from an AOF torn by kill -9 before a restart:
+/// from the MULTI of a transaction the file ends inside, and nothing from
+/// a file that ends whole or with a torn command outside a transaction.
+#[test]
+fn a_torn_transaction_is_cut_before_its_multi() {
+    let cmd = |args: &[&str]| String::from_utf8(resp_command(args)).unwrap();
+    let whole = [
+        cmd(&["SET", "a", "1"]),
+        cmd(&["MULTI"]),
+        cmd(&["HINCRBY", "h", "f", "1"]),
+        cmd(&["EXEC"]),
+    ]
+    .concat();
+    assert_eq!(torn_transaction_start(whole.as_bytes()), None);
+    let multi_at = whole.len();
+    let multi = cmd(&["MULTI"]);
+    let torn = format!("{whole}{multi}{}", cmd(&["XACK", "s", "g", "1-0"]));
+    // A torn MULTI itself: Redis cuts before it, as before any command.
+    for cut in multi_at + 1..multi_at + multi.len() {
+        assert_eq!(
+            torn_transaction_start(&torn.as_bytes()[..cut]),
+            None,
+            "cut {cut}"
+        );
+    }
+    for cut in multi_at + multi.len()..torn.len() {
+        assert_eq!(
+            torn_transaction_start(&torn.as_bytes()[..cut]),
+            Some(multi_at),
+            "cut {cut}"
+        );
+    }
+    let outside = format!("{whole}{}", cmd(&["SET", "b", "2"]));
+    for cut in multi_at..outside.len() {
+        assert_eq!(
+            torn_transaction_start(&outside.as_bytes()[..cut]),
+            None,
+            "cut {cut}"
+        );
+    }
+}

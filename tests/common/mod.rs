@@ -208,6 +208,7 @@ impl Server {
     /// Start again with the same argv, dir and port (e.g. to reload the AOF).
     pub fn restart(&mut self) {
         self.kill9();
+        drop_torn_transaction(&self.dir);
         // The port was just released by a killed process we own: retry
         // briefly in case the kernel has not let go of it yet.
         let mut last = String::new();
@@ -885,4 +886,92 @@ pub fn crc64(data: &[u8]) -> u64 {
         }
     }
     crc
+}
+
+/// A kill -9 during the AOF's write can tear it (Linux stops a write to a
+/// file at a page boundary for a fatal signal). Redis then truncates the
+/// file after the last whole command, even inside a MULTI: the next writes
+/// are appended after a MULTI with no EXEC, and the load after that nests
+/// the two (`MULTI calls can not be nested`) and applies part of the torn
+/// transaction. What Redis does for a MULTI that ends the file whole, done
+/// here for a torn one too before a restart: cut the file before that
+/// MULTI, so a transaction is in the AOF whole or not at all.
+fn drop_torn_transaction(dir: &Path) {
+    let Some(path) = last_incr_aof(&dir.join("appendonlydir")) else {
+        return;
+    };
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    if let Some(cut) = torn_transaction_start(&bytes) {
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(cut as u64).unwrap();
+        eprintln!(
+            "{}: dropped a torn transaction at offset {cut}",
+            path.display()
+        );
+    }
+}
+
+/// The incr file with the highest sequence number (`<name>.<n>.incr.aof`).
+fn last_incr_aof(dir: &Path) -> Option<PathBuf> {
+    let seq = |p: &PathBuf| -> Option<u64> {
+        let name = p.file_name()?.to_str()?.strip_suffix(".incr.aof")?;
+        name.rsplit('.').next()?.parse().ok()
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| seq(p).is_some())
+        .max_by_key(|p| seq(p))
+}
+
+/// Where the file's last MULTI starts, if the file ends inside it (no
+/// EXEC, or a command cut short); `None` when it ends whole, or holds
+/// anything but RESP arrays.
+pub fn torn_transaction_start(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut multi = None;
+    while at < bytes.len() {
+        let Some((name, next)) = aof_command(bytes, at) else {
+            return multi; // cut short: inside a MULTI, drop from it
+        };
+        if name.eq_ignore_ascii_case(b"multi") {
+            multi = Some(at);
+        } else if name.eq_ignore_ascii_case(b"exec") {
+            multi = None;
+        }
+        at = next;
+    }
+    multi
+}
+
+/// The name of the command at `at` and where the next one starts.
+fn aof_command(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let line = |from: usize| -> Option<(&[u8], usize)> {
+        let end = from + bytes.get(from..)?.windows(2).position(|w| w == b"\r\n")?;
+        Some((&bytes[from..end], end + 2))
+    };
+    let (head, mut next) = line(at)?;
+    let count: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut name: &[u8] = &[];
+    for n in 0..count {
+        let (len, body) = line(next)?;
+        let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        let arg = bytes.get(body..body + len)?;
+        if bytes.get(body + len..body + len + 2)? != b"\r\n" {
+            return None;
+        }
+        if n == 0 {
+            name = arg;
+        }
+        next = body + len + 2;
+    }
+    Some((name, next))
 }
